@@ -1,13 +1,94 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Library-internal view of objects: what the codec and the connection layer need beyond the
- * public API. The struct layout itself lives in object.c. */
+/* Library-internal view of objects: the layout the codec walks, constructors that take ownership
+ * without copying, and the metadata the connection layer attaches to received messages. */
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "cxpc/cxpc.h"
+
+/* Dictionaries up to this many keys are searched linearly; larger ones get a hash index. */
+#define CXPC_DICT_LINEAR_MAX 16u
+
+/* A read-only mapping shared by the data values decoded from one memfd body, so that large
+ * values are not copied out of it. */
+typedef struct cxpc_backing {
+        unsigned n_ref;
+        void *map;
+        size_t size;
+} cxpc_backing;
+
+typedef struct cxpc_dict_entry {
+        char *key;
+        size_t key_len;
+        uint32_t hash;
+        cxpc_object *value;
+} cxpc_dict_entry;
+
+struct cxpc_object {
+        unsigned n_ref; /* not atomic: an object belongs to one thread at a time */
+        cxpc_type type;
+        union {
+                bool boolean;
+                int64_t i64; /* int64 and date */
+                uint64_t u64;
+                double dbl;
+                struct {
+                        uint8_t *ptr;
+                        size_t size;
+                        cxpc_backing *backing; /* NULL: ptr is malloc'd (or NULL when size is 0) */
+                } data;
+                struct {
+                        char *ptr; /* NUL-terminated */
+                        size_t len;
+                } string;
+                uint8_t uuid[16];
+                struct {
+                        cxpc_object **items;
+                        size_t n, allocated;
+                } array;
+                struct {
+                        cxpc_dict_entry *entries;
+                        size_t n, allocated;
+                        uint32_t *index; /* open addressing: entry position + 1, 0 = empty */
+                        size_t index_size;
+                        /* Set on messages received from a peer. */
+                        uint64_t msg_id;
+                        unsigned msg_flags;
+                        bool received;
+                        bool replied;
+                } dict;
+                int fd; /* fd and endpoint */
+                struct {
+                        int fd;
+                        size_t size;
+                        void *map;
+                } shmem;
+                struct {
+                        cxpc_error_code code;
+                        char *message;
+                } error;
+        };
+};
+
+cxpc_backing *cxpc_backing_new(void *map, size_t size);
+cxpc_backing *cxpc_backing_ref(cxpc_backing *b);
+cxpc_backing *cxpc_backing_unref(cxpc_backing *b);
+
+bool cxpc_utf8_is_valid(const char *s, size_t len);
+
+/* Constructors that take ownership of what they are given (also on failure). */
+int cxpc_string_new_take(char *s, size_t len, cxpc_object **ret);
+int cxpc_data_new_backed(const void *p, size_t size, cxpc_backing *backing, cxpc_object **ret);
+int cxpc_fd_new_take(int fd, cxpc_object **ret);
+int cxpc_shmem_new_take(int memfd, size_t size, cxpc_object **ret);
+int cxpc_error_new_take(cxpc_error_code code, char *message, cxpc_object **ret);
+/* Appends without taking a new reference (the caller's reference moves in). */
+int cxpc_array_append_take(cxpc_object *array, cxpc_object *value);
+/* Sets without taking a new reference; the key bytes are copied. */
+int cxpc_dict_set_take_len(cxpc_object *dict, const char *key, size_t key_len, cxpc_object *value);
 
 /* Metadata a received message carries so that a (possibly deferred) reply can find its request.
  * Set by the connection on every incoming dictionary. */
@@ -17,9 +98,12 @@ bool cxpc_message_get_received(const cxpc_object *message, uint64_t *ret_id, uns
 /* -EALREADY when a reply was already sent for this request. */
 int cxpc_message_mark_replied(cxpc_object *message);
 
-/* Endpoint objects wrap the connector socket of an anonymous listener (docs/protocol.md). */
+/* Endpoint objects wrap the connector socket of an anonymous listener (docs/libcxpc.md). */
 int cxpc_endpoint_new_take_fd(int fd, cxpc_object **ret);
 /* Borrowed fd, or -EMEDIUMTYPE / -EINVAL. */
 int cxpc_endpoint_get_fd(const cxpc_object *o);
-/* Borrowed fd of an fd or shmem object. */
+/* Borrowed fd of an fd, endpoint or shmem object. */
 int cxpc_object_get_fd_borrowed(const cxpc_object *o);
+
+/* Seals a shmem region carries: the receiver refuses anything less. */
+#define CXPC_SHMEM_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)

@@ -1,1 +1,1108 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Typed, reference-counted values: the vocabulary of every message. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cxpc/cxpc.h"
+#include "macro.h"
+#include "object-internal.h"
+
+static const char *const type_names[_CXPC_TYPE_MAX] = {
+        [CXPC_TYPE_NULL] = "null",     [CXPC_TYPE_BOOL] = "bool",
+        [CXPC_TYPE_INT64] = "int64",   [CXPC_TYPE_UINT64] = "uint64",
+        [CXPC_TYPE_DOUBLE] = "double", [CXPC_TYPE_DATE] = "date",
+        [CXPC_TYPE_DATA] = "data",     [CXPC_TYPE_STRING] = "string",
+        [CXPC_TYPE_UUID] = "uuid",     [CXPC_TYPE_ARRAY] = "array",
+        [CXPC_TYPE_DICTIONARY] = "dictionary", [CXPC_TYPE_FD] = "fd",
+        [CXPC_TYPE_ENDPOINT] = "endpoint", [CXPC_TYPE_SHMEM] = "shmem",
+        [CXPC_TYPE_ERROR] = "error",
+};
+
+_public_ const char *cxpc_type_to_string(cxpc_type t) {
+        if (t < 0 || t >= _CXPC_TYPE_MAX)
+                return NULL;
+        return type_names[t];
+}
+
+/* ---- backing mappings ---- */
+
+cxpc_backing *cxpc_backing_new(void *map, size_t size) {
+        cxpc_backing *b = malloc(sizeof(*b));
+        if (!b)
+                return NULL;
+        *b = (cxpc_backing) { .n_ref = 1, .map = map, .size = size };
+        return b;
+}
+
+cxpc_backing *cxpc_backing_ref(cxpc_backing *b) {
+        if (b)
+                b->n_ref++;
+        return b;
+}
+
+cxpc_backing *cxpc_backing_unref(cxpc_backing *b) {
+        if (!b || --b->n_ref > 0)
+                return NULL;
+        if (b->map && b->size > 0)
+                (void) munmap(b->map, b->size);
+        free(b);
+        return NULL;
+}
+
+/* ---- UTF-8 ---- */
+
+bool cxpc_utf8_is_valid(const char *s, size_t len) {
+        const uint8_t *p = (const uint8_t *) s, *end = p + len;
+
+        while (p < end) {
+                uint8_t c = *p;
+                if (c < 0x80) {
+                        if (c == 0) /* no embedded NUL: strings are C strings too */
+                                return false;
+                        p++;
+                        continue;
+                }
+                size_t n;
+                uint32_t cp, min;
+                if ((c & 0xe0) == 0xc0) {
+                        n = 2, cp = c & 0x1f, min = 0x80;
+                } else if ((c & 0xf0) == 0xe0) {
+                        n = 3, cp = c & 0x0f, min = 0x800;
+                } else if ((c & 0xf8) == 0xf0) {
+                        n = 4, cp = c & 0x07, min = 0x10000;
+                } else
+                        return false;
+                if ((size_t) (end - p) < n)
+                        return false;
+                for (size_t i = 1; i < n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (p[i] & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                p += n;
+        }
+        return true;
+}
+
+/* ---- allocation and lifetime ---- */
+
+static cxpc_object *object_alloc(cxpc_type type) {
+        cxpc_object *o = calloc(1, sizeof(*o));
+        if (!o)
+                return NULL;
+        o->n_ref = 1;
+        o->type = type;
+        return o;
+}
+
+static void dict_free_contents(cxpc_object *o) {
+        for (size_t i = 0; i < o->dict.n; i++) {
+                free(o->dict.entries[i].key);
+                cxpc_object_unref(o->dict.entries[i].value);
+        }
+        free(o->dict.entries);
+        free(o->dict.index);
+}
+
+static void object_free(cxpc_object *o) {
+        switch (o->type) {
+        case CXPC_TYPE_DATA:
+                if (o->data.backing)
+                        cxpc_backing_unref(o->data.backing);
+                else
+                        free(o->data.ptr);
+                break;
+        case CXPC_TYPE_STRING:
+                free(o->string.ptr);
+                break;
+        case CXPC_TYPE_ARRAY:
+                for (size_t i = 0; i < o->array.n; i++)
+                        cxpc_object_unref(o->array.items[i]);
+                free(o->array.items);
+                break;
+        case CXPC_TYPE_DICTIONARY:
+                dict_free_contents(o);
+                break;
+        case CXPC_TYPE_FD:
+        case CXPC_TYPE_ENDPOINT:
+                safe_close(o->fd);
+                break;
+        case CXPC_TYPE_SHMEM:
+                if (o->shmem.map && o->shmem.size > 0)
+                        (void) munmap(o->shmem.map, o->shmem.size);
+                safe_close(o->shmem.fd);
+                break;
+        case CXPC_TYPE_ERROR:
+                free(o->error.message);
+                break;
+        default:
+                break;
+        }
+        free(o);
+}
+
+_public_ cxpc_object *cxpc_object_ref(cxpc_object *o) {
+        if (o)
+                o->n_ref++;
+        return o;
+}
+
+_public_ cxpc_object *cxpc_object_unref(cxpc_object *o) {
+        if (!o)
+                return NULL;
+        if (--o->n_ref == 0) {
+                /* Deep trees are freed iteratively enough: depth is bounded by CXPC_DEPTH_MAX for
+                 * decoded objects, and callers building deeper trees own that recursion. */
+                object_free(o);
+        }
+        return NULL;
+}
+
+_public_ cxpc_type cxpc_object_get_type(const cxpc_object *o) {
+        if (!o)
+                return _CXPC_TYPE_INVALID;
+        return o->type;
+}
+
+/* ---- scalars ---- */
+
+#define DEFINE_SCALAR_NEW(name, ctype, ttype, field)                    \
+        _public_ int cxpc_##name##_new(ctype v, cxpc_object **ret) {    \
+                assert_return(ret, -EINVAL);                            \
+                cxpc_object *o = object_alloc(ttype);                   \
+                if (!o)                                                 \
+                        return -ENOMEM;                                 \
+                o->field = v;                                           \
+                *ret = o;                                               \
+                return 0;                                               \
+        }
+
+DEFINE_SCALAR_NEW(bool, bool, CXPC_TYPE_BOOL, boolean)
+DEFINE_SCALAR_NEW(int64, int64_t, CXPC_TYPE_INT64, i64)
+DEFINE_SCALAR_NEW(uint64, uint64_t, CXPC_TYPE_UINT64, u64)
+DEFINE_SCALAR_NEW(double, double, CXPC_TYPE_DOUBLE, dbl)
+DEFINE_SCALAR_NEW(date, int64_t, CXPC_TYPE_DATE, i64)
+
+_public_ int cxpc_null_new(cxpc_object **ret) {
+        assert_return(ret, -EINVAL);
+        cxpc_object *o = object_alloc(CXPC_TYPE_NULL);
+        if (!o)
+                return -ENOMEM;
+        *ret = o;
+        return 0;
+}
+
+_public_ int cxpc_data_new(const void *p, size_t size, cxpc_object **ret) {
+        assert_return(ret, -EINVAL);
+        assert_return(p || size == 0, -EINVAL);
+        assert_return(size <= CXPC_MESSAGE_SIZE_MAX, -E2BIG);
+
+        _cleanup_free_ uint8_t *copy = NULL;
+        if (size > 0) {
+                copy = malloc(size);
+                if (!copy)
+                        return -ENOMEM;
+                memcpy(copy, p, size);
+        }
+        cxpc_object *o = object_alloc(CXPC_TYPE_DATA);
+        if (!o)
+                return -ENOMEM;
+        o->data.ptr = TAKE_PTR(copy);
+        o->data.size = size;
+        *ret = o;
+        return 0;
+}
+
+int cxpc_data_new_backed(const void *p, size_t size, cxpc_backing *backing, cxpc_object **ret) {
+        cxpc_object *o = object_alloc(CXPC_TYPE_DATA);
+        if (!o)
+                return -ENOMEM;
+        o->data.ptr = (uint8_t *) p;
+        o->data.size = size;
+        o->data.backing = cxpc_backing_ref(backing);
+        *ret = o;
+        return 0;
+}
+
+int cxpc_string_new_take(char *s, size_t len, cxpc_object **ret) {
+        if (len > CXPC_STRING_SIZE_MAX) {
+                free(s);
+                return -E2BIG;
+        }
+        if (!cxpc_utf8_is_valid(s, len)) {
+                free(s);
+                return -EILSEQ;
+        }
+        cxpc_object *o = object_alloc(CXPC_TYPE_STRING);
+        if (!o) {
+                free(s);
+                return -ENOMEM;
+        }
+        o->string.ptr = s;
+        o->string.len = len;
+        *ret = o;
+        return 0;
+}
+
+_public_ int cxpc_string_new_len(const char *s, size_t len, cxpc_object **ret) {
+        assert_return(s || len == 0, -EINVAL);
+        assert_return(ret, -EINVAL);
+        if (len > CXPC_STRING_SIZE_MAX)
+                return -E2BIG;
+        char *copy = malloc(len + 1);
+        if (!copy)
+                return -ENOMEM;
+        if (len > 0)
+                memcpy(copy, s, len);
+        copy[len] = 0;
+        return cxpc_string_new_take(copy, len, ret);
+}
+
+_public_ int cxpc_string_new(const char *s, cxpc_object **ret) {
+        assert_return(s, -EINVAL);
+        return cxpc_string_new_len(s, strlen(s), ret);
+}
+
+_public_ int cxpc_string_newf(cxpc_object **ret, const char *format, ...) {
+        assert_return(ret, -EINVAL);
+        assert_return(format, -EINVAL);
+        char *s = NULL;
+        va_list ap;
+        va_start(ap, format);
+        int n = vasprintf(&s, format, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        return cxpc_string_new_take(s, (size_t) n, ret);
+}
+
+_public_ int cxpc_uuid_new(const uint8_t uuid[16], cxpc_object **ret) {
+        assert_return(uuid, -EINVAL);
+        assert_return(ret, -EINVAL);
+        cxpc_object *o = object_alloc(CXPC_TYPE_UUID);
+        if (!o)
+                return -ENOMEM;
+        memcpy(o->uuid, uuid, 16);
+        *ret = o;
+        return 0;
+}
+
+int cxpc_fd_new_take(int fd, cxpc_object **ret) {
+        cxpc_object *o = object_alloc(CXPC_TYPE_FD);
+        if (!o) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        o->fd = fd;
+        *ret = o;
+        return 0;
+}
+
+_public_ int cxpc_fd_new(int fd, cxpc_object **ret) {
+        assert_return(fd >= 0, -EBADF);
+        assert_return(ret, -EINVAL);
+        int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return negative_errno();
+        return cxpc_fd_new_take(copy, ret);
+}
+
+int cxpc_endpoint_new_take_fd(int fd, cxpc_object **ret) {
+        int r = cxpc_fd_new_take(fd, ret);
+        if (r < 0)
+                return r;
+        (*ret)->type = CXPC_TYPE_ENDPOINT;
+        return 0;
+}
+
+int cxpc_endpoint_get_fd(const cxpc_object *o) {
+        if (!o)
+                return -EINVAL;
+        if (o->type != CXPC_TYPE_ENDPOINT)
+                return -EMEDIUMTYPE;
+        return o->fd;
+}
+
+int cxpc_object_get_fd_borrowed(const cxpc_object *o) {
+        if (!o)
+                return -EINVAL;
+        switch (o->type) {
+        case CXPC_TYPE_FD:
+        case CXPC_TYPE_ENDPOINT:
+                return o->fd;
+        case CXPC_TYPE_SHMEM:
+                return o->shmem.fd;
+        default:
+                return -EMEDIUMTYPE;
+        }
+}
+
+int cxpc_shmem_new_take(int memfd, size_t size, cxpc_object **ret) {
+        cxpc_object *o = object_alloc(CXPC_TYPE_SHMEM);
+        if (!o) {
+                safe_close(memfd);
+                return -ENOMEM;
+        }
+        o->shmem.fd = memfd;
+        o->shmem.size = size;
+        *ret = o;
+        return 0;
+}
+
+static int shmem_seal(int fd) {
+        int seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0)
+                return negative_errno();
+        if ((seals & CXPC_SHMEM_SEALS) == CXPC_SHMEM_SEALS)
+                return 0;
+        if (seals & F_SEAL_SEAL)
+                return -EPERM; /* sealed against sealing, but not fully: we cannot trust it */
+        if (fcntl(fd, F_ADD_SEALS, CXPC_SHMEM_SEALS) < 0)
+                return negative_errno();
+        return 0;
+}
+
+_public_ int cxpc_shmem_new(const void *p, size_t size, cxpc_object **ret) {
+        assert_return(p || size == 0, -EINVAL);
+        assert_return(ret, -EINVAL);
+        assert_return(size <= CXPC_MESSAGE_SIZE_MAX, -E2BIG);
+
+        _cleanup_close_ int fd = memfd_create("cxpc-shmem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return negative_errno();
+        size_t done = 0;
+        while (done < size) {
+                ssize_t n = write(fd, (const uint8_t *) p + done, size - done);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                done += (size_t) n;
+        }
+        int r = shmem_seal(fd);
+        if (r < 0)
+                return r;
+        return cxpc_shmem_new_take(TAKE_FD(fd), size, ret);
+}
+
+_public_ int cxpc_shmem_new_fd(int memfd, cxpc_object **ret) {
+        assert_return(memfd >= 0, -EBADF);
+        assert_return(ret, -EINVAL);
+        struct stat st;
+        if (fstat(memfd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t) st.st_size > CXPC_MESSAGE_SIZE_MAX)
+                return -EINVAL;
+        _cleanup_close_ int fd = fcntl(memfd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return negative_errno();
+        int r = shmem_seal(fd);
+        if (r < 0)
+                return r;
+        return cxpc_shmem_new_take(TAKE_FD(fd), (size_t) st.st_size, ret);
+}
+
+int cxpc_error_new_take(cxpc_error_code code, char *message, cxpc_object **ret) {
+        if (message && strlen(message) > CXPC_ERROR_MESSAGE_SIZE_MAX)
+                message[CXPC_ERROR_MESSAGE_SIZE_MAX] = 0;
+        if (code < 0 || code >= _CXPC_ERROR_CODE_MAX)
+                code = CXPC_ERROR_UNKNOWN;
+        cxpc_object *o = object_alloc(CXPC_TYPE_ERROR);
+        if (!o) {
+                free(message);
+                return -ENOMEM;
+        }
+        o->error.code = code;
+        o->error.message = message;
+        *ret = o;
+        return 0;
+}
+
+_public_ int cxpc_error_new(cxpc_error_code code, const char *message, cxpc_object **ret) {
+        assert_return(ret, -EINVAL);
+        char *copy = NULL;
+        if (message) {
+                copy = strndup(message, CXPC_ERROR_MESSAGE_SIZE_MAX);
+                if (!copy)
+                        return -ENOMEM;
+        }
+        return cxpc_error_new_take(code, copy, ret);
+}
+
+_public_ int cxpc_error_newf(cxpc_object **ret, cxpc_error_code code, const char *format, ...) {
+        assert_return(ret, -EINVAL);
+        assert_return(format, -EINVAL);
+        char *s = NULL;
+        va_list ap;
+        va_start(ap, format);
+        int n = vasprintf(&s, format, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        return cxpc_error_new_take(code, s, ret);
+}
+
+/* ---- getters ---- */
+
+#define CHECK_TYPE(o, t)                                 \
+        do {                                             \
+                if (!(o))                                \
+                        return -EINVAL;                  \
+                if ((o)->type != (t))                    \
+                        return -EMEDIUMTYPE;             \
+        } while (false)
+
+_public_ int cxpc_bool_get(const cxpc_object *o, bool *ret) {
+        CHECK_TYPE(o, CXPC_TYPE_BOOL);
+        if (ret)
+                *ret = o->boolean;
+        return 0;
+}
+
+_public_ int cxpc_int64_get(const cxpc_object *o, int64_t *ret) {
+        CHECK_TYPE(o, CXPC_TYPE_INT64);
+        if (ret)
+                *ret = o->i64;
+        return 0;
+}
+
+_public_ int cxpc_uint64_get(const cxpc_object *o, uint64_t *ret) {
+        CHECK_TYPE(o, CXPC_TYPE_UINT64);
+        if (ret)
+                *ret = o->u64;
+        return 0;
+}
+
+_public_ int cxpc_double_get(const cxpc_object *o, double *ret) {
+        CHECK_TYPE(o, CXPC_TYPE_DOUBLE);
+        if (ret)
+                *ret = o->dbl;
+        return 0;
+}
+
+_public_ int cxpc_date_get(const cxpc_object *o, int64_t *ret) {
+        CHECK_TYPE(o, CXPC_TYPE_DATE);
+        if (ret)
+                *ret = o->i64;
+        return 0;
+}
+
+_public_ int cxpc_data_get(const cxpc_object *o, const void **ret_ptr, size_t *ret_size) {
+        static const uint8_t empty[1];
+        CHECK_TYPE(o, CXPC_TYPE_DATA);
+        if (ret_ptr)
+                *ret_ptr = o->data.size > 0 ? (const void *) o->data.ptr : (const void *) empty;
+        if (ret_size)
+                *ret_size = o->data.size;
+        return 0;
+}
+
+_public_ int cxpc_string_get(const cxpc_object *o, const char **ret) {
+        CHECK_TYPE(o, CXPC_TYPE_STRING);
+        if (ret)
+                *ret = o->string.ptr;
+        return 0;
+}
+
+_public_ int cxpc_uuid_get(const cxpc_object *o, const uint8_t **ret) {
+        CHECK_TYPE(o, CXPC_TYPE_UUID);
+        if (ret)
+                *ret = o->uuid;
+        return 0;
+}
+
+_public_ int cxpc_fd_dup(const cxpc_object *o, int *ret_fd) {
+        CHECK_TYPE(o, CXPC_TYPE_FD);
+        assert_return(ret_fd, -EINVAL);
+        int fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return negative_errno();
+        *ret_fd = fd;
+        return 0;
+}
+
+_public_ int cxpc_shmem_map(cxpc_object *o, const void **ret_ptr, size_t *ret_size) {
+        static const uint8_t empty[1];
+        CHECK_TYPE(o, CXPC_TYPE_SHMEM);
+        if (!o->shmem.map && o->shmem.size > 0) {
+                void *p = mmap(NULL, o->shmem.size, PROT_READ, MAP_SHARED, o->shmem.fd, 0);
+                if (p == MAP_FAILED)
+                        return negative_errno();
+                o->shmem.map = p;
+        }
+        if (ret_ptr)
+                *ret_ptr = o->shmem.size > 0 ? o->shmem.map : (const void *) empty;
+        if (ret_size)
+                *ret_size = o->shmem.size;
+        return 0;
+}
+
+_public_ int cxpc_shmem_dup_fd(const cxpc_object *o, int *ret_fd) {
+        CHECK_TYPE(o, CXPC_TYPE_SHMEM);
+        assert_return(ret_fd, -EINVAL);
+        int fd = fcntl(o->shmem.fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return negative_errno();
+        *ret_fd = fd;
+        return 0;
+}
+
+_public_ int cxpc_error_get_code(const cxpc_object *o, cxpc_error_code *ret) {
+        CHECK_TYPE(o, CXPC_TYPE_ERROR);
+        if (ret)
+                *ret = o->error.code;
+        return 0;
+}
+
+_public_ int cxpc_error_get_message(const cxpc_object *o, const char **ret) {
+        CHECK_TYPE(o, CXPC_TYPE_ERROR);
+        if (ret)
+                *ret = o->error.message ?: "";
+        return 0;
+}
+
+/* ---- arrays ---- */
+
+_public_ int cxpc_array_new(cxpc_object **ret) {
+        assert_return(ret, -EINVAL);
+        cxpc_object *o = object_alloc(CXPC_TYPE_ARRAY);
+        if (!o)
+                return -ENOMEM;
+        *ret = o;
+        return 0;
+}
+
+_public_ size_t cxpc_array_get_count(const cxpc_object *array) {
+        if (!array || array->type != CXPC_TYPE_ARRAY)
+                return 0;
+        return array->array.n;
+}
+
+int cxpc_array_append_take(cxpc_object *array, cxpc_object *value) {
+        if (array->array.n >= CXPC_ARRAY_ITEMS_MAX) {
+                cxpc_object_unref(value);
+                return -E2BIG;
+        }
+        if (array->array.n == array->array.allocated) {
+                size_t n = MAX(array->array.allocated * 2, (size_t) 4);
+                cxpc_object **items = realloc(array->array.items, n * sizeof(*items));
+                if (!items) {
+                        cxpc_object_unref(value);
+                        return -ENOMEM;
+                }
+                array->array.items = items;
+                array->array.allocated = n;
+        }
+        array->array.items[array->array.n++] = value;
+        return 0;
+}
+
+_public_ int cxpc_array_append(cxpc_object *array, cxpc_object *value) {
+        CHECK_TYPE(array, CXPC_TYPE_ARRAY);
+        assert_return(value, -EINVAL);
+        assert_return(value != array, -ELOOP);
+        return cxpc_array_append_take(array, cxpc_object_ref(value));
+}
+
+_public_ cxpc_object *cxpc_array_get(const cxpc_object *array, size_t index) {
+        if (!array || array->type != CXPC_TYPE_ARRAY || index >= array->array.n)
+                return NULL;
+        return array->array.items[index];
+}
+
+/* ---- dictionaries ---- */
+
+static uint32_t key_hash(const char *key, size_t len) {
+        /* FNV-1a: keys are short and local; this only indexes, it does not defend. Large
+         * dictionaries from a peer are bounded by CXPC_DICT_KEYS_MAX. */
+        uint32_t h = 2166136261u;
+        for (size_t i = 0; i < len; i++) {
+                h ^= (uint8_t) key[i];
+                h *= 16777619u;
+        }
+        return h;
+}
+
+static int dict_rebuild_index(cxpc_object *d) {
+        if (d->dict.n <= CXPC_DICT_LINEAR_MAX) {
+                free(d->dict.index);
+                d->dict.index = NULL;
+                d->dict.index_size = 0;
+                return 0;
+        }
+        size_t size = 64;
+        while (size < d->dict.n * 2)
+                size *= 2;
+        uint32_t *index = calloc(size, sizeof(uint32_t));
+        if (!index)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->dict.n; i++) {
+                size_t slot = d->dict.entries[i].hash & (size - 1);
+                while (index[slot] != 0)
+                        slot = (slot + 1) & (size - 1);
+                index[slot] = (uint32_t) (i + 1);
+        }
+        free(d->dict.index);
+        d->dict.index = index;
+        d->dict.index_size = size;
+        return 0;
+}
+
+static ssize_t dict_find(const cxpc_object *d, const char *key, size_t len, uint32_t hash) {
+        if (d->dict.index) {
+                size_t mask = d->dict.index_size - 1;
+                for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+                        uint32_t v = d->dict.index[slot];
+                        if (v == 0)
+                                return -1;
+                        const cxpc_dict_entry *e = &d->dict.entries[v - 1];
+                        if (e->hash == hash && e->key_len == len && memcmp(e->key, key, len) == 0)
+                                return (ssize_t) (v - 1);
+                }
+        }
+        for (size_t i = 0; i < d->dict.n; i++) {
+                const cxpc_dict_entry *e = &d->dict.entries[i];
+                if (e->key_len == len && memcmp(e->key, key, len) == 0)
+                        return (ssize_t) i;
+        }
+        return -1;
+}
+
+_public_ int cxpc_dict_new(cxpc_object **ret) {
+        assert_return(ret, -EINVAL);
+        cxpc_object *o = object_alloc(CXPC_TYPE_DICTIONARY);
+        if (!o)
+                return -ENOMEM;
+        *ret = o;
+        return 0;
+}
+
+_public_ size_t cxpc_dict_get_count(const cxpc_object *dict) {
+        if (!dict || dict->type != CXPC_TYPE_DICTIONARY)
+                return 0;
+        return dict->dict.n;
+}
+
+int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_object *value) {
+        int r;
+
+        if (len == 0 || len > CXPC_KEY_SIZE_MAX) {
+                cxpc_object_unref(value);
+                return len == 0 ? -EINVAL : -E2BIG;
+        }
+        uint32_t hash = key_hash(key, len);
+        ssize_t i = dict_find(d, key, len, hash);
+        if (i >= 0) {
+                cxpc_object_unref(d->dict.entries[i].value);
+                d->dict.entries[i].value = value;
+                return 0;
+        }
+        if (d->dict.n >= CXPC_DICT_KEYS_MAX) {
+                cxpc_object_unref(value);
+                return -E2BIG;
+        }
+        if (d->dict.n == d->dict.allocated) {
+                size_t n = MAX(d->dict.allocated * 2, (size_t) 4);
+                cxpc_dict_entry *entries = realloc(d->dict.entries, n * sizeof(*entries));
+                if (!entries) {
+                        cxpc_object_unref(value);
+                        return -ENOMEM;
+                }
+                d->dict.entries = entries;
+                d->dict.allocated = n;
+        }
+        char *k = malloc(len + 1);
+        if (!k) {
+                cxpc_object_unref(value);
+                return -ENOMEM;
+        }
+        memcpy(k, key, len);
+        k[len] = 0;
+        d->dict.entries[d->dict.n++] = (cxpc_dict_entry) { .key = k, .key_len = len, .hash = hash, .value = value };
+
+        if (d->dict.n > CXPC_DICT_LINEAR_MAX) {
+                if (!d->dict.index || d->dict.n * 2 > d->dict.index_size) {
+                        r = dict_rebuild_index(d);
+                        if (r < 0) {
+                                /* Keep the dictionary consistent: take the entry back out. */
+                                d->dict.n--;
+                                free(k);
+                                cxpc_object_unref(value);
+                                return r;
+                        }
+                } else {
+                        size_t mask = d->dict.index_size - 1, slot = hash & mask;
+                        while (d->dict.index[slot] != 0)
+                                slot = (slot + 1) & mask;
+                        d->dict.index[slot] = (uint32_t) d->dict.n;
+                }
+        }
+        return 0;
+}
+
+_public_ int cxpc_dict_set(cxpc_object *dict, const char *key, cxpc_object *value) {
+        CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);
+        assert_return(key, -EINVAL);
+        assert_return(value, -EINVAL);
+        assert_return(value != dict, -ELOOP);
+        size_t len = strlen(key);
+        if (!cxpc_utf8_is_valid(key, len))
+                return -EILSEQ;
+        return cxpc_dict_set_take_len(dict, key, len, cxpc_object_ref(value));
+}
+
+_public_ int cxpc_dict_remove(cxpc_object *dict, const char *key) {
+        CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);
+        assert_return(key, -EINVAL);
+        size_t len = strlen(key);
+        ssize_t i = dict_find(dict, key, len, key_hash(key, len));
+        if (i < 0)
+                return -ENOENT;
+        free(dict->dict.entries[i].key);
+        cxpc_object_unref(dict->dict.entries[i].value);
+        memmove(dict->dict.entries + i, dict->dict.entries + i + 1,
+                (dict->dict.n - (size_t) i - 1) * sizeof(cxpc_dict_entry));
+        dict->dict.n--;
+        if (dict->dict.index) {
+                /* Rebuilding cannot leave a stale index behind: on failure drop it (linear
+                 * search still works). */
+                if (dict_rebuild_index(dict) < 0) {
+                        free(dict->dict.index);
+                        dict->dict.index = NULL;
+                        dict->dict.index_size = 0;
+                }
+        }
+        return 0;
+}
+
+_public_ cxpc_object *cxpc_dict_get(const cxpc_object *dict, const char *key) {
+        if (!dict || dict->type != CXPC_TYPE_DICTIONARY || !key)
+                return NULL;
+        size_t len = strlen(key);
+        ssize_t i = dict_find(dict, key, len, dict->dict.index ? key_hash(key, len) : 0);
+        return i < 0 ? NULL : dict->dict.entries[i].value;
+}
+
+_public_ int cxpc_dict_get_entry(const cxpc_object *dict, size_t index, const char **ret_key,
+                                 cxpc_object **ret_value) {
+        CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);
+        if (index >= dict->dict.n)
+                return -ENOENT;
+        if (ret_key)
+                *ret_key = dict->dict.entries[index].key;
+        if (ret_value)
+                *ret_value = dict->dict.entries[index].value;
+        return 0;
+}
+
+/* Typed setters: construct, then hand our reference to the dictionary. */
+#define DEFINE_DICT_SET(name, ctype)                                                       \
+        _public_ int cxpc_dict_set_##name(cxpc_object *dict, const char *key, ctype v) {   \
+                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);                                    \
+                assert_return(key, -EINVAL);                                               \
+                cxpc_object *o;                                                            \
+                int r = cxpc_##name##_new(v, &o);                                          \
+                if (r < 0)                                                                 \
+                        return r;                                                          \
+                size_t len = strlen(key);                                                  \
+                if (!cxpc_utf8_is_valid(key, len)) {                                       \
+                        cxpc_object_unref(o);                                              \
+                        return -EILSEQ;                                                    \
+                }                                                                          \
+                return cxpc_dict_set_take_len(dict, key, len, o);                          \
+        }
+
+DEFINE_DICT_SET(bool, bool)
+DEFINE_DICT_SET(int64, int64_t)
+DEFINE_DICT_SET(uint64, uint64_t)
+DEFINE_DICT_SET(double, double)
+DEFINE_DICT_SET(date, int64_t)
+DEFINE_DICT_SET(string, const char *)
+DEFINE_DICT_SET(fd, int)
+
+_public_ int cxpc_dict_set_uuid(cxpc_object *dict, const char *key, const uint8_t uuid[16]) {
+        CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);
+        assert_return(key, -EINVAL);
+        _cleanup_(cxpc_object_unrefp) cxpc_object *o = NULL;
+        int r = cxpc_uuid_new(uuid, &o);
+        if (r < 0)
+                return r;
+        return cxpc_dict_set(dict, key, o);
+}
+
+_public_ int cxpc_dict_set_null(cxpc_object *dict, const char *key) {
+        CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);
+        assert_return(key, -EINVAL);
+        _cleanup_(cxpc_object_unrefp) cxpc_object *o = NULL;
+        int r = cxpc_null_new(&o);
+        if (r < 0)
+                return r;
+        return cxpc_dict_set(dict, key, o);
+}
+
+_public_ int cxpc_dict_set_data(cxpc_object *dict, const char *key, const void *p, size_t size) {
+        CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);
+        assert_return(key, -EINVAL);
+        _cleanup_(cxpc_object_unrefp) cxpc_object *o = NULL;
+        int r = cxpc_data_new(p, size, &o);
+        if (r < 0)
+                return r;
+        return cxpc_dict_set(dict, key, o);
+}
+
+#define DICT_LOOKUP(dict, key, o)                                \
+        do {                                                     \
+                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);          \
+                assert_return(key, -EINVAL);                     \
+                o = cxpc_dict_get(dict, key);                    \
+                if (!o)                                          \
+                        return -ENOENT;                          \
+        } while (false)
+
+_public_ int cxpc_dict_get_bool(const cxpc_object *dict, const char *key, bool *ret) {
+        const cxpc_object *o;
+        DICT_LOOKUP(dict, key, o);
+        return cxpc_bool_get(o, ret);
+}
+
+_public_ int cxpc_dict_get_int64(const cxpc_object *dict, const char *key, int64_t *ret) {
+        const cxpc_object *o;
+        DICT_LOOKUP(dict, key, o);
+        return cxpc_int64_get(o, ret);
+}
+
+_public_ int cxpc_dict_get_uint64(const cxpc_object *dict, const char *key, uint64_t *ret) {
+        const cxpc_object *o;
+        DICT_LOOKUP(dict, key, o);
+        return cxpc_uint64_get(o, ret);
+}
+
+_public_ int cxpc_dict_get_double(const cxpc_object *dict, const char *key, double *ret) {
+        const cxpc_object *o;
+        DICT_LOOKUP(dict, key, o);
+        return cxpc_double_get(o, ret);
+}
+
+_public_ int cxpc_dict_get_date(const cxpc_object *dict, const char *key, int64_t *ret) {
+        const cxpc_object *o;
+        DICT_LOOKUP(dict, key, o);
+        return cxpc_date_get(o, ret);
+}
+
+_public_ int cxpc_dict_get_data(const cxpc_object *dict, const char *key, const void **ret_ptr, size_t *ret_size) {
+        const cxpc_object *o;
+        DICT_LOOKUP(dict, key, o);
+        return cxpc_data_get(o, ret_ptr, ret_size);
+}
+
+_public_ int cxpc_dict_get_string(const cxpc_object *dict, const char *key, const char **ret) {
+        const cxpc_object *o;
+        DICT_LOOKUP(dict, key, o);
+        return cxpc_string_get(o, ret);
+}
+
+_public_ int cxpc_dict_get_uuid(const cxpc_object *dict, const char *key, const uint8_t **ret) {
+        const cxpc_object *o;
+        DICT_LOOKUP(dict, key, o);
+        return cxpc_uuid_get(o, ret);
+}
+
+_public_ int cxpc_dict_dup_fd(const cxpc_object *dict, const char *key, int *ret_fd) {
+        const cxpc_object *o;
+        DICT_LOOKUP(dict, key, o);
+        return cxpc_fd_dup(o, ret_fd);
+}
+
+/* ---- equality and copy ---- */
+
+static bool fd_same_file(int a, int b) {
+        if (a == b)
+                return true;
+        long r = syscall(SYS_kcmp, (pid_t) getpid(), (pid_t) getpid(), KCMP_FILE, (unsigned long) a,
+                         (unsigned long) b);
+        if (r >= 0)
+                return r == 0;
+        /* kcmp may be compiled out: fall back to the inode, which is weaker (two opens of the
+         * same file compare equal) but never says "equal" for different files. */
+        struct stat sa, sb;
+        if (fstat(a, &sa) < 0 || fstat(b, &sb) < 0)
+                return false;
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+_public_ bool cxpc_object_equal(const cxpc_object *a, const cxpc_object *b) {
+        if (a == b)
+                return true;
+        if (!a || !b || a->type != b->type)
+                return false;
+
+        switch (a->type) {
+        case CXPC_TYPE_NULL:
+                return true;
+        case CXPC_TYPE_BOOL:
+                return a->boolean == b->boolean;
+        case CXPC_TYPE_INT64:
+        case CXPC_TYPE_DATE:
+                return a->i64 == b->i64;
+        case CXPC_TYPE_UINT64:
+                return a->u64 == b->u64;
+        case CXPC_TYPE_DOUBLE:
+                /* Bitwise, so that NaN equals itself and a round trip is "equal". */
+                return memcmp(&a->dbl, &b->dbl, sizeof(double)) == 0;
+        case CXPC_TYPE_DATA:
+                return a->data.size == b->data.size &&
+                       (a->data.size == 0 || memcmp(a->data.ptr, b->data.ptr, a->data.size) == 0);
+        case CXPC_TYPE_STRING:
+                return a->string.len == b->string.len && memcmp(a->string.ptr, b->string.ptr, a->string.len) == 0;
+        case CXPC_TYPE_UUID:
+                return memcmp(a->uuid, b->uuid, 16) == 0;
+        case CXPC_TYPE_ARRAY:
+                if (a->array.n != b->array.n)
+                        return false;
+                for (size_t i = 0; i < a->array.n; i++)
+                        if (!cxpc_object_equal(a->array.items[i], b->array.items[i]))
+                                return false;
+                return true;
+        case CXPC_TYPE_DICTIONARY:
+                if (a->dict.n != b->dict.n)
+                        return false;
+                for (size_t i = 0; i < a->dict.n; i++) {
+                        const cxpc_dict_entry *e = &a->dict.entries[i];
+                        ssize_t j = dict_find(b, e->key, e->key_len, e->hash);
+                        if (j < 0 || !cxpc_object_equal(e->value, b->dict.entries[j].value))
+                                return false;
+                }
+                return true;
+        case CXPC_TYPE_FD:
+        case CXPC_TYPE_ENDPOINT:
+                return fd_same_file(a->fd, b->fd);
+        case CXPC_TYPE_SHMEM:
+                return a->shmem.size == b->shmem.size && fd_same_file(a->shmem.fd, b->shmem.fd);
+        case CXPC_TYPE_ERROR:
+                return a->error.code == b->error.code && streq(a->error.message ?: "", b->error.message ?: "");
+        default:
+                return false;
+        }
+}
+
+static int object_copy(const cxpc_object *o, unsigned depth, cxpc_object **ret) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *c = NULL;
+        int r, fd;
+
+        if (depth > CXPC_DEPTH_MAX)
+                return -ELOOP;
+
+        switch (o->type) {
+        case CXPC_TYPE_DATA:
+                /* A backed value can share its mapping: it is read-only. */
+                if (o->data.backing)
+                        return cxpc_data_new_backed(o->data.ptr, o->data.size, o->data.backing, ret);
+                return cxpc_data_new(o->data.ptr, o->data.size, ret);
+        case CXPC_TYPE_STRING:
+                return cxpc_string_new_len(o->string.ptr, o->string.len, ret);
+        case CXPC_TYPE_ARRAY:
+                r = cxpc_array_new(&c);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < o->array.n; i++) {
+                        cxpc_object *item;
+                        r = object_copy(o->array.items[i], depth + 1, &item);
+                        if (r < 0)
+                                return r;
+                        r = cxpc_array_append_take(c, item);
+                        if (r < 0)
+                                return r;
+                }
+                break;
+        case CXPC_TYPE_DICTIONARY:
+                r = cxpc_dict_new(&c);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < o->dict.n; i++) {
+                        cxpc_object *value;
+                        r = object_copy(o->dict.entries[i].value, depth + 1, &value);
+                        if (r < 0)
+                                return r;
+                        r = cxpc_dict_set_take_len(c, o->dict.entries[i].key, o->dict.entries[i].key_len, value);
+                        if (r < 0)
+                                return r;
+                }
+                break;
+        case CXPC_TYPE_FD:
+        case CXPC_TYPE_ENDPOINT:
+                fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return negative_errno();
+                r = cxpc_fd_new_take(fd, &c);
+                if (r < 0)
+                        return r;
+                c->type = o->type;
+                break;
+        case CXPC_TYPE_SHMEM:
+                fd = fcntl(o->shmem.fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return negative_errno();
+                return cxpc_shmem_new_take(fd, o->shmem.size, ret);
+        case CXPC_TYPE_ERROR:
+                return cxpc_error_new(o->error.code, o->error.message, ret);
+        default:
+                /* Plain scalars: a bitwise copy of the value. */
+                c = object_alloc(o->type);
+                if (!c)
+                        return -ENOMEM;
+                memcpy(&c->uuid, &o->uuid, sizeof(c->uuid));
+                break;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+_public_ int cxpc_object_copy(const cxpc_object *o, cxpc_object **ret) {
+        assert_return(o, -EINVAL);
+        assert_return(ret, -EINVAL);
+        return object_copy(o, 0, ret);
+}
+
+/* ---- message metadata ---- */
+
+void cxpc_message_set_received(cxpc_object *m, uint64_t id, unsigned frame_flags) {
+        if (!m || m->type != CXPC_TYPE_DICTIONARY)
+                return;
+        m->dict.received = true;
+        m->dict.msg_id = id;
+        m->dict.msg_flags = frame_flags;
+        m->dict.replied = false;
+}
+
+bool cxpc_message_get_received(const cxpc_object *m, uint64_t *ret_id, unsigned *ret_frame_flags) {
+        if (!m || m->type != CXPC_TYPE_DICTIONARY || !m->dict.received)
+                return false;
+        if (ret_id)
+                *ret_id = m->dict.msg_id;
+        if (ret_frame_flags)
+                *ret_frame_flags = m->dict.msg_flags;
+        return true;
+}
+
+int cxpc_message_mark_replied(cxpc_object *m) {
+        if (!m || m->type != CXPC_TYPE_DICTIONARY)
+                return -EINVAL;
+        if (m->dict.replied)
+                return -EALREADY;
+        m->dict.replied = true;
+        return 0;
+}

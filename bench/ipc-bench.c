@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* libcxpc against a raw AF_UNIX SOCK_SEQPACKET ping-pong, measured in one run (run it through
+ * bench/ipc, which pins everything to one CPU). Prints the figures and, last, exactly:
+ *   p50_ratio=X tput_ratio=Y data_mb_s=Z
+ * X: libcxpc p50 round trip / raw p50 round trip (request: dict{route, a, b}; reply: dict{sum}).
+ * Y: libcxpc pipelined throughput (64 in flight) / raw pipelined throughput.
+ * Z: MB/s (10^6 bytes) of a 64 MiB data value sent and echoed back, counting the value once per
+ *    round trip (the conservative reading). */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cxpc/cxpc.h"
+#include "macro.h"
+
+#define BENCH_ROUNDS 3
+#define BENCH_WARMUP 2000
+#define BENCH_PINGS 20000
+#define BENCH_PIPELINE_DEPTH 64
+#define BENCH_PIPELINE_MESSAGES 100000
+#define BENCH_DATA_SIZE (64u * 1024u * 1024u)
+#define BENCH_DATA_ROUNDS 5
+#define RAW_REQUEST_SIZE 96 /* about the size of the encoded libcxpc request */
+#define RAW_REPLY_SIZE 48
+
+static uint64_t now_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * NSEC_PER_SEC + (uint64_t) ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static uint64_t median(uint64_t *v, size_t n) {
+        qsort(v, n, sizeof(*v), cmp_u64);
+        return v[n / 2];
+}
+
+static _noreturn_ void die(const char *what, int r) {
+        fprintf(stderr, "ipc-bench: %s: %s\n", what, strerror(r < 0 ? -r : r));
+        exit(EXIT_FAILURE);
+}
+
+/* ---- raw SEQPACKET ---- */
+
+static _noreturn_ void raw_server(int fd) {
+        char buf[RAW_REQUEST_SIZE], reply[RAW_REPLY_SIZE] = {};
+        for (;;) {
+                ssize_t n = recv(fd, buf, sizeof(buf), 0);
+                if (n <= 0)
+                        _exit(0);
+                if (send(fd, reply, sizeof(reply), MSG_NOSIGNAL) < 0)
+                        _exit(1);
+        }
+}
+
+static pid_t fork_raw_server(int *ret_fd) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                die("socketpair", errno);
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork", errno);
+        if (pid == 0) {
+                close(sv[0]);
+                raw_server(sv[1]);
+        }
+        close(sv[1]);
+        *ret_fd = sv[0];
+        return pid;
+}
+
+static uint64_t raw_p50(void) {
+        int fd;
+        pid_t pid = fork_raw_server(&fd);
+        char req[RAW_REQUEST_SIZE] = {}, buf[RAW_REPLY_SIZE];
+        static uint64_t samples[BENCH_PINGS];
+
+        for (size_t i = 0; i < BENCH_WARMUP + BENCH_PINGS; i++) {
+                uint64_t t0 = now_ns();
+                if (send(fd, req, sizeof(req), MSG_NOSIGNAL) < 0 || recv(fd, buf, sizeof(buf), 0) <= 0)
+                        die("raw ping", errno);
+                if (i >= BENCH_WARMUP)
+                        samples[i - BENCH_WARMUP] = now_ns() - t0;
+        }
+        close(fd);
+        waitpid(pid, NULL, 0);
+        return median(samples, BENCH_PINGS);
+}
+
+static double raw_throughput(void) {
+        int fd;
+        pid_t pid = fork_raw_server(&fd);
+        char req[RAW_REQUEST_SIZE] = {}, buf[RAW_REPLY_SIZE];
+        size_t sent = 0, received = 0;
+
+        uint64_t t0 = now_ns();
+        while (sent < BENCH_PIPELINE_DEPTH) {
+                if (send(fd, req, sizeof(req), MSG_NOSIGNAL) < 0)
+                        die("raw send", errno);
+                sent++;
+        }
+        while (received < BENCH_PIPELINE_MESSAGES) {
+                if (recv(fd, buf, sizeof(buf), 0) <= 0)
+                        die("raw recv", errno);
+                received++;
+                if (sent < BENCH_PIPELINE_MESSAGES) {
+                        if (send(fd, req, sizeof(req), MSG_NOSIGNAL) < 0)
+                                die("raw send", errno);
+                        sent++;
+                }
+        }
+        uint64_t dt = now_ns() - t0;
+        close(fd);
+        waitpid(pid, NULL, 0);
+        return (double) BENCH_PIPELINE_MESSAGES / ((double) dt / 1e9);
+}
+
+/* ---- libcxpc ---- */
+
+static int on_ping(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        int64_t a, b;
+        int r = cxpc_dict_get_int64(m, "a", &a);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_get_int64(m, "b", &b);
+        if (r < 0)
+                return r;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        r = cxpc_reply_new(&reply);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_set_int64(reply, "sum", a + b);
+        if (r < 0)
+                return r;
+        return cxpc_connection_reply(c, m, reply);
+}
+
+static int on_echo(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        cxpc_object *data = cxpc_dict_get(m, "data");
+        if (!data)
+                return -EINVAL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        int r = cxpc_reply_new(&reply);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_set(reply, "data", data);
+        if (r < 0)
+                return r;
+        return cxpc_connection_reply(c, m, reply);
+}
+
+static void on_server_disconnect(cxpc_connection *c, void *userdata) {
+        sd_event_exit(cxpc_connection_get_event(c), 0);
+}
+
+static _noreturn_ void cxpc_server(int fd) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(cxpc_router_unrefp) cxpc_router *router = NULL;
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *c = NULL;
+        int r;
+
+        if ((r = sd_event_new(&e)) < 0 || (r = cxpc_router_new(&router)) < 0 ||
+            (r = cxpc_router_add(router, "bench/ping", on_ping, NULL)) < 0 ||
+            (r = cxpc_router_add(router, "bench/echo", on_echo, NULL)) < 0 ||
+            (r = cxpc_connection_new_from_fd(fd, &c)) < 0 || (r = cxpc_connection_set_router(c, router)) < 0 ||
+            (r = cxpc_connection_add_disconnect_handler(c, on_server_disconnect, NULL)) < 0 ||
+            (r = cxpc_connection_attach_event(c, e, 0)) < 0)
+                die("server setup", r);
+        r = sd_event_loop(e);
+        _exit(r < 0 ? 1 : 0);
+}
+
+static pid_t fork_cxpc_server(cxpc_connection **ret) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                die("socketpair", errno);
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork", errno);
+        if (pid == 0) {
+                close(sv[0]);
+                cxpc_server(sv[1]);
+        }
+        close(sv[1]);
+        int r = cxpc_connection_new_from_fd(sv[0], ret);
+        if (r < 0)
+                die("client connection", r);
+        return pid;
+}
+
+static int make_ping(int64_t i, cxpc_object **ret) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r = cxpc_message_new_request("bench/ping", &m);
+        if (r < 0)
+                return r;
+        if ((r = cxpc_dict_set_int64(m, "a", i)) < 0 || (r = cxpc_dict_set_int64(m, "b", 1)) < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static uint64_t cxpc_p50(void) {
+        cxpc_connection *c;
+        pid_t pid = fork_cxpc_server(&c);
+        static uint64_t samples[BENCH_PINGS];
+
+        for (size_t i = 0; i < BENCH_WARMUP + BENCH_PINGS; i++) {
+                uint64_t t0 = now_ns();
+                _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL, *reply = NULL;
+                int64_t sum;
+                int r = make_ping((int64_t) i, &m);
+                if (r < 0)
+                        die("request", r);
+                r = cxpc_connection_call(c, m, CXPC_DEFAULT_TIMEOUT_USEC, &reply);
+                if (r < 0)
+                        die("call", r);
+                r = cxpc_dict_get_int64(reply, "sum", &sum);
+                if (r < 0 || sum != (int64_t) i + 1)
+                        die("reply", r < 0 ? r : -EBADMSG);
+                if (i >= BENCH_WARMUP)
+                        samples[i - BENCH_WARMUP] = now_ns() - t0;
+        }
+        cxpc_connection_close_unref(c);
+        waitpid(pid, NULL, 0);
+        return median(samples, BENCH_PINGS);
+}
+
+typedef struct pipeline {
+        cxpc_connection *c;
+        size_t sent, received;
+        int error;
+} pipeline;
+
+static int pipeline_send(pipeline *p);
+
+static void on_pipeline_reply(cxpc_connection *c, cxpc_object *reply, void *userdata) {
+        pipeline *p = userdata;
+        int64_t sum;
+        if (cxpc_dict_get_int64(reply, "sum", &sum) < 0) {
+                p->error = -EBADMSG;
+                sd_event_exit(cxpc_connection_get_event(c), 1);
+                return;
+        }
+        p->received++;
+        if (p->received == BENCH_PIPELINE_MESSAGES) {
+                sd_event_exit(cxpc_connection_get_event(c), 0);
+                return;
+        }
+        if (p->sent < BENCH_PIPELINE_MESSAGES) {
+                int r = pipeline_send(p);
+                if (r < 0) {
+                        p->error = r;
+                        sd_event_exit(cxpc_connection_get_event(c), 1);
+                }
+        }
+}
+
+static int pipeline_send(pipeline *p) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r = make_ping((int64_t) p->sent, &m);
+        if (r < 0)
+                return r;
+        r = cxpc_connection_call_async(p->c, m, CXPC_DEFAULT_TIMEOUT_USEC, on_pipeline_reply, p);
+        if (r < 0)
+                return r;
+        p->sent++;
+        return 0;
+}
+
+static double cxpc_throughput(void) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        pipeline p = {};
+        pid_t pid = fork_cxpc_server(&p.c);
+        int r;
+
+        if ((r = sd_event_new(&e)) < 0 || (r = cxpc_connection_attach_event(p.c, e, 0)) < 0)
+                die("client loop", r);
+        uint64_t t0 = now_ns();
+        for (size_t i = 0; i < BENCH_PIPELINE_DEPTH; i++)
+                if ((r = pipeline_send(&p)) < 0)
+                        die("async call", r);
+        r = sd_event_loop(e);
+        uint64_t dt = now_ns() - t0;
+        if (r != 0 || p.error < 0)
+                die("pipeline", p.error < 0 ? p.error : -EIO);
+        cxpc_connection_close_unref(p.c);
+        waitpid(pid, NULL, 0);
+        return (double) BENCH_PIPELINE_MESSAGES / ((double) dt / 1e9);
+}
+
+static double cxpc_data_mb_s(void) {
+        cxpc_connection *c;
+        pid_t pid = fork_cxpc_server(&c);
+        uint64_t samples[BENCH_DATA_ROUNDS];
+        _cleanup_free_ uint8_t *payload = malloc(BENCH_DATA_SIZE);
+        if (!payload)
+                die("malloc", ENOMEM);
+        for (size_t i = 0; i < BENCH_DATA_SIZE; i++)
+                payload[i] = (uint8_t) (i * 7u + 3u);
+
+        _cleanup_(cxpc_object_unrefp) cxpc_object *data = NULL;
+        int r = cxpc_data_new(payload, BENCH_DATA_SIZE, &data);
+        if (r < 0)
+                die("data", r);
+
+        for (size_t round = 0; round < BENCH_DATA_ROUNDS + 1; round++) {
+                _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL, *reply = NULL;
+                uint64_t t0 = now_ns();
+                if ((r = cxpc_message_new_request("bench/echo", &m)) < 0 || (r = cxpc_dict_set(m, "data", data)) < 0)
+                        die("request", r);
+                r = cxpc_connection_call(c, m, 60 * USEC_PER_SEC, &reply);
+                if (r < 0)
+                        die("echo call", r);
+                const void *p;
+                size_t size;
+                r = cxpc_dict_get_data(reply, "data", &p, &size);
+                if (r < 0 || size != BENCH_DATA_SIZE)
+                        die("echo reply", r < 0 ? r : -EBADMSG);
+                uint64_t dt = now_ns() - t0;
+                /* Check content outside the timed part. */
+                if (memcmp(p, payload, BENCH_DATA_SIZE) != 0)
+                        die("echo content", EBADMSG);
+                if (round > 0) /* the first round warms up page caches */
+                        samples[round - 1] = dt;
+        }
+        cxpc_connection_close_unref(c);
+        waitpid(pid, NULL, 0);
+        uint64_t t = median(samples, BENCH_DATA_ROUNDS);
+        return (double) BENCH_DATA_SIZE / 1e6 / ((double) t / 1e9);
+}
+
+int main(void) {
+        uint64_t raw[BENCH_ROUNDS], lib[BENCH_ROUNDS];
+        double raw_tp[BENCH_ROUNDS], lib_tp[BENCH_ROUNDS];
+
+        signal(SIGPIPE, SIG_IGN);
+
+        /* Interleave the two so that drift in machine load hits both alike. */
+        for (size_t i = 0; i < BENCH_ROUNDS; i++) {
+                raw[i] = raw_p50();
+                lib[i] = cxpc_p50();
+                raw_tp[i] = raw_throughput();
+                lib_tp[i] = cxpc_throughput();
+                printf("round %zu: raw p50 %.2f us, libcxpc p50 %.2f us; raw %.0f msg/s, libcxpc %.0f msg/s\n", i,
+                       (double) raw[i] / 1e3, (double) lib[i] / 1e3, raw_tp[i], lib_tp[i]);
+                fflush(stdout);
+        }
+        uint64_t raw_med = median(raw, BENCH_ROUNDS), lib_med = median(lib, BENCH_ROUNDS);
+        uint64_t raw_tp_k[BENCH_ROUNDS], lib_tp_k[BENCH_ROUNDS];
+        for (size_t i = 0; i < BENCH_ROUNDS; i++) {
+                raw_tp_k[i] = (uint64_t) raw_tp[i];
+                lib_tp_k[i] = (uint64_t) lib_tp[i];
+        }
+        double raw_tp_med = (double) median(raw_tp_k, BENCH_ROUNDS);
+        double lib_tp_med = (double) median(lib_tp_k, BENCH_ROUNDS);
+        double mb_s = cxpc_data_mb_s();
+
+        printf("raw p50 %.2f us, libcxpc p50 %.2f us\n", (double) raw_med / 1e3, (double) lib_med / 1e3);
+        printf("raw pipelined %.0f msg/s, libcxpc pipelined %.0f msg/s\n", raw_tp_med, lib_tp_med);
+        printf("64 MiB echo: %.0f MB/s\n", mb_s);
+        printf("p50_ratio=%.3f tput_ratio=%.3f data_mb_s=%.0f\n", (double) lib_med / (double) raw_med,
+               lib_tp_med / raw_tp_med, mb_s);
+        return 0;
+}

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * container-runtime against plain crun, same machine, same rootfs, medians of N rounds:
+ *   run:  bootstrap+start+wait+shutdown through the client library vs `crun run` of /bin/true
+ *   exec: createProcess+start+wait vs `crun exec` of /bin/true into a running container
+ *   rss:  the service's VmRSS while a container runs
+ * usage: runtime-bench SERVICE_BINARY ROOTFS [ROUNDS]
+ * Last line: run_ratio=X exec_ratio=Y rss_kib=Z
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime-client.h"
+
+#define ROUNDS_DEFAULT 30
+
+static const char *service, *rootfs;
+static char dir[64] = "/tmp/runtime-bench-XXXXXX";
+
+static double now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+        qsort(v, (size_t) n, sizeof(double), cmp_double);
+        return v[n / 2];
+}
+
+static void die(const char *what) {
+        fprintf(stderr, "runtime-bench: %s: %s\n", what, strerror(errno));
+        exit(EXIT_FAILURE);
+}
+
+static int run_wait(char *const argv[]) {
+        int status;
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork");
+        if (pid == 0) {
+                int null = open("/dev/null", O_RDWR);
+                dup2(null, 1);
+                dup2(null, 2);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        die("waitpid");
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void write_bundle(const char *bundle, const char *id, const char *args) {
+        char path[256];
+        FILE *f;
+
+        mkdir(bundle, 0700);
+        snprintf(path, sizeof(path), "%s/container.json", bundle);
+        f = fopen(path, "we");
+        if (!f)
+                die(path);
+        fprintf(f, "{\"id\":\"%s\",\"rootfs\":\"%s\",\"readOnlyRoot\":true,\"logging\":{\"driver\":\"none\"},"
+                   "\"process\":{\"args\":%s}}",
+                id, rootfs, args);
+        fclose(f);
+}
+
+static pid_t spawn_service(const char *id, const char *bundle, RuntimeClient **ret) {
+        cxpc_connection *conn = NULL;
+        char run[128];
+        int sv[2];
+        pid_t pid;
+
+        snprintf(run, sizeof(run), "%s/run", dir);
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                die("socketpair");
+        pid = fork();
+        if (pid == 0) {
+                char fd[16];
+                snprintf(fd, sizeof(fd), "%d", dup(sv[1]));
+                execl(service, service, "--id", id, "--root", bundle, "--run-dir", run, "--listen-fd", fd, (char *) NULL);
+                _exit(127);
+        }
+        close(sv[1]);
+        if (cxpc_connection_new_from_fd(sv[0], &conn) < 0 || runtime_client_new_from_connection(conn, ret) < 0)
+                die("connect");
+        cxpc_connection_unref(conn);
+        return pid;
+}
+
+static long rss_kib(pid_t pid) {
+        char path[64], line[256];
+        long kib = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+                        break;
+        fclose(f);
+        return kib;
+}
+
+int main(int argc, char *argv[]) {
+        int rounds = argc > 3 ? atoi(argv[3]) : ROUNDS_DEFAULT;
+        double *crun_run, *svc_run, *crun_exec, *svc_exec;
+        char bundle[256], state[128], id[64];
+        cxpc_object *pc = NULL;
+        RuntimeClient *client = NULL;
+        pid_t svc;
+        long rss;
+
+        if (argc < 3 || rounds < 3) {
+                fprintf(stderr, "usage: %s SERVICE_BINARY ROOTFS [ROUNDS>=3]\n", argv[0]);
+                return EXIT_FAILURE;
+        }
+        service = argv[1];
+        rootfs = argv[2];
+        crun_run = calloc((size_t) rounds, sizeof(double));
+        svc_run = calloc((size_t) rounds, sizeof(double));
+        crun_exec = calloc((size_t) rounds, sizeof(double));
+        svc_exec = calloc((size_t) rounds, sizeof(double));
+        if (!mkdtemp(dir))
+                die("mkdtemp");
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+        /* crun needs the same private mount namespace the service makes for itself. */
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                die("mount namespace");
+        (void) umount2("/sys/fs/cgroup/unified", MNT_DETACH);
+        snprintf(state, sizeof(state), "%s/crun", dir);
+
+        /* Plain crun run of /bin/true. */
+        for (int i = 0; i < rounds; i++) {
+                snprintf(id, sizeof(id), "bench-crun-%d-%d", (int) getpid(), i);
+                snprintf(bundle, sizeof(bundle), "%s/b-%s", dir, id);
+                write_bundle(bundle, id, "[\"/bin/true\"]");
+                /* The same config.json the service would generate. */
+                {
+                        RuntimeClient *c = NULL;
+                        pid_t p = spawn_service(id, bundle, &c);
+                        char from[320], to[320];
+                        if (runtime_client_bootstrap(c, NULL, NULL, NULL) < 0)
+                                die("bootstrap");
+                        snprintf(from, sizeof(from), "%s/config.json", bundle);
+                        snprintf(to, sizeof(to), "%s/config.keep", bundle);
+                        if (link(from, to) < 0)
+                                die("link");
+                        runtime_client_stop(c, 0, NULL);
+                        runtime_client_shutdown(c);
+                        runtime_client_free(c);
+                        waitpid(p, NULL, 0);
+                        rename(to, from);
+                }
+                char *args[] = { (char *) "/usr/bin/crun", (char *) "--root", state, (char *) "run", (char *) "--bundle",
+                                 bundle, id, NULL };
+                double t0 = now_ms();
+                if (run_wait(args) != 0)
+                        die("crun run");
+                crun_run[i] = now_ms() - t0;
+        }
+
+        /* The service: bootstrap + start + wait + shutdown. */
+        for (int i = 0; i < rounds; i++) {
+                int code = -1;
+                snprintf(id, sizeof(id), "bench-svc-%d-%d", (int) getpid(), i);
+                snprintf(bundle, sizeof(bundle), "%s/b-%s", dir, id);
+                write_bundle(bundle, id, "[\"/bin/true\"]");
+                svc = spawn_service(id, bundle, &client);
+                /* The service is launched ahead of time; make sure it is up before timing. */
+                {
+                        cxpc_object *snap = NULL;
+                        if (runtime_client_state(client, &snap) < 0)
+                                die("state");
+                        cxpc_object_unref(snap);
+                }
+                double t0 = now_ms();
+                if (runtime_client_bootstrap(client, NULL, NULL, NULL) < 0 || runtime_client_start(client, id) < 0 ||
+                    runtime_client_wait(client, id, 0, &code, NULL) < 0 || code != 0 ||
+                    runtime_client_shutdown(client) < 0) {
+                        fprintf(stderr, "service run failed: %s\n", runtime_client_last_error(client)->message);
+                        return EXIT_FAILURE;
+                }
+                svc_run[i] = now_ms() - t0;
+                client = runtime_client_free(client);
+                waitpid(svc, NULL, 0);
+        }
+
+        /* exec: one running container, crun exec vs createProcess+start+wait. */
+        snprintf(id, sizeof(id), "bench-exec-%d", (int) getpid());
+        snprintf(bundle, sizeof(bundle), "%s/b-%s", dir, id);
+        write_bundle(bundle, id, "[\"/bin/sleep\",\"1000\"]");
+        svc = spawn_service(id, bundle, &client);
+        if (runtime_client_bootstrap(client, NULL, NULL, NULL) < 0 || runtime_client_start(client, id) < 0)
+                die("exec container");
+        rss = rss_kib(svc);
+        if (cxpc_object_from_json("{\"args\":[\"/bin/true\"]}", &pc) < 0)
+                die("json");
+        {
+                char croot[256];
+                snprintf(croot, sizeof(croot), "%s/run/runtime/%s.d/oci", dir, id);
+                char *args[] = { (char *) "/usr/bin/crun", (char *) "--root", croot, (char *) "exec", id,
+                                 (char *) "/bin/true", NULL };
+                for (int i = 0; i < rounds; i++) {
+                        double t0 = now_ms();
+                        if (run_wait(args) != 0)
+                                die("crun exec");
+                        crun_exec[i] = now_ms() - t0;
+                }
+        }
+        for (int i = 0; i < rounds; i++) {
+                char pid_name[32];
+                int code = -1;
+                snprintf(pid_name, sizeof(pid_name), "x%d", i);
+                double t0 = now_ms();
+                if (runtime_client_create_process(client, pid_name, pc, NULL) < 0 ||
+                    runtime_client_start(client, pid_name) < 0 ||
+                    runtime_client_wait(client, pid_name, 0, &code, NULL) < 0 || code != 0)
+                        die("service exec");
+                svc_exec[i] = now_ms() - t0;
+        }
+        if (rss_kib(svc) > rss)
+                rss = rss_kib(svc);
+        cxpc_object_unref(pc);
+        runtime_client_stop(client, 0, NULL);
+        runtime_client_shutdown(client);
+        runtime_client_free(client);
+        waitpid(svc, NULL, 0);
+        {
+                char cmd[128];
+                snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+                if (system(cmd) != 0)
+                        fprintf(stderr, "cleanup of %s failed\n", dir);
+        }
+
+        double cr = median(crun_run, rounds), sr = median(svc_run, rounds), ce = median(crun_exec, rounds),
+               se = median(svc_exec, rounds);
+        printf("crun run          %7.2f ms\n", cr);
+        printf("service run       %7.2f ms  (bootstrap+start+wait+shutdown)\n", sr);
+        printf("crun exec         %7.2f ms\n", ce);
+        printf("service exec      %7.2f ms  (createProcess+start+wait)\n", se);
+        printf("service RSS       %7ld KiB (container running)\n", rss);
+        printf("run_ratio=%.2f exec_ratio=%.2f rss_kib=%ld\n", sr / cr, se / ce, rss);
+        return EXIT_SUCCESS;
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages the project needs to build, test and run. Idempotent: apt is
+# only called when something is missing. Must run as root (or with sudo available).
+set -euo pipefail
+
+packages=(
+        # build
+        build-essential meson ninja-build pkg-config clang llvm lld clang-format
+        # libraries
+        libsystemd-dev libjansson-dev libarchive-dev libssl-dev libcmocka-dev
+        # runtime: OCI runtimes, the busybox used to build the default root filesystem
+        crun runc busybox-static
+        # tests
+        bats valgrind iproute2 util-linux procps psmisc coreutils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+        exit 0
+fi
+
+echo "setup-deps: installing ${missing[*]}" >&2
+SUDO=
+[[ $(id -u) -eq 0 ]] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

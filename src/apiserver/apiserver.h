@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* container-apiserver internals (docs/apiserver.md). */
+
+#include <cxpc/cxpc.h>
+#include <jansson.h>
+#include <sys/types.h>
+
+#include "container-common.h"
+#include "macro.h"
+#include "runtime-client.h"
+
+/* Containers the registry keeps in memory; also bounds what one scan loads. */
+#define APISERVER_CONTAINERS_MAX 4096u
+/* Requests parked on one container (wait, stop, rm -f) before new ones are refused. */
+#define APISERVER_PENDING_PER_CONTAINER_MAX 1024u
+/* Attempts at finding an unused generated id. */
+#define APISERVER_ID_ATTEMPTS 8
+/* How long the API server gives a runtime service for quick calls and for a stop beyond its own timeout. */
+#define APISERVER_RUNTIME_TIMEOUT_USEC (30ull * 1000000ull)
+#define APISERVER_STOP_GRACE_USEC (30ull * 1000000ull)
+#define APISERVER_STOP_TIMEOUT_DEFAULT_SEC 10
+/* Where --init puts container-init inside the container (/dev is a tmpfs, writable even with --read-only). */
+#define CONTAINER_INIT_PATH "/dev/init"
+
+typedef struct Manager Manager;
+typedef struct Container Container;
+
+typedef struct Pending {
+        cxpc_connection *conn;
+        cxpc_object *request;
+} Pending;
+
+struct Container {
+        unsigned n_ref;
+        Manager *manager;
+        char *id;
+        char *dir;            /* $ROOT/containers/<id> */
+        json_t *config;       /* the container configuration; NULL when broken */
+        ContainerStatus status;
+        char *broken_reason;
+        int64_t created_at;   /* ns since the epoch; 0 = unset */
+        int64_t started_at;
+        int64_t exited_at;
+        int exit_code;        /* -1: none yet, or unknown (the runtime service vanished) */
+        pid_t pid;            /* the runtime service's pid; 0 = none */
+        char *last_error;     /* why the last start failed, or why the exit is unknown */
+        RuntimeClient *runtime;
+        Pending *waiters;
+        size_t n_waiters;
+        Pending *stoppers;    /* stop and rm -f requests answered when the exit is recorded */
+        size_t n_stoppers;
+        bool remove_on_exit;  /* rm -f of a running container in flight */
+        bool removed;         /* gone from the registry; late callbacks only clean up */
+};
+
+struct Manager {
+        sd_event *event;
+        cxpc_listener *listener;
+        cxpc_router *router;
+        char *root;
+        char *run_dir;
+        char *containers_dir;
+        char *runtime_path;
+        char *init_path;      /* container-init for --init; NULL when not installed */
+        int lock_fd;
+        Container **containers;
+        size_t n_containers;
+};
+
+/* registry.c */
+Container *container_ref(Container *c);
+Container *container_unref(Container *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Container *, container_unref);
+int container_new(Manager *m, const char *id, Container **ret);
+int container_save_state(Container *c);
+int container_save_config(Container *c);
+int container_write_bundle(Container *c);
+char *container_bundle_path(Container *c);
+int container_load(Manager *m, const char *id, Container **ret);
+int manager_add_container(Manager *m, Container *c);
+Container *manager_find(Manager *m, const char *id);
+/* Takes the container out of the registry and removes its directory. */
+int manager_remove_container(Manager *m, Container *c);
+int manager_scan(Manager *m);
+/* The stable JSON shape of `inspect` and `ls --format json` (docs/apiserver.md). */
+json_t *container_to_json(Container *c);
+
+/* supervise.c */
+int container_spawn_runtime(Container *c);
+int container_watch_exit(Container *c);
+void container_record_exit(Container *c, int exit_code, int64_t exited_at, const char *reason);
+void container_release_runtime(Container *c);
+int container_reattach(Container *c);
+void manager_reap_children(Manager *m);
+
+/* routes.c */
+int manager_setup_routes(Manager *m);
+int pending_add(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request);
+void pending_reply_all(Pending **list, size_t *n, cxpc_object *reply);

@@ -1,0 +1,664 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Routes of container-apiserver (docs/apiserver.md). Handlers run serially on the event loop. */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "apiserver.h"
+
+int pending_add(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request) {
+        Pending *a;
+
+        if (*n >= APISERVER_PENDING_PER_CONTAINER_MAX)
+                return -EBUSY;
+        a = reallocarray(*list, *n + 1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        *list = a;
+        a[(*n)++] = (Pending) { cxpc_connection_ref(conn), cxpc_object_ref(request) };
+        return 0;
+}
+
+void pending_reply_all(Pending **list, size_t *n, cxpc_object *reply) {
+        Pending *l = TAKE_PTR(*list);
+        size_t k = *n;
+
+        *n = 0;
+        for (size_t i = 0; i < k; i++) {
+                /* The client may be gone; that is its business. */
+                (void) cxpc_connection_reply(l[i].conn, l[i].request, reply);
+                cxpc_connection_unref(l[i].conn);
+                cxpc_object_unref(l[i].request);
+        }
+        free(l);
+}
+
+static int reply_json(cxpc_connection *conn, cxpc_object *m, const char *key, json_t *j) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL, *o = NULL;
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        if (!text)
+                return -ENOMEM;
+        r = cxpc_object_from_json(text, &o);
+        if (r >= 0)
+                r = cxpc_reply_new(&reply);
+        if (r >= 0)
+                r = cxpc_dict_set(reply, key, o);
+        if (r < 0)
+                return r;
+        return cxpc_connection_reply(conn, m, reply);
+}
+
+static int reply_empty(cxpc_connection *conn, cxpc_object *m) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        int r;
+
+        r = cxpc_reply_new(&reply);
+        if (r < 0)
+                return r;
+        return cxpc_connection_reply(conn, m, reply);
+}
+
+/* Forwards the runtime service's error code and message unchanged, with context. */
+static int reply_runtime_error(cxpc_connection *conn, cxpc_object *m, Container *c, const char *what, int r) {
+        const RuntimeClientError *e = c->runtime ? runtime_client_last_error(c->runtime) : NULL;
+
+        if (e && e->remote)
+                return cxpc_connection_reply_error(conn, m, e->code, "%s %s: %s", what, c->id, e->message);
+        return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "%s %s: %s", what, c->id,
+                                           e && e->message[0] ? e->message : strerror(-r));
+}
+
+/* Looks up the "id" of a request; replies itself (invalidArgument/notFound) when there is none. */
+static Container *lookup(Manager *mgr, cxpc_connection *conn, cxpc_object *m) {
+        const char *id = NULL;
+        Container *c;
+
+        if (cxpc_dict_get_string(m, "id", &id) < 0) {
+                (void) cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT, "missing container id");
+                return NULL;
+        }
+        if (!container_id_is_valid(id)) {
+                (void) cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "invalid container name \"%.80s\": must match [A-Za-z0-9][A-Za-z0-9_.-]* (1-64 characters)",
+                                                   id);
+                return NULL;
+        }
+        c = manager_find(mgr, id);
+        if (!c)
+                (void) cxpc_connection_reply_error(conn, m, CXPC_ERROR_NOT_FOUND, "no such container: %s", id);
+        return c;
+}
+
+static int refuse_broken(cxpc_connection *conn, cxpc_object *m, Container *c) {
+        return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                           "container %s is broken (%s); only rm -f can remove it", c->id,
+                                           c->broken_reason ?: "unreadable");
+}
+
+static bool is_string_array(json_t *a, bool nonempty) {
+        size_t i;
+        json_t *v;
+
+        if (!json_is_array(a) || (nonempty && json_array_size(a) == 0))
+                return false;
+        json_array_foreach(a, i, v)
+                if (!json_is_string(v))
+                        return false;
+        return true;
+}
+
+/* Checks what the API server itself interprets; the runtime service validates the rest at start. */
+static int validate_config(json_t *cfg, char *err, size_t errsize) {
+        json_t *rootfs = json_object_get(cfg, "rootfs"), *image = json_object_get(cfg, "image");
+        json_t *process = json_object_get(cfg, "process");
+        struct stat st;
+
+        if (!json_is_object(process) || !is_string_array(json_object_get(process, "args"), true)) {
+                snprintf(err, errsize, "process.args must be a non-empty array of strings");
+                return -EINVAL;
+        }
+        if (json_object_get(process, "env") && !is_string_array(json_object_get(process, "env"), false)) {
+                snprintf(err, errsize, "process.env must be an array of \"KEY=VALUE\" strings");
+                return -EINVAL;
+        }
+        if (!rootfs || json_is_null(rootfs)) {
+                if (json_is_string(image)) {
+                        snprintf(err, errsize, "image %s: image store not available yet (use --rootfs DIR)",
+                                 json_string_value(image));
+                        return -EOPNOTSUPP;
+                }
+                snprintf(err, errsize, "a root filesystem is required (--rootfs DIR)");
+                return -EINVAL;
+        }
+        if (!json_is_string(rootfs) || json_string_value(rootfs)[0] != '/') {
+                snprintf(err, errsize, "rootfs must be an absolute path");
+                return -EINVAL;
+        }
+        if (stat(json_string_value(rootfs), &st) < 0) {
+                int r = negative_errno();
+                snprintf(err, errsize, "rootfs %s: %s", json_string_value(rootfs), strerror(-r));
+                return r;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+                snprintf(err, errsize, "rootfs %s: not a directory", json_string_value(rootfs));
+                return -ENOTDIR;
+        }
+        return 0;
+}
+
+static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        Manager *mgr = userdata;
+        _cleanup_(container_unrefp) Container *c = NULL;
+        _cleanup_(json_decrefp) json_t *cfg = NULL;
+        _cleanup_free_ char *text = NULL, *bundle = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        char idbuf[CONTAINER_ID_GENERATED_LEN + 1], err[512];
+        cxpc_object *config = cxpc_dict_get(m, "configuration");
+        const char *id;
+        int r;
+
+        if (cxpc_object_get_type(config) != CXPC_TYPE_DICTIONARY)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "missing configuration dictionary");
+        r = cxpc_object_to_json(config, 0, &text);
+        if (r < 0)
+                return r;
+        cfg = json_loads(text, 0, NULL);
+        if (!json_is_object(cfg))
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT, "configuration is not an object");
+
+        r = validate_config(cfg, err, sizeof err);
+        if (r < 0)
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "%s", err);
+
+        if (json_is_true(json_object_get(cfg, "init")) && !mgr->init_path)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_UNSUPPORTED,
+                                                   "--init: container-init is not installed next to container-apiserver");
+
+        id = json_string_value(json_object_get(cfg, "id"));
+        if (json_object_get(cfg, "id") && !json_is_null(json_object_get(cfg, "id"))) {
+                if (!container_id_is_valid(id))
+                        return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                           "invalid container name \"%.80s\": must match [A-Za-z0-9][A-Za-z0-9_.-]* (1-64 characters)",
+                                                           id ?: "(not a string)");
+                if (manager_find(mgr, id))
+                        return cxpc_connection_reply_error(conn, m, CXPC_ERROR_EXISTS,
+                                                           "container name %s is already in use", id);
+        } else {
+                for (int i = 0;; i++) {
+                        if (i >= APISERVER_ID_ATTEMPTS)
+                                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INTERNAL_ERROR,
+                                                                   "cannot generate an unused id");
+                        r = container_id_generate(idbuf);
+                        if (r < 0)
+                                return r;
+                        if (!manager_find(mgr, idbuf))
+                                break;
+                }
+                id = idbuf;
+        }
+
+        r = container_new(mgr, id, &c);
+        if (r < 0)
+                return r;
+        if (json_object_set_new(cfg, "id", json_string(id)) < 0)
+                return -ENOMEM;
+        if (!json_is_string(json_object_get(cfg, "hostname")) &&
+            json_object_set_new(cfg, "hostname", json_string(strlen(id) > 63 ? idbuf : id)) < 0)
+                return -ENOMEM;
+        c->config = TAKE_PTR(cfg);
+        c->created_at = now_nsec();
+
+        /* mkdir is the atomic name reservation, also against a directory left on disk. */
+        if (mkdir(c->dir, 0700) < 0) {
+                if (errno == EEXIST)
+                        return cxpc_connection_reply_error(conn, m, CXPC_ERROR_EXISTS,
+                                                           "container name %s is already in use", id);
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(errno), "creating %s: %m",
+                                                   c->dir);
+        }
+        r = container_save_config(c);
+        if (r >= 0)
+                r = container_write_bundle(c);
+        if (r >= 0)
+                r = container_save_state(c);
+        if (r >= 0)
+                r = manager_add_container(mgr, c);
+        if (r < 0) {
+                /* Nothing half-created stays behind. */
+                (void) rm_rf(c->dir);
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "creating container %s: %s",
+                                                   id, strerror(-r));
+        }
+
+        r = cxpc_reply_new(&reply);
+        if (r >= 0)
+                r = cxpc_dict_set_string(reply, "id", c->id);
+        if (r < 0)
+                return r;
+        return cxpc_connection_reply(conn, m, reply);
+}
+
+static int dup_optional_fd(cxpc_object *m, const char *key, int *ret) {
+        int r = cxpc_dict_dup_fd(m, key, ret);
+
+        if (r == -ENOENT) {
+                *ret = -EBADF;
+                return 0;
+        }
+        return r;
+}
+
+static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        Manager *mgr = userdata;
+        _cleanup_close_ int in = -EBADF, out = -EBADF, err = -EBADF;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL, *error = NULL;
+        Container *c;
+        RuntimeStdio stdio;
+        _cleanup_(container_unrefp) Container *keep = NULL;
+        bool attach;
+        int r;
+
+        c = lookup(mgr, conn, m);
+        if (!c)
+                return 0;
+        keep = container_ref(c); /* a failed start of an auto-remove container removes it */
+        if (c->status == CONTAINER_STATUS_BROKEN)
+                return refuse_broken(conn, m, c);
+        if (dup_optional_fd(m, "stdin", &in) < 0 || dup_optional_fd(m, "stdout", &out) < 0 ||
+            dup_optional_fd(m, "stderr", &err) < 0)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT, "stdio must be file descriptors");
+        attach = in >= 0 || out >= 0 || err >= 0;
+        if (c->status == CONTAINER_STATUS_RUNNING || c->runtime) {
+                if (attach || c->status != CONTAINER_STATUS_RUNNING)
+                        return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE, "container %s is %s",
+                                                           c->id, c->runtime && c->status != CONTAINER_STATUS_RUNNING ? "stopping" : "already running");
+                return reply_empty(conn, m); /* docker start of a running container is a no-op */
+        }
+
+        r = container_write_bundle(c);
+        if (r < 0)
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "writing the bundle of %s: %s",
+                                                   c->id, strerror(-r));
+        r = container_spawn_runtime(c);
+        if (r < 0)
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r),
+                                                   "launching the runtime service of %s: %s", c->id, strerror(-r));
+
+        stdio = (RuntimeStdio) { in, out, err };
+        r = runtime_client_bootstrap(c->runtime, &stdio, NULL, NULL);
+        /* Our copies must go now: the client sees EOF only when every copy is closed. */
+        in = safe_close(in);
+        out = safe_close(out);
+        err = safe_close(err);
+        if (r >= 0)
+                r = runtime_client_start(c->runtime, c->id);
+        if (r < 0) {
+                const RuntimeClientError *e = runtime_client_last_error(c->runtime);
+                cxpc_error_code code = e->remote ? e->code : cxpc_error_code_from_errno(-r);
+                char msg[CXPC_ERROR_MESSAGE_SIZE_MAX];
+                int exit_code = -1;
+
+                snprintf(msg, sizeof msg, "%s", e->message[0] ? e->message : strerror(-r));
+                /* A failed start still has an exit status: 127 not found, 126 not executable. */
+                if (runtime_client_wait(c->runtime, c->id, 5 * USEC_PER_SEC, &exit_code, NULL) < 0)
+                        exit_code = CONTAINER_EXIT_TOOL_FAILED;
+                c->started_at = now_nsec();
+                container_record_exit(c, exit_code, 0, msg);
+
+                r = cxpc_reply_new(&reply);
+                if (r >= 0)
+                        r = cxpc_error_newf(&error, code, "starting container %s: %s", c->id, msg);
+                if (r >= 0)
+                        r = cxpc_dict_set(reply, CXPC_KEY_ERROR, error);
+                if (r >= 0)
+                        r = cxpc_dict_set_int64(reply, "exitCode", exit_code);
+                if (r < 0)
+                        return r;
+                return cxpc_connection_reply(conn, m, reply);
+        }
+
+        c->status = CONTAINER_STATUS_RUNNING;
+        c->started_at = now_nsec();
+        c->exit_code = -1;
+        c->exited_at = 0;
+        free(c->last_error);
+        c->last_error = NULL;
+        r = container_save_state(c);
+        if (r < 0)
+                fprintf(stderr, "container-apiserver: %s: saving state: %s\n", c->id, strerror(-r));
+        r = container_watch_exit(c);
+        if (r < 0)
+                fprintf(stderr, "container-apiserver: %s: watching exit: %s\n", c->id, strerror(-r));
+        return reply_empty(conn, m);
+}
+
+static int route_list(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        Manager *mgr = userdata;
+        _cleanup_(json_decrefp) json_t *a = json_array();
+        bool all = false;
+
+        (void) cxpc_dict_get_bool(m, "all", &all);
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < mgr->n_containers; i++) {
+                Container *c = mgr->containers[i];
+                if (!all && c->status != CONTAINER_STATUS_RUNNING)
+                        continue;
+                if (json_array_append_new(a, container_to_json(c)) < 0)
+                        return -ENOMEM;
+        }
+        return reply_json(conn, m, "containers", a);
+}
+
+static int route_inspect(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        Container *c = lookup(userdata, conn, m);
+
+        if (!c)
+                return 0;
+        j = container_to_json(c);
+        return reply_json(conn, m, "container", j);
+}
+
+typedef struct StopCall {
+        Container *container;
+        cxpc_connection *conn;
+        cxpc_object *request;
+} StopCall;
+
+static void on_stop_reply(cxpc_connection *rconn, cxpc_object *reply, void *userdata) {
+        StopCall *s = userdata;
+        cxpc_error_code code;
+        const char *message = NULL;
+
+        /* Success is answered by container_record_exit() once the exit is persisted. A failure
+         * while the container still runs goes back to everyone waiting for the stop. */
+        if (cxpc_reply_check(reply, &code, &message) < 0 && !s->container->removed &&
+            s->container->status == CONTAINER_STATUS_RUNNING && s->container->n_stoppers > 0) {
+                _cleanup_(cxpc_object_unrefp) cxpc_object *err = NULL, *r = NULL;
+                if (cxpc_reply_new(&r) >= 0 &&
+                    cxpc_error_newf(&err, code, "stopping container %s: %s", s->container->id, message ?: "") >= 0 &&
+                    cxpc_dict_set(r, CXPC_KEY_ERROR, err) >= 0) {
+                        s->container->remove_on_exit = false;
+                        pending_reply_all(&s->container->stoppers, &s->container->n_stoppers, r);
+                }
+        }
+        container_unref(s->container);
+        free(s);
+}
+
+static int stop_async(Container *c, int64_t timeout, const char *signal) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *opts = NULL;
+        StopCall *s;
+        int r;
+
+        r = cxpc_message_new_request("runtime/stop", &req);
+        if (r >= 0)
+                r = cxpc_dict_new(&opts);
+        if (r >= 0)
+                r = cxpc_dict_set_int64(opts, "timeout", timeout);
+        if (r >= 0 && signal)
+                r = cxpc_dict_set_string(opts, "signal", signal);
+        if (r >= 0)
+                r = cxpc_dict_set(req, "stopOptions", opts);
+        if (r < 0)
+                return r;
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->container = container_ref(c);
+        r = cxpc_connection_call_async(runtime_client_get_connection(c->runtime), req,
+                                       (uint64_t) timeout * USEC_PER_SEC + APISERVER_STOP_GRACE_USEC, on_stop_reply, s);
+        if (r < 0) {
+                container_unref(c);
+                free(s);
+        }
+        return r;
+}
+
+static int route_stop(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        Container *c = lookup(userdata, conn, m);
+        int64_t timeout = APISERVER_STOP_TIMEOUT_DEFAULT_SEC;
+        const char *signal = NULL;
+        int r;
+
+        if (!c)
+                return 0;
+        if (c->status == CONTAINER_STATUS_BROKEN)
+                return refuse_broken(conn, m, c);
+        (void) cxpc_dict_get_int64(m, "timeout", &timeout);
+        (void) cxpc_dict_get_string(m, "signal", &signal);
+        if (timeout < 0 || timeout > 24 * 3600)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT, "stop timeout out of range");
+        if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
+                return reply_empty(conn, m); /* stopping a stopped container succeeds, as in docker */
+        r = pending_add(&c->stoppers, &c->n_stoppers, conn, m);
+        if (r < 0)
+                return r;
+        r = stop_async(c, timeout, signal);
+        if (r < 0) {
+                c->n_stoppers--;
+                cxpc_connection_unref(c->stoppers[c->n_stoppers].conn);
+                cxpc_object_unref(c->stoppers[c->n_stoppers].request);
+                return r;
+        }
+        return 0; /* deferred */
+}
+
+static int route_kill(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        Container *c = lookup(userdata, conn, m);
+        const char *signal = "SIGKILL";
+        int64_t signum;
+        char buf[16];
+        int r;
+
+        if (!c)
+                return 0;
+        if (c->status == CONTAINER_STATUS_BROKEN)
+                return refuse_broken(conn, m, c);
+        if (cxpc_dict_get_int64(m, "signal", &signum) >= 0) {
+                snprintf(buf, sizeof buf, "%" PRIi64, signum);
+                signal = buf;
+        } else
+                (void) cxpc_dict_get_string(m, "signal", &signal);
+        if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE, "container %s is not running", c->id);
+        r = runtime_client_kill(c->runtime, c->id, signal);
+        if (r < 0)
+                return reply_runtime_error(conn, m, c, "killing container", r);
+        return reply_empty(conn, m);
+}
+
+static int route_delete(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        Manager *mgr = userdata;
+        Container *c = lookup(mgr, conn, m);
+        bool force = false;
+        int r;
+
+        if (!c)
+                return 0;
+        (void) cxpc_dict_get_bool(m, "force", &force);
+        if (c->status == CONTAINER_STATUS_BROKEN && !force)
+                return refuse_broken(conn, m, c);
+        if (c->status == CONTAINER_STATUS_RUNNING && c->runtime) {
+                if (!force)
+                        return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                                           "container %s is running: stop it first or use rm -f", c->id);
+                r = pending_add(&c->stoppers, &c->n_stoppers, conn, m);
+                if (r < 0)
+                        return r;
+                c->remove_on_exit = true;
+                r = stop_async(c, 0, "SIGKILL");
+                if (r < 0)
+                        return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "killing %s: %s",
+                                                           c->id, strerror(-r));
+                return 0; /* answered once the exit is recorded and the directory removed */
+        }
+        container_release_runtime(c);
+        r = manager_remove_container(mgr, c);
+        if (r < 0)
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "removing %s: %s", c->id,
+                                                   strerror(-r));
+        return reply_empty(conn, m);
+}
+
+static int route_wait(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        Container *c = lookup(userdata, conn, m);
+        int r;
+
+        if (!c)
+                return 0;
+        if (c->status == CONTAINER_STATUS_BROKEN)
+                return refuse_broken(conn, m, c);
+        if (c->status == CONTAINER_STATUS_STOPPED && !c->runtime) {
+                r = cxpc_reply_new(&reply);
+                if (r >= 0)
+                        r = c->exit_code >= 0 ? cxpc_dict_set_int64(reply, "exitCode", c->exit_code)
+                                              : cxpc_dict_set_null(reply, "exitCode");
+                if (r >= 0 && c->exited_at > 0)
+                        r = cxpc_dict_set_date(reply, "exitedAt", c->exited_at);
+                if (r < 0)
+                        return r;
+                return cxpc_connection_reply(conn, m, reply);
+        }
+        /* created or running: answered when it exits. */
+        return pending_add(&c->waiters, &c->n_waiters, conn, m);
+}
+
+static int route_endpoint(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *ep = NULL, *reply = NULL;
+        Container *c = lookup(userdata, conn, m);
+        int r;
+
+        if (!c)
+                return 0;
+        if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE, "container %s is not running", c->id);
+        r = runtime_client_create_endpoint(c->runtime, &ep);
+        if (r < 0)
+                return reply_runtime_error(conn, m, c, "reaching the runtime service of", r);
+        r = cxpc_reply_new(&reply);
+        if (r >= 0)
+                r = cxpc_dict_set(reply, "endpoint", ep);
+        if (r < 0)
+                return r;
+        return cxpc_connection_reply(conn, m, reply);
+}
+
+static int route_logs(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        Container *c = lookup(userdata, conn, m);
+        int r;
+
+        if (!c)
+                return 0;
+        if (c->status == CONTAINER_STATUS_BROKEN)
+                return refuse_broken(conn, m, c);
+        if (asprintf(&path, "%s/bundle/container.log", c->dir) < 0)
+                return -ENOMEM;
+        /* The client reads the file itself: an fd, not a copy through us. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno != ENOENT)
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(errno), "opening %s: %m", path);
+        r = cxpc_reply_new(&reply);
+        if (r >= 0 && fd >= 0)
+                r = cxpc_dict_set_fd(reply, "fd", fd);
+        if (r >= 0)
+                r = cxpc_dict_set_bool(reply, "running", c->status == CONTAINER_STATUS_RUNNING);
+        if (r < 0)
+                return r;
+        return cxpc_connection_reply(conn, m, reply);
+}
+
+static int route_prune(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        Manager *mgr = userdata;
+        _cleanup_(json_decrefp) json_t *removed = json_array();
+
+        if (!removed)
+                return -ENOMEM;
+        for (size_t i = mgr->n_containers; i > 0; i--) {
+                Container *c = mgr->containers[i - 1];
+                if (c->status != CONTAINER_STATUS_STOPPED || c->runtime)
+                        continue;
+                if (json_array_append_new(removed, json_string(c->id)) < 0)
+                        return -ENOMEM;
+                if (manager_remove_container(mgr, c) < 0)
+                        json_array_remove(removed, json_array_size(removed) - 1);
+        }
+        return reply_json(conn, m, "removed", removed);
+}
+
+static int route_status(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        Manager *mgr = userdata;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        size_t running = 0;
+
+        for (size_t i = 0; i < mgr->n_containers; i++)
+                if (mgr->containers[i]->status == CONTAINER_STATUS_RUNNING)
+                        running++;
+        j = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:I}", "version", container_version(), "pid", (json_int_t) getpid(),
+                      "root", mgr->root, "runDir", mgr->run_dir, "runtime", mgr->runtime_path,
+                      "containers", (json_int_t) mgr->n_containers, "running", (json_int_t) running);
+        return reply_json(conn, m, "status", j);
+}
+
+static int route_shutdown(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        Manager *mgr = userdata;
+        int r;
+
+        /* Containers keep running: their runtime services live in their own sessions and the
+         * next API server re-attaches to them. */
+        r = reply_empty(conn, m);
+        (void) cxpc_connection_flush(conn, USEC_PER_SEC);
+        (void) sd_event_exit(mgr->event, 0);
+        return r;
+}
+
+int manager_setup_routes(Manager *mgr) {
+        static const struct {
+                const char *route;
+                cxpc_route_handler_t handler;
+        } table[] = {
+                { APISERVER_ROUTE_CREATE, route_create },
+                { APISERVER_ROUTE_START, route_start },
+                { APISERVER_ROUTE_LIST, route_list },
+                { APISERVER_ROUTE_INSPECT, route_inspect },
+                { APISERVER_ROUTE_STOP, route_stop },
+                { APISERVER_ROUTE_KILL, route_kill },
+                { APISERVER_ROUTE_DELETE, route_delete },
+                { APISERVER_ROUTE_WAIT, route_wait },
+                { APISERVER_ROUTE_ENDPOINT, route_endpoint },
+                { APISERVER_ROUTE_LOGS, route_logs },
+                { APISERVER_ROUTE_PRUNE, route_prune },
+                { APISERVER_ROUTE_SYSTEM_STATUS, route_status },
+                { APISERVER_ROUTE_SYSTEM_SHUTDOWN, route_shutdown },
+        };
+        int r;
+
+        r = cxpc_router_new(&mgr->router);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                r = cxpc_router_add(mgr->router, table[i].route, table[i].handler, mgr);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Runtime services: launching, exit tracking, re-attaching after a restart. */
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "apiserver.h"
+
+/* fd number of the first connection in the runtime service (--listen-fd). */
+#define RUNTIME_LISTEN_FD 3
+
+static _noreturn_ void exec_runtime(Container *c, const char *bundle, int sock, int devnull, int logfd) {
+        sigset_t all;
+        char fdbuf[16];
+
+        /* The service must outlive us: its own session, default signal state. */
+        (void) setsid();
+        sigemptyset(&all);
+        (void) sigprocmask(SIG_SETMASK, &all, NULL);
+        (void) signal(SIGPIPE, SIG_DFL);
+
+        if (dup2(devnull, STDIN_FILENO) < 0 || dup2(logfd, STDOUT_FILENO) < 0 || dup2(logfd, STDERR_FILENO) < 0)
+                _exit(CONTAINER_EXIT_TOOL_FAILED);
+        if (sock == RUNTIME_LISTEN_FD) {
+                if (fcntl(sock, F_SETFD, 0) < 0)
+                        _exit(CONTAINER_EXIT_TOOL_FAILED);
+        } else if (dup2(sock, RUNTIME_LISTEN_FD) < 0) /* dup2 clears CLOEXEC on the copy only */
+                _exit(CONTAINER_EXIT_TOOL_FAILED);
+
+        (void) snprintf(fdbuf, sizeof fdbuf, "%d", RUNTIME_LISTEN_FD);
+        execl(c->manager->runtime_path, "container-runtime", "--id", c->id, "--root", bundle, "--run-dir",
+              c->manager->run_dir, "--listen-fd", fdbuf, (char *) NULL);
+        fprintf(stderr, "container-apiserver: exec %s: %m\n", c->manager->runtime_path);
+        _exit(CONTAINER_EXIT_NOT_FOUND);
+}
+
+int container_spawn_runtime(Container *c) {
+        _cleanup_free_ char *bundle = container_bundle_path(c), *logpath = NULL;
+        _cleanup_close_ int devnull = -EBADF, logfd = -EBADF, ours = -EBADF, theirs = -EBADF;
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        RuntimeClient *rc = NULL;
+        int sv[2], r;
+        pid_t pid;
+
+        assert(!c->runtime);
+        if (!bundle || asprintf(&logpath, "%s/runtime.log", bundle) < 0)
+                return -ENOMEM;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return negative_errno();
+        ours = sv[0];
+        theirs = sv[1];
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull < 0)
+                return negative_errno();
+        logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+        if (logfd < 0)
+                return negative_errno();
+
+        pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0)
+                exec_runtime(c, bundle, theirs, devnull, logfd);
+
+        theirs = safe_close(theirs);
+        r = cxpc_connection_new_from_fd(ours, &conn);
+        if (r < 0) {
+                (void) kill(pid, SIGKILL);
+                return r;
+        }
+        ours = -EBADF; /* owned by conn now */
+        r = cxpc_connection_attach_event(conn, c->manager->event, 0);
+        if (r >= 0)
+                r = runtime_client_new_from_connection(conn, &rc);
+        if (r < 0) {
+                (void) kill(pid, SIGKILL);
+                return r;
+        }
+        runtime_client_set_timeout(rc, APISERVER_RUNTIME_TIMEOUT_USEC);
+        c->runtime = rc;
+        c->pid = pid;
+        return 0;
+}
+
+static void on_shutdown_reply(cxpc_connection *conn, cxpc_object *reply, void *userdata) {
+        RuntimeClient *rc = userdata;
+
+        runtime_client_free(rc);
+}
+
+/* Asks the runtime service to exit (the container is stopped) and forgets it. */
+void container_release_runtime(Container *c) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        RuntimeClient *rc = TAKE_PTR(c->runtime);
+
+        if (!rc)
+                return;
+        if (cxpc_message_new_request("runtime/shutdown", &m) >= 0 &&
+            cxpc_connection_call_async(runtime_client_get_connection(rc), m, 5 * USEC_PER_SEC, on_shutdown_reply, rc) >= 0)
+                return; /* freed in the reply handler */
+        runtime_client_free(rc);
+}
+
+static int exit_reply_new(Container *c, cxpc_object **ret) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        int r;
+
+        r = cxpc_reply_new(&reply);
+        if (r < 0)
+                return r;
+        if (c->exit_code >= 0)
+                r = cxpc_dict_set_int64(reply, "exitCode", c->exit_code);
+        else
+                r = cxpc_dict_set_null(reply, "exitCode");
+        if (r >= 0 && c->exited_at > 0)
+                r = cxpc_dict_set_date(reply, "exitedAt", c->exited_at);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(reply);
+        return 0;
+}
+
+void container_record_exit(Container *c, int exit_code, int64_t exited_at, const char *reason) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        _cleanup_(container_unrefp) Container *keep = container_ref(c);
+        int r;
+
+        container_release_runtime(c);
+        if (c->removed)
+                return;
+        c->status = CONTAINER_STATUS_STOPPED;
+        c->exit_code = exit_code;
+        c->exited_at = exited_at > 0 ? exited_at : now_nsec();
+        c->pid = 0;
+        free(c->last_error);
+        c->last_error = reason ? strdup(reason) : NULL;
+        r = container_save_state(c);
+        if (r < 0)
+                fprintf(stderr, "container-apiserver: %s: saving state: %s\n", c->id, strerror(-r));
+
+        if (exit_reply_new(c, &reply) >= 0) {
+                pending_reply_all(&c->waiters, &c->n_waiters, reply);
+                pending_reply_all(&c->stoppers, &c->n_stoppers, reply);
+        }
+        if (c->remove_on_exit || json_is_true(json_object_get(c->config, "autoRemove"))) {
+                r = manager_remove_container(c->manager, c);
+                if (r < 0)
+                        fprintf(stderr, "container-apiserver: %s: removing: %s\n", c->id, strerror(-r));
+        }
+}
+
+typedef struct WaitCall {
+        Container *container;
+        RuntimeClient *runtime; /* the service this wait was sent to */
+} WaitCall;
+
+static void on_wait_reply(cxpc_connection *conn, cxpc_object *reply, void *userdata) {
+        WaitCall *w = userdata;
+        Container *c = w->container;
+        cxpc_error_code code;
+        const char *message = NULL;
+        int64_t exit_code = -1, exited_at = 0;
+
+        /* A late reply from a service we already let go of. */
+        if (c->runtime != w->runtime || c->removed)
+                goto done;
+        if (cxpc_reply_check(reply, &code, &message) < 0) {
+                _cleanup_free_ char *reason = NULL;
+                if (asprintf(&reason, "runtime service lost: %s: %s", cxpc_error_code_to_string(code) ?: "unknown",
+                             message ?: "") < 0)
+                        reason = NULL;
+                container_record_exit(c, -1, 0, reason);
+                goto done;
+        }
+        (void) cxpc_dict_get_int64(reply, "exitCode", &exit_code);
+        (void) cxpc_dict_get_date(reply, "exitedAt", &exited_at);
+        container_record_exit(c, exit_code >= 0 && exit_code <= 255 ? (int) exit_code : -1, exited_at, NULL);
+done:
+        container_unref(c);
+        free(w);
+}
+
+/* Deferred runtime/wait with no deadline: the reply is the exit, or "interrupted" when the service
+ * goes away. */
+int container_watch_exit(Container *c) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        WaitCall *w;
+        int r;
+
+        r = cxpc_message_new_request("runtime/wait", &m);
+        if (r >= 0)
+                r = cxpc_dict_set_string(m, "id", c->id);
+        if (r < 0)
+                return r;
+        w = malloc(sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        *w = (WaitCall) { .container = container_ref(c), .runtime = c->runtime };
+        r = cxpc_connection_call_async(runtime_client_get_connection(c->runtime), m, CXPC_INFINITY, on_wait_reply, w);
+        if (r < 0) {
+                container_unref(c);
+                free(w);
+        }
+        return r;
+}
+
+/* After our own restart: find the runtime service of a container that was running. */
+int container_reattach(Container *c) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *snapshot = NULL;
+        RuntimeClient *rc = NULL;
+        int r;
+
+        if (asprintf(&path, "%s/runtime/%s.sock", c->manager->run_dir, c->id) < 0)
+                return -ENOMEM;
+        r = runtime_client_connect_path(path, &rc);
+        if (r >= 0)
+                r = cxpc_connection_attach_event(runtime_client_get_connection(rc), c->manager->event, 0);
+        if (r >= 0) {
+                runtime_client_set_timeout(rc, APISERVER_RUNTIME_TIMEOUT_USEC);
+                r = runtime_client_state(rc, &snapshot);
+        }
+        if (r < 0) {
+                runtime_client_free(rc);
+                container_record_exit(c, -1, 0, "the runtime service was gone when the API server restarted");
+                return 0;
+        }
+        c->runtime = rc;
+        r = container_watch_exit(c);
+        if (r < 0)
+                container_record_exit(c, -1, 0, "cannot watch the runtime service");
+        return 0;
+}
+
+void manager_reap_children(Manager *m) {
+        /* Runtime services are our children until we restart; their exit statuses are not
+         * interesting (the container's come through runtime/wait), but zombies are. */
+        for (;;) {
+                siginfo_t si = {};
+                if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+                        break;
+        }
+}

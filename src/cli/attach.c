@@ -1,0 +1,1072 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* run, create, start, exec, logs, wait: the commands that stay attached to a process. */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <systemd/sd-event.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "runtime-client.h"
+
+#define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* Bytes moved per read when relaying a terminal or following a log. */
+#define RELAY_BUFFER_SIZE 65536u
+
+/* Signals a non-terminal session forwards to the container process. */
+static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 };
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
+
+typedef struct Session {
+        sd_event *event;
+        cxpc_connection *api;  /* container/kill goes here when runtime is NULL */
+        RuntimeClient *runtime; /* exec: runtime/kill and runtime/wait go straight to the service */
+        const char *id;         /* container id, or the exec process id */
+        const char *container;
+        int exit_code;
+        int master;             /* pty master, -EBADF without -t */
+        bool relay_stdin;
+        bool raw;
+        struct termios saved;
+        sd_event_source *stdin_source;
+        sd_event_source *master_source;
+} Session;
+
+static int write_all(int fd, const void *p, size_t n) {
+        const char *s = p;
+
+        while (n > 0) {
+                ssize_t k = write(fd, s, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                /* stdout may be non-blocking when shared; wait briefly. */
+                                (void) usleep(1000);
+                                continue;
+                        }
+                        return negative_errno();
+                }
+                s += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+static void session_restore_terminal(Session *s) {
+        if (s->raw) {
+                (void) tcsetattr(STDIN_FILENO, TCSADRAIN, &s->saved);
+                s->raw = false;
+        }
+}
+
+static void session_done(Session *s) {
+        s->stdin_source = sd_event_source_disable_unref(s->stdin_source);
+        s->master_source = sd_event_source_disable_unref(s->master_source);
+        session_restore_terminal(s);
+        safe_close(s->master);
+        s->master = -EBADF;
+        cxpc_connection_close_unref(s->api);
+        s->api = NULL;
+        runtime_client_free(s->runtime);
+        s->runtime = NULL;
+        sd_event_unref(s->event);
+        s->event = NULL;
+}
+
+static void on_kill_reply(cxpc_connection *c, cxpc_object *reply, void *userdata) {
+        if (cxpc_reply_check(reply, NULL, NULL) < 0)
+                (void) cli_error_reply(-EIO, "forwarding a signal", reply);
+}
+
+static int on_forward_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        Session *s = userdata;
+        char name[32];
+        int r;
+
+        snprintf(name, sizeof name, "SIG%s", sigabbrev_np((int) si->ssi_signo) ?: "TERM");
+        r = cli_request(s->runtime ? "runtime/kill" : APISERVER_ROUTE_KILL, s->id, &m);
+        if (r >= 0)
+                r = cxpc_dict_set_string(m, "signal", name);
+        if (r >= 0)
+                r = cxpc_connection_call_async(s->runtime ? runtime_client_get_connection(s->runtime) : s->api, m, 0,
+                                               on_kill_reply, s);
+        if (r < 0)
+                (void) cli_error(r, "forwarding a signal", "internalError", "%s", strerror(-r));
+        return 0;
+}
+
+static int on_winch(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        Session *s = userdata;
+        struct winsize ws;
+
+        /* The pty is ours: resizing it here is what the kernel tells the process about. */
+        if (s->master >= 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0)
+                (void) ioctl(s->master, TIOCSWINSZ, &ws);
+        return 0;
+}
+
+static void drain_master(Session *s) {
+        char buf[RELAY_BUFFER_SIZE];
+
+        if (s->master < 0)
+                return;
+        (void) fcntl(s->master, F_SETFL, fcntl(s->master, F_GETFL) | O_NONBLOCK);
+        for (;;) {
+                ssize_t n = read(s->master, buf, sizeof buf);
+                if (n <= 0)
+                        break;
+                if (write_all(STDOUT_FILENO, buf, (size_t) n) < 0)
+                        break;
+        }
+}
+
+static int on_master(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Session *s = userdata;
+        char buf[RELAY_BUFFER_SIZE];
+        ssize_t n;
+
+        n = read(fd, buf, sizeof buf);
+        if (n <= 0) {
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return 0;
+                /* EIO: every copy of the slave is closed. */
+                s->master_source = sd_event_source_disable_unref(s->master_source);
+                return 0;
+        }
+        if (write_all(STDOUT_FILENO, buf, (size_t) n) < 0)
+                s->master_source = sd_event_source_disable_unref(s->master_source);
+        return 0;
+}
+
+static int on_stdin(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Session *s = userdata;
+        char buf[RELAY_BUFFER_SIZE];
+        ssize_t n;
+
+        n = read(fd, buf, sizeof buf);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0 || write_all(s->master, buf, (size_t) n) < 0) {
+                /* End of input: send the terminal's EOF character, as a user at a terminal would. */
+                if (n == 0)
+                        (void) write_all(s->master, "\004", 1);
+                s->stdin_source = sd_event_source_disable_unref(s->stdin_source);
+        }
+        return 0;
+}
+
+static void on_wait_reply(cxpc_connection *c, cxpc_object *reply, void *userdata) {
+        Session *s = userdata;
+        int64_t code = -1;
+        int r;
+
+        r = cxpc_reply_check(reply, NULL, NULL);
+        if (r < 0) {
+                (void) cli_error_reply(r, "waiting for the container", reply);
+                s->exit_code = CONTAINER_EXIT_TOOL_FAILED;
+        } else if (cxpc_dict_get_int64(reply, "exitCode", &code) < 0 || code < 0 || code > 255) {
+                (void) cli_error(-EIO, "waiting for the container", "unknown",
+                                 "%s: exit status unknown (its runtime service was lost)", s->container);
+                s->exit_code = CONTAINER_EXIT_TOOL_FAILED;
+        } else
+                s->exit_code = (int) code;
+        drain_master(s);
+        (void) sd_event_exit(s->event, 0);
+}
+
+/* Sets up the event loop, signal forwarding and, for -t, the pty (ret_slave gets its slave). */
+static int session_init(Session *s, bool tty, bool interactive, int *ret_slave) {
+        sigset_t ss;
+        int r;
+
+        s->master = -EBADF;
+        s->exit_code = -1;
+        r = sd_event_new(&s->event);
+        if (r < 0)
+                return r;
+        sigemptyset(&ss);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++) {
+                /* A shell starts background jobs with SIGINT ignored; an ignored signal never
+                 * becomes pending, so it would never reach the signalfd. */
+                (void) signal(forwarded_signals[i], SIG_DFL);
+                sigaddset(&ss, forwarded_signals[i]);
+        }
+        sigaddset(&ss, SIGWINCH);
+        (void) sigprocmask(SIG_BLOCK, &ss, NULL);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++) {
+                r = sd_event_add_signal(s->event, NULL, forwarded_signals[i], on_forward_signal, s);
+                if (r < 0)
+                        return r;
+        }
+        if (!tty) {
+                *ret_slave = -EBADF;
+                return 0;
+        }
+
+        _cleanup_close_ int slave = -EBADF;
+        struct winsize ws;
+        char name[PATH_MAX];
+
+        /* The pty lives here, the container gets its slave as stdio: sizes and raw mode are ours
+         * to manage, whatever the runtime service supports. */
+        s->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (s->master < 0)
+                return negative_errno();
+        if (grantpt(s->master) < 0 || unlockpt(s->master) < 0 || ptsname_r(s->master, name, sizeof name) != 0)
+                return negative_errno();
+        slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (slave < 0)
+                return negative_errno();
+        if (isatty(STDIN_FILENO) && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0)
+                (void) ioctl(s->master, TIOCSWINSZ, &ws);
+        r = sd_event_add_signal(s->event, NULL, SIGWINCH, on_winch, s);
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(s->event, &s->master_source, s->master, EPOLLIN, on_master, s);
+        if (r < 0)
+                return r;
+        if (interactive) {
+                r = sd_event_add_io(s->event, &s->stdin_source, STDIN_FILENO, EPOLLIN, on_stdin, s);
+                if (r < 0)
+                        return r;
+                if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &s->saved) >= 0) {
+                        struct termios raw = s->saved;
+                        cfmakeraw(&raw);
+                        if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) >= 0)
+                                s->raw = true;
+                }
+        }
+        *ret_slave = TAKE_FD(slave);
+        return 0;
+}
+
+/* ---- run / create ---- */
+
+static int env_append(json_t *env, const char *kv) {
+        const char *eq = strchr(kv, '=');
+
+        if (eq == kv)
+                return cli_error(-EINVAL, "--env", "invalidArgument", "\"%s\": missing variable name", kv);
+        if (!eq) {
+                /* docker: "-e NAME" takes the value from our environment, or drops it. */
+                const char *v = getenv(kv);
+                _cleanup_free_ char *s = NULL;
+                if (!v)
+                        return 0;
+                if (asprintf(&s, "%s=%s", kv, v) < 0)
+                        return -ENOMEM;
+                return json_array_append_new(env, json_string(s)) < 0 ? -ENOMEM : 0;
+        }
+        /* A later value for the same name replaces the earlier one. */
+        size_t n = (size_t) (eq - kv) + 1, i;
+        json_t *v;
+        json_array_foreach(env, i, v)
+                if (strncmp(json_string_value(v), kv, n) == 0)
+                        return json_array_set_new(env, i, json_string(kv)) < 0 ? -ENOMEM : 0;
+        return json_array_append_new(env, json_string(kv)) < 0 ? -ENOMEM : 0;
+}
+
+static int env_file_load(json_t *env, const char *path) {
+        _cleanup_(fclosep) FILE *f = fopen(path, "re");
+        char line[CLI_ENV_FILE_LINE_MAX];
+        int r;
+
+        if (!f)
+                return cli_error(negative_errno(), "--env-file", "notFound", "%s: %m", path);
+        while (fgets(line, sizeof line, f)) {
+                line[strcspn(line, "\r\n")] = 0;
+                if (line[0] == 0 || line[0] == '#')
+                        continue;
+                r = env_append(env, line);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_size(const char *s, int64_t *ret) {
+        char *end;
+        double v;
+        int64_t mult = 1;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno || end == s || v < 0)
+                return -EINVAL;
+        switch (*end) {
+        case 0:
+                break;
+        case 'b': case 'B': mult = 1; end++; break;
+        case 'k': case 'K': mult = 1024; end++; break;
+        case 'm': case 'M': mult = 1024 * 1024; end++; break;
+        case 'g': case 'G': mult = 1024 * 1024 * 1024; end++; break;
+        default: return -EINVAL;
+        }
+        if (*end == 'b' || *end == 'B')
+                end++;
+        if (*end)
+                return -EINVAL;
+        *ret = (int64_t) (v * (double) mult);
+        return 0;
+}
+
+static int volume_parse(json_t *mounts, const char *spec) {
+        _cleanup_free_ char *copy = strdup(spec);
+        char *src, *dst, *opts;
+        json_t *m;
+
+        if (!copy)
+                return -ENOMEM;
+        src = copy;
+        dst = strchr(src, ':');
+        if (!dst)
+                return cli_error(-EINVAL, "--volume", "invalidArgument", "\"%s\": use HOST_DIR:CONTAINER_DIR[:ro]", spec);
+        *dst++ = 0;
+        opts = strchr(dst, ':');
+        if (opts)
+                *opts++ = 0;
+        if (src[0] != '/')
+                return cli_error(-EINVAL, "--volume", "unsupported", "\"%s\": named volumes are not supported; use an absolute host path", spec);
+        if (dst[0] != '/')
+                return cli_error(-EINVAL, "--volume", "invalidArgument", "\"%s\": the container path must be absolute", spec);
+        if (opts && !streq(opts, "ro") && !streq(opts, "rw"))
+                return cli_error(-EINVAL, "--volume", "invalidArgument", "\"%s\": options are ro or rw", spec);
+        if (access(src, F_OK) < 0)
+                return cli_error(negative_errno(), "--volume", "notFound", "%s: %m", src);
+        m = json_pack("{s:s, s:s, s:s, s:b}", "type", "bind", "source", src, "destination", dst, "readonly",
+                      opts && streq(opts, "ro"));
+        return json_array_append_new(mounts, m) < 0 ? -ENOMEM : 0;
+}
+
+static int mount_parse(json_t *mounts, const char *spec) {
+        _cleanup_free_ char *copy = strdup(spec);
+        const char *type = "bind", *src = NULL, *dst = NULL, *size = NULL;
+        bool ro = false;
+        json_t *m;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                char *v = strchr(tok, '=');
+                if (v)
+                        *v++ = 0;
+                if (streq(tok, "type") && v)
+                        type = v;
+                else if ((streq(tok, "source") || streq(tok, "src")) && v)
+                        src = v;
+                else if ((streq(tok, "destination") || streq(tok, "dst") || streq(tok, "target")) && v)
+                        dst = v;
+                else if (streq(tok, "readonly") || streq(tok, "ro"))
+                        ro = !v || streq(v, "true") || streq(v, "1");
+                else if (streq(tok, "tmpfs-size") && v)
+                        size = v;
+                else
+                        return cli_error(-EINVAL, "--mount", "invalidArgument", "\"%s\": unknown option %s", spec, tok);
+        }
+        if (!dst || dst[0] != '/')
+                return cli_error(-EINVAL, "--mount", "invalidArgument", "\"%s\": target must be an absolute path", spec);
+        if (streq(type, "bind")) {
+                if (!src || src[0] != '/')
+                        return cli_error(-EINVAL, "--mount", "invalidArgument", "\"%s\": source must be an absolute path", spec);
+                if (access(src, F_OK) < 0)
+                        return cli_error(negative_errno(), "--mount", "notFound", "%s: %m", src);
+                m = json_pack("{s:s, s:s, s:s, s:b}", "type", "bind", "source", src, "destination", dst, "readonly", ro);
+        } else if (streq(type, "tmpfs")) {
+                _cleanup_free_ char *opt = NULL;
+                if (size && asprintf(&opt, "size=%s", size) < 0)
+                        return -ENOMEM;
+                m = json_pack("{s:s, s:s, s:b, s:[s?]}", "type", "tmpfs", "destination", dst, "readonly", ro, "options", opt);
+        } else
+                return cli_error(-EINVAL, "--mount", "unsupported", "\"%s\": type must be bind or tmpfs", spec);
+        return json_array_append_new(mounts, m) < 0 ? -ENOMEM : 0;
+}
+
+static void run_help(bool create_only) {
+        printf("Usage: container %s [OPTIONS] (--rootfs DIR | IMAGE) [COMMAND [ARG...]]\n"
+               "  -d, --detach          run in the background and print the id\n"
+               "  -i, --interactive     connect our stdin to the container\n"
+               "  -t, --tty             give the process a terminal\n"
+               "      --rm              remove the container when it exits\n"
+               "      --name NAME       container name (default: 12 random hex characters)\n"
+               "  -e, --env K=V         set an environment variable (repeatable)\n"
+               "      --env-file FILE   read K=V lines\n"
+               "  -v, --volume SRC:DST[:ro]  bind mount\n"
+               "      --mount type=bind|tmpfs,source=..,target=..[,readonly]\n"
+               "  -w, --workdir DIR     working directory\n"
+               "  -u, --user USER[:GROUP]\n"
+               "      --entrypoint CMD  replace the command's first word\n"
+               "      --cpus N          CPU quota\n"
+               "  -m, --memory SIZE     memory limit (k, m, g suffixes)\n"
+               "      --read-only       read-only root filesystem\n"
+               "      --init            run an init process that forwards signals and reaps\n"
+               "  -l, --label K=V       label (repeatable)\n"
+               "      --hostname NAME\n"
+               "      --rootfs DIR      use DIR as the root filesystem\n",
+               create_only ? "create" : "run");
+}
+
+typedef struct AttachOptions {
+        bool interactive;
+        bool tty;
+} AttachOptions;
+
+static int start_attached(cxpc_connection *conn, const char *id, const AttachOptions *o);
+
+int verb_run(int argc, char **argv, bool create_only) {
+        enum {
+                OPT_RM = 0x100, OPT_NAME, OPT_ENV_FILE, OPT_MOUNT, OPT_ENTRYPOINT, OPT_CPUS,
+                OPT_READ_ONLY, OPT_INIT, OPT_ROOTFS, OPT_HOSTNAME,
+        };
+        static const struct option options[] = {
+                { "detach", no_argument, NULL, 'd' },
+                { "interactive", no_argument, NULL, 'i' },
+                { "tty", no_argument, NULL, 't' },
+                { "rm", no_argument, NULL, OPT_RM },
+                { "name", required_argument, NULL, OPT_NAME },
+                { "env", required_argument, NULL, 'e' },
+                { "env-file", required_argument, NULL, OPT_ENV_FILE },
+                { "volume", required_argument, NULL, 'v' },
+                { "mount", required_argument, NULL, OPT_MOUNT },
+                { "workdir", required_argument, NULL, 'w' },
+                { "user", required_argument, NULL, 'u' },
+                { "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
+                { "cpus", required_argument, NULL, OPT_CPUS },
+                { "memory", required_argument, NULL, 'm' },
+                { "read-only", no_argument, NULL, OPT_READ_ONLY },
+                { "init", no_argument, NULL, OPT_INIT },
+                { "label", required_argument, NULL, 'l' },
+                { "rootfs", required_argument, NULL, OPT_ROOTFS },
+                { "hostname", required_argument, NULL, OPT_HOSTNAME },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(json_decrefp) json_t *cfg = NULL, *env = json_array(), *mounts = json_array(),
+                                       *labels = json_object(), *args = json_array(), *resources = json_object();
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL, *config = NULL;
+        _cleanup_free_ char *text = NULL, *rootfs = NULL, *id = NULL;
+        const char *name = NULL, *workdir = NULL, *user = NULL, *entrypoint = NULL, *image = NULL,
+                   *hostname = NULL;
+        bool detach = false, auto_remove = false, read_only = false, init = false;
+        AttachOptions ao = {};
+        int c, r;
+
+        if (!env || !mounts || !labels || !args || !resources)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (json_array_append_new(env, json_string(DEFAULT_PATH_ENV)) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+
+        while ((c = getopt_long(argc, argv, "+dite:v:w:u:m:l:h", options, NULL)) >= 0) {
+                r = 0;
+                switch (c) {
+                case 'd': detach = true; break;
+                case 'i': ao.interactive = true; break;
+                case 't': ao.tty = true; break;
+                case OPT_RM: auto_remove = true; break;
+                case OPT_NAME:
+                        name = optarg;
+                        if (!container_id_is_valid(name))
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--name", "invalidArgument",
+                                                 "invalid container name \"%s\": must match [A-Za-z0-9][A-Za-z0-9_.-]* (1-64 characters)", name);
+                        break;
+                case 'e': r = env_append(env, optarg); break;
+                case OPT_ENV_FILE: r = env_file_load(env, optarg); break;
+                case 'v': r = volume_parse(mounts, optarg); break;
+                case OPT_MOUNT: r = mount_parse(mounts, optarg); break;
+                case 'w':
+                        workdir = optarg;
+                        if (workdir[0] != '/')
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--workdir", "invalidArgument",
+                                                 "\"%s\": must be an absolute path", workdir);
+                        break;
+                case 'u': user = optarg; break;
+                case OPT_ENTRYPOINT: entrypoint = optarg; break;
+                case OPT_CPUS: {
+                        char *end;
+                        double v = strtod(optarg, &end);
+                        if (*end || end == optarg || !(v > 0) || v > 1024)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--cpus", "invalidArgument",
+                                                 "\"%s\": a positive number of CPUs", optarg);
+                        r = json_object_set_new(resources, "cpus", json_real(v));
+                        break;
+                }
+                case 'm': {
+                        int64_t v;
+                        if (parse_size(optarg, &v) < 0 || v < 4 * 1024 * 1024)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--memory", "invalidArgument",
+                                                 "\"%s\": a size of at least 4m (suffixes b, k, m, g)", optarg);
+                        r = json_object_set_new(resources, "memoryBytes", json_integer(v));
+                        break;
+                }
+                case OPT_READ_ONLY: read_only = true; break;
+                case OPT_INIT: init = true; break;
+                case 'l': {
+                        const char *eq = strchr(optarg, '=');
+                        _cleanup_free_ char *k = NULL;
+                        if (eq == optarg)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--label", "invalidArgument", "\"%s\": missing key", optarg);
+                        k = eq ? strndup(optarg, (size_t) (eq - optarg)) : strdup(optarg);
+                        if (!k)
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        r = json_object_set_new(labels, k, json_string(eq ? eq + 1 : ""));
+                        break;
+                }
+                case OPT_ROOTFS:
+                        free(rootfs);
+                        rootfs = realpath(optarg, NULL);
+                        if (!rootfs)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--rootfs", "notFound", "%s: %m", optarg);
+                        break;
+                case OPT_HOSTNAME: hostname = optarg; break;
+                case 'h':
+                        run_help(create_only);
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+                if (r < 0)
+                        return CONTAINER_EXIT_TOOL_FAILED;
+        }
+        if (!rootfs) {
+                struct stat st;
+                if (optind >= argc)
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "invalidArgument",
+                                         "give --rootfs DIR or an IMAGE (see container %s --help)", argv[0]);
+                image = argv[optind++];
+                /* Until the image store lands, an "image" that is a directory is a root filesystem. */
+                if ((strchr(image, '/') || streq(image, ".")) && stat(image, &st) >= 0 && S_ISDIR(st.st_mode)) {
+                        rootfs = realpath(image, NULL);
+                        image = NULL;
+                        if (!rootfs)
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        }
+        if (detach && create_only)
+                detach = false;
+        if (ao.tty && json_array_append_new(env, json_string("TERM=xterm")) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+
+        if (entrypoint && json_array_append_new(args, json_string(entrypoint)) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        for (int i = optind; i < argc; i++)
+                if (json_array_append_new(args, json_string(argv[i])) < 0)
+                        return CONTAINER_EXIT_TOOL_FAILED;
+        if (json_array_size(args) == 0 && json_array_append_new(args, json_string("/bin/sh")) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        for (size_t i = 0; i < json_array_size(args); i++)
+                if (!json_is_string(json_array_get(args, i)))
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "invalidArgument", "arguments must be UTF-8");
+
+        cfg = json_pack("{s:s?, s:s?, s:s?, s:{s:O, s:O, s:s, s:b}, s:O, s:O, s:O, s:b, s:b, s:b, s:b, s:s?}",
+                        "id", name, "image", image, "rootfs", rootfs,
+                        "process", "args", args, "env", env, "cwd", workdir ?: "/", "terminal", false,
+                        "mounts", mounts, "resources", resources, "labels", labels,
+                        "readOnlyRoot", read_only, "init", init, "autoRemove", auto_remove, "tty", ao.tty,
+                        "hostname", hostname);
+        if (!cfg)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "internalError", "building the configuration");
+        if (user && json_object_set_new(json_object_get(cfg, "process"), "user", json_string(user)) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+
+        text = json_dumps(cfg, JSON_COMPACT);
+        r = text ? cxpc_object_from_json(text, &config) : -ENOMEM;
+        if (r >= 0)
+                r = cli_request(APISERVER_ROUTE_CREATE, NULL, &req);
+        if (r >= 0)
+                r = cxpc_dict_set(req, "configuration", config);
+        if (r < 0)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "internalError", "%s", strerror(-r));
+
+        r = cli_connect(true, &conn);
+        if (r < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        r = cli_call(conn, req, 0, "creating the container", &reply);
+        if (r < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        {
+                const char *s = NULL;
+                if (cxpc_dict_get_string(reply, "id", &s) < 0 || !(id = strdup(s)))
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "creating the container", "internalError", "reply without id");
+        }
+        if (create_only) {
+                printf("%s\n", id);
+                return 0;
+        }
+        if (detach) {
+                cxpc_object_unref(req);
+                req = NULL;
+                r = cli_request(APISERVER_ROUTE_START, id, &req);
+                if (r < 0 || cli_call(conn, req, 0, "starting the container", &reply) < 0) {
+                        int64_t code;
+                        /* 126/127 from a failed start are the command's problem, reported as such. */
+                        return reply && cxpc_dict_get_int64(reply, "exitCode", &code) >= 0 ? (int) code
+                                                                                          : CONTAINER_EXIT_TOOL_FAILED;
+                }
+                printf("%s\n", id);
+                return 0;
+        }
+        return start_attached(conn, id, &ao);
+}
+
+/* Starts a created container with our stdio (or a pty) and waits for its exit. */
+static int start_attached(cxpc_connection *conn, const char *id, const AttachOptions *o) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *wait = NULL, *start = NULL, *reply = NULL;
+        _cleanup_close_ int slave = -EBADF;
+        Session s = { .id = id, .container = id };
+        int r;
+
+        r = session_init(&s, o->tty, o->interactive, &slave);
+        if (r < 0) {
+                session_done(&s);
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "attaching", "internalError", "%s", strerror(-r));
+        }
+        s.api = cxpc_connection_ref(conn);
+        r = cxpc_connection_attach_event(conn, s.event, 0);
+        /* The wait goes first on the same connection: it is parked before the start is handled,
+         * so even an auto-removed container that exits at once reports its status. */
+        if (r >= 0)
+                r = cli_request(APISERVER_ROUTE_WAIT, id, &wait);
+        if (r >= 0)
+                r = cxpc_connection_call_async(conn, wait, CXPC_INFINITY, on_wait_reply, &s);
+        if (r >= 0)
+                r = cli_request(APISERVER_ROUTE_START, id, &start);
+        if (r >= 0) {
+                if (slave >= 0)
+                        r = cxpc_dict_set_fd(start, "stdin", slave);
+                else if (o->interactive)
+                        r = cxpc_dict_set_fd(start, "stdin", STDIN_FILENO);
+        }
+        if (r >= 0)
+                r = cxpc_dict_set_fd(start, "stdout", slave >= 0 ? slave : STDOUT_FILENO);
+        if (r >= 0)
+                r = cxpc_dict_set_fd(start, "stderr", slave >= 0 ? slave : STDERR_FILENO);
+        if (r < 0) {
+                session_done(&s);
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "starting the container", "internalError", "%s", strerror(-r));
+        }
+        /* Each fd value in the request holds its own duplicate; drop ours of the slave once sent,
+         * so that the end of the process is the end of the pty. */
+        r = cxpc_connection_call(conn, start, CONTAINER_CALL_TIMEOUT_USEC, &reply);
+        cxpc_object_unref(start);
+        start = NULL;
+        slave = safe_close(slave);
+        if (r >= 0)
+                r = cxpc_reply_check(reply, NULL, NULL);
+        if (r < 0) {
+                int64_t code = CONTAINER_EXIT_TOOL_FAILED;
+                session_restore_terminal(&s);
+                (void) cli_error_reply(r, "starting the container", reply);
+                if (reply)
+                        (void) cxpc_dict_get_int64(reply, "exitCode", &code);
+                session_done(&s);
+                return (int) code;
+        }
+        r = sd_event_loop(s.event);
+        session_done(&s);
+        if (r < 0)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "waiting for the container", "internalError", "%s", strerror(-r));
+        return s.exit_code < 0 ? CONTAINER_EXIT_TOOL_FAILED : s.exit_code;
+}
+
+int verb_start(int argc, char **argv) {
+        static const struct option options[] = {
+                { "attach", no_argument, NULL, 'a' },
+                { "interactive", no_argument, NULL, 'i' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        AttachOptions ao = {};
+        bool attach = false;
+        int c, ret = 0;
+
+        while ((c = getopt_long(argc, argv, "aih", options, NULL)) >= 0)
+                switch (c) {
+                case 'a': attach = true; break;
+                case 'i': ao.interactive = true; break;
+                case 'h':
+                        printf("Usage: container start [-a] [-i] CONTAINER...\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        if (optind >= argc)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "start", "invalidArgument", "give at least one container");
+        if (attach && argc - optind != 1)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "start", "invalidArgument", "--attach takes one container");
+        if (cli_connect(true, &conn) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (attach)
+                return start_attached(conn, argv[optind], &ao);
+        for (int i = optind; i < argc; i++) {
+                _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL;
+                char what[128];
+
+                snprintf(what, sizeof what, "starting %s", argv[i]);
+                if (cli_request(APISERVER_ROUTE_START, argv[i], &req) < 0 || cli_call(conn, req, 0, what, NULL) < 0)
+                        ret = CONTAINER_EXIT_TOOL_FAILED;
+                else
+                        printf("%s\n", argv[i]);
+        }
+        return ret;
+}
+
+/* ---- exec ---- */
+
+static int get_endpoint(cxpc_connection *conn, const char *id, RuntimeClient **ret) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
+        cxpc_object *ep;
+        int r;
+
+        r = cli_request(APISERVER_ROUTE_ENDPOINT, id, &req);
+        if (r < 0)
+                return r;
+        r = cli_call(conn, req, 0, "reaching the container", &reply);
+        if (r < 0)
+                return r;
+        ep = cxpc_dict_get(reply, "endpoint");
+        if (cxpc_object_get_type(ep) != CXPC_TYPE_ENDPOINT)
+                return cli_error(-EBADMSG, "reaching the container", "internalError", "reply without endpoint");
+        r = runtime_client_connect_endpoint(ep, ret);
+        if (r < 0)
+                return cli_error(r, "reaching the container", "internalError", "connecting to its runtime service: %s",
+                                 strerror(-r));
+        return 0;
+}
+
+int container_runtime_client(const char *id, RuntimeClient **ret);
+int container_runtime_client(const char *id, RuntimeClient **ret) {
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+
+        if (cli_connect(true, &conn) < 0)
+                return -ECONNREFUSED;
+        return get_endpoint(conn, id, ret);
+}
+
+static int runtime_error(RuntimeClient *rc, const char *what, int r) {
+        const RuntimeClientError *e = runtime_client_last_error(rc);
+
+        return cli_error(r, what, cxpc_error_code_to_string(e->message[0] ? e->code : cxpc_error_code_from_errno(-r)) ?: "unknown",
+                         "%s", e->message[0] ? e->message : strerror(-r));
+}
+
+int verb_exec(int argc, char **argv) {
+        static const struct option options[] = {
+                { "detach", no_argument, NULL, 'd' },
+                { "interactive", no_argument, NULL, 'i' },
+                { "tty", no_argument, NULL, 't' },
+                { "env", required_argument, NULL, 'e' },
+                { "workdir", required_argument, NULL, 'w' },
+                { "user", required_argument, NULL, 'u' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(json_decrefp) json_t *env = json_array(), *args = json_array(), *pc = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *process = NULL, *wait = NULL;
+        _cleanup_(runtime_client_freep) RuntimeClient *rc = NULL;
+        _cleanup_free_ char *text = NULL;
+        _cleanup_close_ int slave = -EBADF;
+        const char *workdir = "/", *user = NULL;
+        char pid[32], suffix[CONTAINER_ID_GENERATED_LEN + 1];
+        AttachOptions ao = {};
+        bool detach = false;
+        Session s = {};
+        RuntimeStdio stdio;
+        int c, r;
+
+        if (!env || !args || json_array_append_new(env, json_string(DEFAULT_PATH_ENV)) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        while ((c = getopt_long(argc, argv, "+dite:w:u:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'd': detach = true; break;
+                case 'i': ao.interactive = true; break;
+                case 't': ao.tty = true; break;
+                case 'e':
+                        if (env_append(env, optarg) < 0)
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        break;
+                case 'w':
+                        workdir = optarg;
+                        if (workdir[0] != '/')
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--workdir", "invalidArgument",
+                                                 "\"%s\": must be an absolute path", workdir);
+                        break;
+                case 'u': user = optarg; break;
+                case 'h':
+                        printf("Usage: container exec [-d] [-i] [-t] [-e K=V] [-w DIR] [-u USER] CONTAINER COMMAND [ARG...]\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        if (argc - optind < 2)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exec", "invalidArgument", "give a container and a command");
+        for (int i = optind + 1; i < argc; i++)
+                if (json_array_append_new(args, json_string(argv[i])) < 0 || !json_array_get(args, json_array_size(args) - 1))
+                        return CONTAINER_EXIT_TOOL_FAILED;
+        if (ao.tty && json_array_append_new(env, json_string("TERM=xterm")) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        pc = json_pack("{s:O, s:O, s:s, s:b, s:s?}", "args", args, "env", env, "cwd", workdir, "terminal", false, "user", user);
+        text = pc ? json_dumps(pc, JSON_COMPACT) : NULL;
+        if (!text || cxpc_object_from_json(text, &process) < 0 || container_id_generate(suffix) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        snprintf(pid, sizeof pid, "exec-%s", suffix);
+
+        if (container_runtime_client(argv[optind], &rc) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+
+        r = session_init(&s, ao.tty && !detach, ao.interactive && !detach, &slave);
+        if (r < 0) {
+                session_done(&s);
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exec", "internalError", "%s", strerror(-r));
+        }
+        s.id = pid;
+        s.container = argv[optind];
+        if (detach)
+                stdio = RUNTIME_STDIO_NONE;
+        else if (slave >= 0)
+                stdio = (RuntimeStdio) { slave, slave, slave };
+        else
+                stdio = (RuntimeStdio) { ao.interactive ? STDIN_FILENO : -1, STDOUT_FILENO, STDERR_FILENO };
+        r = runtime_client_create_process(rc, pid, process, &stdio);
+        if (r >= 0)
+                r = runtime_client_start(rc, pid);
+        slave = safe_close(slave);
+        if (r < 0) {
+                int code = CONTAINER_EXIT_TOOL_FAILED;
+                session_restore_terminal(&s);
+                (void) runtime_error(rc, "exec", r);
+                /* The failed start's status tells not-found (127) from not-executable (126). */
+                if (runtime_client_wait(rc, pid, 5 * USEC_PER_SEC, &code, NULL) < 0)
+                        code = CONTAINER_EXIT_TOOL_FAILED;
+                session_done(&s);
+                return code;
+        }
+        if (detach) {
+                session_done(&s);
+                return 0;
+        }
+        s.runtime = TAKE_PTR(rc);
+        r = cxpc_connection_attach_event(runtime_client_get_connection(s.runtime), s.event, 0);
+        if (r >= 0)
+                r = cli_request("runtime/wait", pid, &wait);
+        if (r >= 0)
+                r = cxpc_connection_call_async(runtime_client_get_connection(s.runtime), wait, CXPC_INFINITY, on_wait_reply, &s);
+        if (r >= 0)
+                r = sd_event_loop(s.event);
+        session_done(&s);
+        if (r < 0)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exec", "internalError", "%s", strerror(-r));
+        return s.exit_code < 0 ? CONTAINER_EXIT_TOOL_FAILED : s.exit_code;
+}
+
+/* ---- logs ---- */
+
+typedef struct Follow {
+        sd_event *event;
+        int fd;
+        int inotify;
+        int result;
+} Follow;
+
+static int copy_available(int fd) {
+        char buf[RELAY_BUFFER_SIZE];
+
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof buf);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        return 0;
+                if (write_all(STDOUT_FILENO, buf, (size_t) n) < 0)
+                        return -EPIPE;
+        }
+}
+
+static int on_log_modified(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Follow *f = userdata;
+        char buf[4096];
+
+        (void) read(fd, buf, sizeof buf); /* consume the events; what changed is the file */
+        if (copy_available(f->fd) < 0)
+                (void) sd_event_exit(f->event, 0);
+        return 0;
+}
+
+static void on_follow_exit(cxpc_connection *c, cxpc_object *reply, void *userdata) {
+        Follow *f = userdata;
+
+        (void) copy_available(f->fd);
+        if (cxpc_reply_check(reply, NULL, NULL) < 0) {
+                cxpc_error_code code;
+                if (cxpc_reply_check(reply, &code, NULL) < 0 && code != CXPC_ERROR_NOT_FOUND) {
+                        (void) cli_error_reply(-EIO, "following the logs", reply);
+                        f->result = CONTAINER_EXIT_TOOL_FAILED;
+                }
+        }
+        (void) sd_event_exit(f->event, 0);
+}
+
+static int print_tail(int fd, long lines) {
+        _cleanup_free_ char *data = NULL;
+        size_t size = 0, cap = 0;
+        const char *start;
+        long seen = 0;
+
+        for (;;) {
+                ssize_t n;
+                if (cap - size < RELAY_BUFFER_SIZE) {
+                        char *p = realloc(data, cap + RELAY_BUFFER_SIZE * 4);
+                        if (!p)
+                                return -ENOMEM;
+                        data = p;
+                        cap += RELAY_BUFFER_SIZE * 4;
+                }
+                n = read(fd, data + size, cap - size);
+                if (n < 0)
+                        return negative_errno();
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+        }
+        start = data;
+        if (size > 0) {
+                /* Walk back over `lines` newlines (a final newline ends the last line). */
+                size_t i = size;
+                if (data[i - 1] == '\n')
+                        i--;
+                while (i > 0) {
+                        if (data[i - 1] == '\n' && ++seen == lines)
+                                break;
+                        i--;
+                }
+                start = data + i;
+                if (lines == 0)
+                        start = data + size;
+        }
+        return write_all(STDOUT_FILENO, start, size - (size_t) (start - data));
+}
+
+int verb_logs(int argc, char **argv) {
+        static const struct option options[] = {
+                { "follow", no_argument, NULL, 'f' },
+                { "tail", required_argument, NULL, 'n' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL, *wait = NULL;
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_close_ int fd = -EBADF, ino = -EBADF;
+        bool follow = false, running = false;
+        long lines = -1;
+        char path[64];
+        Follow f = {};
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "fn:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'f': follow = true; break;
+                case 'n': {
+                        char *end;
+                        if (streq(optarg, "all"))
+                                break;
+                        lines = strtol(optarg, &end, 10);
+                        if (*end || end == optarg || lines < 0)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--tail", "invalidArgument",
+                                                 "\"%s\": a number of lines or all", optarg);
+                        break;
+                }
+                case 'h':
+                        printf("Usage: container logs [-f] [-n LINES] CONTAINER\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        if (argc - optind != 1)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "logs", "invalidArgument", "give one container");
+        if (cli_connect(true, &conn) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (cli_request(APISERVER_ROUTE_LOGS, argv[optind], &req) < 0 || cli_call(conn, req, 0, "reading the logs", &reply) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        (void) cxpc_dict_get_bool(reply, "running", &running);
+        r = cxpc_dict_dup_fd(reply, "fd", &fd);
+        if (r == -ENOENT)
+                return 0; /* nothing was ever written */
+        if (r < 0)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "reading the logs", "internalError", "%s", strerror(-r));
+
+        /* Watch before reading so that nothing written in between is missed. */
+        if (follow && running) {
+                ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+                snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+                if (ino < 0 || inotify_add_watch(ino, path, IN_MODIFY) < 0)
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "following the logs", "internalError", "inotify: %m");
+        }
+        r = lines >= 0 ? print_tail(fd, lines) : copy_available(fd);
+        if (r < 0 && r != -EPIPE)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "reading the logs", "internalError", "%s", strerror(-r));
+        if (ino < 0)
+                return 0;
+
+        f = (Follow) { .fd = fd, .inotify = ino };
+        r = sd_event_new(&event);
+        f.event = event;
+        if (r >= 0)
+                r = sd_event_add_io(event, NULL, ino, EPOLLIN, on_log_modified, &f);
+        if (r >= 0)
+                r = cxpc_connection_attach_event(conn, event, 0);
+        if (r >= 0)
+                r = cli_request(APISERVER_ROUTE_WAIT, argv[optind], &wait);
+        /* The exit ends the follow: no polling, no deadline (the user asked to wait). */
+        if (r >= 0)
+                r = cxpc_connection_call_async(conn, wait, CXPC_INFINITY, on_follow_exit, &f);
+        if (r >= 0)
+                r = sd_event_loop(event);
+        if (r < 0)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "following the logs", "internalError", "%s", strerror(-r));
+        return f.result;
+}
+
+/* ---- wait ---- */
+
+int verb_wait(int argc, char **argv) {
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        int ret = 0;
+
+        if (argc < 2)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "wait", "invalidArgument", "give at least one container");
+        if (cli_connect(true, &conn) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        for (int i = 1; i < argc; i++) {
+                _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
+                int64_t code = -1;
+
+                if (cli_request(APISERVER_ROUTE_WAIT, argv[i], &req) < 0 ||
+                    cli_call(conn, req, CXPC_INFINITY, "waiting for the container", &reply) < 0) {
+                        ret = CONTAINER_EXIT_TOOL_FAILED;
+                        continue;
+                }
+                if (cxpc_dict_get_int64(reply, "exitCode", &code) >= 0)
+                        printf("%" PRId64 "\n", code);
+                else
+                        printf("unknown\n");
+        }
+        return ret;
+}

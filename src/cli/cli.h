@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The container CLI (docs/cli.md). */
+
+#include <cxpc/cxpc.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "container-common.h"
+#include "macro.h"
+
+/* How long the CLI waits for an API server it started to listen. */
+#define CLI_APISERVER_START_TIMEOUT_USEC (10ull * 1000000ull)
+/* Delay between connection attempts while it starts (bounded by the timeout above). */
+#define CLI_APISERVER_START_STEP_USEC (5ull * 1000ull)
+/* How long an orderly `system stop` waits for the old server to let go of its socket. */
+#define CLI_APISERVER_STOP_TIMEOUT_USEC (10ull * 1000000ull)
+/* Lines of an --env-file. */
+#define CLI_ENV_FILE_LINE_MAX 65536u
+
+typedef enum OutputFormat {
+        OUTPUT_TABLE,
+        OUTPUT_JSON,
+        _OUTPUT_FORMAT_MAX,
+        _OUTPUT_FORMAT_INVALID = -22,
+} OutputFormat;
+
+extern const char *arg_root;
+extern const char *arg_run_dir;
+
+/* One line on stderr: "container: <what>: <code>: <message>". Returns -EINVAL-ish r unchanged. */
+int cli_error(int r, const char *what, const char *code, const char *format, ...) _printf_(4, 5);
+/* For failures of a call: the remote code (or the local errno's code) and message. */
+int cli_error_reply(int r, const char *what, cxpc_object *reply);
+
+/* Connects to the API server, starting it when nothing listens (autostart = true). */
+int cli_connect(bool autostart, cxpc_connection **ret);
+/* Synchronous call with a deadline; on an error reply or local failure prints one line naming
+ * `what` and returns a negative errno. On success stores the reply if asked. */
+int cli_call(cxpc_connection *c, cxpc_object *req, uint64_t timeout_usec, const char *what, cxpc_object **ret_reply);
+/* A new request for route with "id" set (id may be NULL). */
+int cli_request(const char *route, const char *id, cxpc_object **ret);
+/* Converts a reply value to jansson. */
+json_t *cli_object_to_json(const cxpc_object *o);
+int parse_output_format(const char *s, OutputFormat *ret);
+
+int apiserver_socket_path(char **ret);
+
+/* Commands; each returns the process exit code. */
+int verb_run(int argc, char **argv, bool create_only);
+int verb_start(int argc, char **argv);
+int verb_exec(int argc, char **argv);
+int verb_logs(int argc, char **argv);
+int verb_wait(int argc, char **argv);
+int verb_ls(int argc, char **argv);
+int verb_inspect(int argc, char **argv);
+int verb_stop(int argc, char **argv);
+int verb_kill(int argc, char **argv);
+int verb_rm(int argc, char **argv);
+int verb_stats(int argc, char **argv);
+int verb_cp(int argc, char **argv);
+int verb_export(int argc, char **argv);
+int verb_prune(int argc, char **argv);
+int verb_system(int argc, char **argv);

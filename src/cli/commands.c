@@ -1,0 +1,728 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* ls, inspect, stop, kill, rm, stats, cp, export, prune, system. */
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "runtime-client.h"
+
+/* Interval of `stats` samples, and the window of its CPU percentage. */
+#define STATS_INTERVAL_USEC (1000ull * 1000ull)
+#define STATS_CPU_WINDOW_USEC (200ull * 1000ull)
+#define EXPORT_BUFFER_SIZE 65536u
+
+int container_runtime_client(const char *id, RuntimeClient **ret);
+
+static int list_containers(cxpc_connection *conn, bool all, json_t **ret) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
+        json_t *j;
+        int r;
+
+        r = cli_request(APISERVER_ROUTE_LIST, NULL, &req);
+        if (r >= 0)
+                r = cxpc_dict_set_bool(req, "all", all);
+        if (r < 0)
+                return r;
+        r = cli_call(conn, req, 0, "listing containers", &reply);
+        if (r < 0)
+                return r;
+        j = cli_object_to_json(cxpc_dict_get(reply, "containers"));
+        if (!json_is_array(j)) {
+                json_decref(j);
+                return cli_error(-EBADMSG, "listing containers", "internalError", "malformed reply");
+        }
+        *ret = j;
+        return 0;
+}
+
+static void format_ago(int64_t then, char *buf, size_t size) {
+        int64_t d = (now_nsec() - then) / (int64_t) NSEC_PER_SEC;
+
+        if (d < 0)
+                d = 0;
+        if (d < 60)
+                snprintf(buf, size, "%" PRIi64 " second%s", d, d == 1 ? "" : "s");
+        else if (d < 3600)
+                snprintf(buf, size, "%" PRIi64 " minute%s", d / 60, d / 60 == 1 ? "" : "s");
+        else if (d < 86400)
+                snprintf(buf, size, "%" PRIi64 " hour%s", d / 3600, d / 3600 == 1 ? "" : "s");
+        else
+                snprintf(buf, size, "%" PRIi64 " day%s", d / 86400, d / 86400 == 1 ? "" : "s");
+}
+
+static int64_t json_date(json_t *j) {
+        int64_t v = 0;
+
+        if (json_is_string(j))
+                (void) parse_rfc3339(json_string_value(j), &v);
+        return v;
+}
+
+static void print_table_row(json_t *c) {
+        const char *status = json_string_value(json_object_get(c, "status")) ?: "?";
+        json_t *cmd = json_object_get(c, "command"), *v;
+        char command[32] = "", created[48] = "", st[96], ago[32];
+        size_t i, used = 0;
+
+        json_array_foreach(cmd, i, v) {
+                int n = snprintf(command + used, sizeof command - used, "%s%s", i ? " " : "", json_string_value(v) ?: "");
+                if (n < 0 || (size_t) n >= sizeof command - used) {
+                        strcpy(command + sizeof command - 4, "...");
+                        break;
+                }
+                used += (size_t) n;
+        }
+        if (json_date(json_object_get(c, "createdAt")) > 0) {
+                format_ago(json_date(json_object_get(c, "createdAt")), ago, sizeof ago);
+                snprintf(created, sizeof created, "%s ago", ago);
+        }
+        if (streq(status, "running")) {
+                format_ago(json_date(json_object_get(c, "startedAt")), ago, sizeof ago);
+                snprintf(st, sizeof st, "Up %s", ago);
+        } else if (streq(status, "stopped")) {
+                json_t *code = json_object_get(c, "exitCode");
+                format_ago(json_date(json_object_get(c, "exitedAt")), ago, sizeof ago);
+                if (json_is_integer(code))
+                        snprintf(st, sizeof st, "Exited (%" JSON_INTEGER_FORMAT ") %s ago", json_integer_value(code), ago);
+                else
+                        snprintf(st, sizeof st, "Exited (unknown) %s ago", ago);
+        } else if (streq(status, "created"))
+                snprintf(st, sizeof st, "Created");
+        else
+                snprintf(st, sizeof st, "Broken");
+        printf("%-16s %-32s %-32s %-16s %s\n", json_string_value(json_object_get(c, "id")),
+               json_string_value(json_object_get(c, "image")) ?: json_string_value(json_object_get(c, "rootfs")) ?: "-",
+               command, created, st);
+}
+
+int verb_ls(int argc, char **argv) {
+        static const struct option options[] = {
+                { "all", no_argument, NULL, 'a' },
+                { "quiet", no_argument, NULL, 'q' },
+                { "format", required_argument, NULL, 'F' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        _cleanup_(json_decrefp) json_t *list = NULL;
+        OutputFormat format = OUTPUT_TABLE;
+        bool all = false, quiet = false;
+        json_t *c;
+        size_t i;
+        int opt;
+
+        while ((opt = getopt_long(argc, argv, "aqh", options, NULL)) >= 0)
+                switch (opt) {
+                case 'a': all = true; break;
+                case 'q': quiet = true; break;
+                case 'F':
+                        if (parse_output_format(optarg, &format) < 0)
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        break;
+                case 'h':
+                        printf("Usage: container ls [-a] [-q] [--format table|json]\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        if (optind < argc)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "ls", "invalidArgument", "unexpected argument %s", argv[optind]);
+        if (cli_connect(true, &conn) < 0 || list_containers(conn, all, &list) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (quiet) {
+                json_array_foreach(list, i, c)
+                        printf("%s\n", json_string_value(json_object_get(c, "id")));
+        } else if (format == OUTPUT_JSON) {
+                if (json_dumpf(list, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                putchar('\n');
+        } else {
+                printf("%-16s %-32s %-32s %-16s %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS");
+                json_array_foreach(list, i, c)
+                        print_table_row(c);
+        }
+        return fflush(stdout) == 0 ? 0 : CONTAINER_EXIT_TOOL_FAILED;
+}
+
+int verb_inspect(int argc, char **argv) {
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        _cleanup_(json_decrefp) json_t *out = json_array();
+        int ret = 0, first = 1;
+
+        /* --format json is the only shape; accepted for symmetry with ls. */
+        if (argc > first + 1 && streq(argv[first], "--format")) {
+                if (!streq(argv[first + 1], "json"))
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--format", "invalidArgument", "inspect prints json");
+                first += 2;
+        } else if (argc > first && streq(argv[first], "--format=json"))
+                first++;
+        if (argc <= first)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "inspect", "invalidArgument", "give at least one container");
+        if (!out || cli_connect(true, &conn) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        for (int i = first; i < argc; i++) {
+                _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
+                char what[128];
+
+                snprintf(what, sizeof what, "inspecting %.64s", argv[i]);
+                if (cli_request(APISERVER_ROUTE_INSPECT, argv[i], &req) < 0 || cli_call(conn, req, 0, what, &reply) < 0) {
+                        ret = CONTAINER_EXIT_TOOL_FAILED;
+                        continue;
+                }
+                (void) json_array_append_new(out, cli_object_to_json(cxpc_dict_get(reply, "container")));
+        }
+        if (json_array_size(out) > 0 || ret == 0) {
+                (void) json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                putchar('\n');
+        }
+        return ret;
+}
+
+/* stop, kill and rm share a shape: options, then ids, one call each. */
+static int for_each_id(int argc, char **argv, int first, const char *route, const char *verb,
+                       int (*fill)(cxpc_object *req, void *ud), void *ud, uint64_t timeout) {
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        int ret = 0;
+
+        if (first >= argc)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, verb, "invalidArgument", "give at least one container");
+        if (cli_connect(true, &conn) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        for (int i = first; i < argc; i++) {
+                _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL;
+                char what[128];
+
+                snprintf(what, sizeof what, "%s %.64s", verb, argv[i]);
+                if (cli_request(route, argv[i], &req) < 0 || (fill && fill(req, ud) < 0) ||
+                    cli_call(conn, req, timeout, what, NULL) < 0)
+                        ret = CONTAINER_EXIT_TOOL_FAILED;
+                else
+                        printf("%s\n", argv[i]);
+        }
+        return ret;
+}
+
+typedef struct StopArgs {
+        int64_t timeout;
+        const char *signal;
+} StopArgs;
+
+static int fill_stop(cxpc_object *req, void *ud) {
+        StopArgs *a = ud;
+        int r = 0;
+
+        if (a->timeout >= 0)
+                r = cxpc_dict_set_int64(req, "timeout", a->timeout);
+        if (r >= 0 && a->signal)
+                r = cxpc_dict_set_string(req, "signal", a->signal);
+        return r;
+}
+
+int verb_stop(int argc, char **argv) {
+        static const struct option options[] = {
+                { "time", required_argument, NULL, 't' },
+                { "timeout", required_argument, NULL, 't' },
+                { "signal", required_argument, NULL, 's' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        StopArgs a = { .timeout = -1 };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "t:s:h", options, NULL)) >= 0)
+                switch (c) {
+                case 't': {
+                        char *end;
+                        a.timeout = strtoll(optarg, &end, 10);
+                        if (*end || end == optarg || a.timeout < 0 || a.timeout > 86400)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--time", "invalidArgument",
+                                                 "\"%s\": seconds, 0 to 86400", optarg);
+                        break;
+                }
+                case 's': a.signal = optarg; break;
+                case 'h':
+                        printf("Usage: container stop [-t SECONDS] [-s SIGNAL] CONTAINER...\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        /* The server answers after the exit: our deadline covers its timeout and then some. */
+        return for_each_id(argc, argv, optind, APISERVER_ROUTE_STOP, "stopping", fill_stop, &a,
+                           (uint64_t) ((a.timeout < 0 ? 10 : a.timeout) + 30) * USEC_PER_SEC);
+}
+
+static int fill_kill(cxpc_object *req, void *ud) {
+        return cxpc_dict_set_string(req, "signal", ud);
+}
+
+int verb_kill(int argc, char **argv) {
+        static const struct option options[] = {
+                { "signal", required_argument, NULL, 's' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *sig = "SIGKILL";
+        int c;
+
+        while ((c = getopt_long(argc, argv, "s:h", options, NULL)) >= 0)
+                switch (c) {
+                case 's': sig = optarg; break;
+                case 'h':
+                        printf("Usage: container kill [-s SIGNAL] CONTAINER...\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        return for_each_id(argc, argv, optind, APISERVER_ROUTE_KILL, "killing", fill_kill, (void *) sig, 0);
+}
+
+static int fill_rm(cxpc_object *req, void *ud) {
+        return cxpc_dict_set_bool(req, "force", *(bool *) ud);
+}
+
+int verb_rm(int argc, char **argv) {
+        static const struct option options[] = {
+                { "force", no_argument, NULL, 'f' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        bool force = false;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "fh", options, NULL)) >= 0)
+                switch (c) {
+                case 'f': force = true; break;
+                case 'h':
+                        printf("Usage: container rm [-f] CONTAINER...\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        return for_each_id(argc, argv, optind, APISERVER_ROUTE_DELETE, "removing", fill_rm, &force, 0);
+}
+
+int verb_prune(int argc, char **argv) {
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
+        cxpc_object *removed;
+
+        for (int i = 1; i < argc; i++)
+                if (!streq(argv[i], "-f") && !streq(argv[i], "--force"))
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "prune", "invalidArgument", "unexpected argument %s", argv[i]);
+        if (cli_connect(true, &conn) < 0 || cli_request(APISERVER_ROUTE_PRUNE, NULL, &req) < 0 ||
+            cli_call(conn, req, 0, "pruning containers", &reply) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        removed = cxpc_dict_get(reply, "removed");
+        for (size_t i = 0; i < cxpc_array_get_count(removed); i++) {
+                const char *id = NULL;
+                if (cxpc_string_get(cxpc_array_get(removed, i), &id) >= 0)
+                        printf("%s\n", id);
+        }
+        return 0;
+}
+
+/* ---- stats ---- */
+
+static void format_bytes(uint64_t v, char *buf, size_t size) {
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        double d = (double) v;
+        size_t u = 0;
+
+        if (v == UINT64_MAX) {
+                snprintf(buf, size, "unlimited");
+                return;
+        }
+        while (d >= 1024 && u + 1 < ELEMENTSOF(units)) {
+                d /= 1024;
+                u++;
+        }
+        snprintf(buf, size, u == 0 ? "%.0f%s" : "%.2f%s", d, units[u]);
+}
+
+static int stats_sample(const char *id, RuntimeStatistics *ret, double *ret_cpu) {
+        _cleanup_(runtime_client_freep) RuntimeClient *rc = NULL;
+        RuntimeStatistics a, b;
+        char what[128];
+        int r;
+
+        snprintf(what, sizeof what, "statistics of %.64s", id);
+        r = container_runtime_client(id, &rc);
+        if (r < 0)
+                return r;
+        r = runtime_client_statistics(rc, &a);
+        if (r >= 0) {
+                (void) usleep(STATS_CPU_WINDOW_USEC);
+                r = runtime_client_statistics(rc, &b);
+        }
+        if (r < 0) {
+                const RuntimeClientError *e = runtime_client_last_error(rc);
+                return cli_error(r, what, cxpc_error_code_to_string(e->message[0] ? e->code : cxpc_error_code_from_errno(-r)) ?: "unknown",
+                                 "%s", e->message[0] ? e->message : strerror(-r));
+        }
+        *ret = b;
+        *ret_cpu = b.cpu_usage_ns >= a.cpu_usage_ns
+                           ? 100.0 * (double) (b.cpu_usage_ns - a.cpu_usage_ns) / (double) (STATS_CPU_WINDOW_USEC * NSEC_PER_USEC)
+                           : 0.0;
+        return 0;
+}
+
+int verb_stats(int argc, char **argv) {
+        static const struct option options[] = {
+                { "no-stream", no_argument, NULL, 'N' },
+                { "format", required_argument, NULL, 'F' },
+                { "all", no_argument, NULL, 'a' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        OutputFormat format = OUTPUT_TABLE;
+        bool stream = true;
+        int c, ret = 0;
+
+        while ((c = getopt_long(argc, argv, "ah", options, NULL)) >= 0)
+                switch (c) {
+                case 'N': stream = false; break;
+                case 'a': break;
+                case 'F':
+                        if (parse_output_format(optarg, &format) < 0)
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        break;
+                case 'h':
+                        printf("Usage: container stats [--no-stream] [--format table|json] [CONTAINER...]\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        if (cli_connect(true, &conn) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        for (;;) {
+                _cleanup_(json_decrefp) json_t *ids = json_array(), *out = json_array();
+
+                if (!ids || !out)
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                if (optind < argc) {
+                        for (int i = optind; i < argc; i++)
+                                (void) json_array_append_new(ids, json_string(argv[i]));
+                } else {
+                        _cleanup_(json_decrefp) json_t *list = NULL;
+                        json_t *e;
+                        size_t i;
+                        if (list_containers(conn, false, &list) < 0)
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        json_array_foreach(list, i, e)
+                                (void) json_array_append(ids, json_object_get(e, "id"));
+                }
+                if (format == OUTPUT_TABLE)
+                        printf("%-16s %8s %24s %8s %24s\n", "CONTAINER ID", "CPU %", "MEM USAGE / LIMIT", "PIDS", "BLOCK I/O");
+                for (size_t i = 0; i < json_array_size(ids); i++) {
+                        const char *id = json_string_value(json_array_get(ids, i));
+                        char mem[24], lim[24], rd[24], wr[24], ml[56], io[56];
+                        RuntimeStatistics st = {};
+                        double cpu = 0;
+
+                        if (stats_sample(id, &st, &cpu) < 0) {
+                                ret = CONTAINER_EXIT_TOOL_FAILED;
+                                continue;
+                        }
+                        if (format == OUTPUT_JSON) {
+                                (void) json_array_append_new(out, json_pack(
+                                        "{s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "id", id, "cpuPercent", cpu,
+                                        "cpuUsageNs", (json_int_t) st.cpu_usage_ns,
+                                        "memoryUsageBytes", (json_int_t) st.memory_usage_bytes,
+                                        "memoryLimitBytes", st.memory_limit_bytes == UINT64_MAX ? (json_int_t) -1 : (json_int_t) st.memory_limit_bytes,
+                                        "pidsCurrent", (json_int_t) st.pids_current,
+                                        "pidsLimit", st.pids_limit == UINT64_MAX ? (json_int_t) -1 : (json_int_t) st.pids_limit,
+                                        "blockReadBytes", (json_int_t) st.block_read_bytes,
+                                        "blockWriteBytes", (json_int_t) st.block_write_bytes));
+                                continue;
+                        }
+                        format_bytes(st.memory_usage_bytes, mem, sizeof mem);
+                        format_bytes(st.memory_limit_bytes, lim, sizeof lim);
+                        format_bytes(st.block_read_bytes, rd, sizeof rd);
+                        format_bytes(st.block_write_bytes, wr, sizeof wr);
+                        snprintf(ml, sizeof ml, "%s / %s", mem, lim);
+                        snprintf(io, sizeof io, "%s / %s", rd, wr);
+                        printf("%-16s %7.2f%% %24s %8" PRIu64 " %24s\n", id, cpu, ml, st.pids_current, io);
+                }
+                if (format == OUTPUT_JSON) {
+                        (void) json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                        putchar('\n');
+                }
+                (void) fflush(stdout);
+                if (!stream)
+                        return ret;
+                (void) usleep(STATS_INTERVAL_USEC);
+        }
+}
+
+/* ---- cp ---- */
+
+/* "ID:PATH" → id and path; a host path (no colon before the first slash) → false. */
+static bool split_container_path(const char *arg, char **ret_id, const char **ret_path) {
+        const char *colon = strchr(arg, ':');
+        const char *slash = strchr(arg, '/');
+
+        if (!colon || (slash && slash < colon) || colon == arg)
+                return false;
+        *ret_id = strndup(arg, (size_t) (colon - arg));
+        *ret_path = colon + 1;
+        return *ret_id != NULL;
+}
+
+static char *absolute_host_path(const char *p) {
+        char cwd[PATH_MAX];
+        char *r;
+
+        if (p[0] == '/')
+                return strdup(p);
+        if (!getcwd(cwd, sizeof cwd) || asprintf(&r, "%s/%s", cwd, p) < 0)
+                return NULL;
+        return r;
+}
+
+int verb_cp(int argc, char **argv) {
+        _cleanup_(runtime_client_freep) RuntimeClient *rc = NULL;
+        _cleanup_free_ char *src_id = NULL, *dst_id = NULL, *host = NULL;
+        const char *src_path = NULL, *dst_path = NULL;
+        bool src_c, dst_c;
+        int r, first = 1;
+
+        if (argc > 1 && (streq(argv[1], "-h") || streq(argv[1], "--help"))) {
+                printf("Usage: container cp CONTAINER:SRC_PATH HOST_DEST | HOST_SRC CONTAINER:DEST_PATH\n");
+                return 0;
+        }
+        if (argc > 1 && (streq(argv[1], "-a") || streq(argv[1], "--archive")))
+                first++;
+        if (argc - first != 2)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "cp", "invalidArgument", "give a source and a destination");
+        src_c = split_container_path(argv[first], &src_id, &src_path);
+        dst_c = split_container_path(argv[first + 1], &dst_id, &dst_path);
+        if (src_c == dst_c)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "cp", "invalidArgument",
+                                 "exactly one of source and destination must be CONTAINER:PATH");
+        if ((src_c ? src_path : dst_path)[0] != '/')
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "cp", "invalidArgument", "the container path must be absolute");
+        host = absolute_host_path(src_c ? argv[first + 1] : argv[first]);
+        if (!host)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (!src_c && access(host, F_OK) < 0)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "cp", "notFound", "%s: %m", host);
+        if (container_runtime_client(src_c ? src_id : dst_id, &rc) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        r = src_c ? runtime_client_copy_out(rc, src_path, host, false) : runtime_client_copy_in(rc, host, dst_path, 0, false);
+        if (r < 0) {
+                const RuntimeClientError *e = runtime_client_last_error(rc);
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "copying",
+                                 cxpc_error_code_to_string(e->message[0] ? e->code : cxpc_error_code_from_errno(-r)) ?: "unknown",
+                                 "%s", e->message[0] ? e->message : strerror(-r));
+        }
+        return 0;
+}
+
+/* ---- export ---- */
+
+static int export_tree(const char *rootfs, int out_fd) {
+        struct archive *disk = archive_read_disk_new(), *out = archive_write_new();
+        struct archive_entry *entry = archive_entry_new();
+        size_t prefix = strlen(rootfs);
+        char buf[EXPORT_BUFFER_SIZE];
+        int r = 0;
+
+        if (!disk || !out || !entry) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        /* Never leave the tree: no symlink following, no other file systems (/proc of a bind). */
+        (void) archive_read_disk_set_symlink_physical(disk);
+        (void) archive_read_disk_set_standard_lookup(disk);
+        (void) archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
+        if (archive_write_set_format_pax_restricted(out) != ARCHIVE_OK || archive_write_open_fd(out, out_fd) != ARCHIVE_OK ||
+            archive_read_disk_open(disk, rootfs) != ARCHIVE_OK) {
+                r = cli_error(-EIO, "exporting", "internalError", "%s", archive_error_string(disk) ?: archive_error_string(out) ?: "libarchive");
+                goto finish;
+        }
+        for (;;) {
+                const char *p;
+                _cleanup_free_ char *rel = NULL;
+                int k = archive_read_next_header2(disk, entry);
+
+                if (k == ARCHIVE_EOF)
+                        break;
+                if (k != ARCHIVE_OK && k != ARCHIVE_WARN) {
+                        r = cli_error(-EIO, "exporting", "internalError", "%s", archive_error_string(disk));
+                        goto finish;
+                }
+                (void) archive_read_disk_descend(disk);
+                p = archive_entry_pathname(entry);
+                if (!p || strncmp(p, rootfs, prefix) != 0)
+                        continue;
+                if (asprintf(&rel, ".%s", p[prefix] ? p + prefix : "/") < 0) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                archive_entry_set_pathname(entry, rel);
+                if (archive_write_header(out, entry) != ARCHIVE_OK) {
+                        r = cli_error(-EIO, "exporting", "internalError", "%s", archive_error_string(out));
+                        goto finish;
+                }
+                if (archive_entry_filetype(entry) == AE_IFREG && archive_entry_size(entry) > 0)
+                        for (;;) {
+                                la_ssize_t n = archive_read_data(disk, buf, sizeof buf);
+                                if (n < 0) {
+                                        r = cli_error(-EIO, "exporting", "internalError", "%s", archive_error_string(disk));
+                                        goto finish;
+                                }
+                                if (n == 0)
+                                        break;
+                                if (archive_write_data(out, buf, (size_t) n) < 0) {
+                                        r = cli_error(-EIO, "exporting", "internalError", "%s", archive_error_string(out));
+                                        goto finish;
+                                }
+                        }
+        }
+        if (archive_write_close(out) != ARCHIVE_OK)
+                r = cli_error(-EIO, "exporting", "internalError", "%s", archive_error_string(out));
+finish:
+        archive_entry_free(entry);
+        archive_read_free(disk);
+        archive_write_free(out);
+        return r;
+}
+
+int verb_export(int argc, char **argv) {
+        static const struct option options[] = {
+                { "output", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *tmp = NULL;
+        const char *output = NULL, *rootfs = NULL;
+        cxpc_object *c;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'o': output = optarg; break;
+                case 'h':
+                        printf("Usage: container export [-o FILE] CONTAINER\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        if (argc - optind != 1)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "export", "invalidArgument", "give one container");
+        if (!output && isatty(STDOUT_FILENO))
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "export", "invalidArgument",
+                                 "refusing to write a tar archive to a terminal; use -o FILE or redirect");
+        if (cli_connect(true, &conn) < 0 || cli_request(APISERVER_ROUTE_INSPECT, argv[optind], &req) < 0 ||
+            cli_call(conn, req, 0, "exporting", &reply) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        c = cxpc_dict_get(reply, "container");
+        if (cxpc_dict_get_string(c, "rootfs", &rootfs) < 0)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exporting", "unsupported", "%s has no root filesystem directory",
+                                 argv[optind]);
+        if (output) {
+                /* Written beside the target and renamed: a failed export leaves no partial file. */
+                if (asprintf(&tmp, "%s.tmp.XXXXXX", output) < 0)
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                fd = mkostemp(tmp, O_CLOEXEC);
+                if (fd < 0)
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exporting", "internalError", "%s: %m", output);
+        }
+        r = export_tree(rootfs, fd >= 0 ? fd : STDOUT_FILENO);
+        if (output) {
+                if (r >= 0 && (fchmod(fd, 0644) < 0 || rename(tmp, output) < 0))
+                        r = cli_error(negative_errno(), "exporting", "internalError", "%s: %m", output);
+                if (r < 0)
+                        (void) unlink(tmp);
+        }
+        return r < 0 ? CONTAINER_EXIT_TOOL_FAILED : 0;
+}
+
+/* ---- system ---- */
+
+static int system_status(bool quiet_if_down) {
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
+        _cleanup_(json_decrefp) json_t *st = NULL;
+        _cleanup_free_ char *sock = NULL;
+
+        if (apiserver_socket_path(&sock) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (cxpc_connection_new_for_path(sock, &conn) < 0) {
+                if (!quiet_if_down)
+                        printf("container-apiserver is not running (%s)\n", sock);
+                return 1;
+        }
+        if (cli_request(APISERVER_ROUTE_SYSTEM_STATUS, NULL, &req) < 0 || cli_call(conn, req, 0, "system status", &reply) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        st = cli_object_to_json(cxpc_dict_get(reply, "status"));
+        printf("container-apiserver is running\n"
+               "  version:    %s\n  pid:        %" JSON_INTEGER_FORMAT "\n  root:       %s\n  run dir:    %s\n"
+               "  runtime:    %s\n  containers: %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT " running)\n",
+               json_string_value(json_object_get(st, "version")) ?: "?", json_integer_value(json_object_get(st, "pid")),
+               json_string_value(json_object_get(st, "root")) ?: "?", json_string_value(json_object_get(st, "runDir")) ?: "?",
+               json_string_value(json_object_get(st, "runtime")) ?: "?",
+               json_integer_value(json_object_get(st, "containers")), json_integer_value(json_object_get(st, "running")));
+        return 0;
+}
+
+int verb_system(int argc, char **argv) {
+        const char *what = argc > 1 ? argv[1] : "";
+
+        if (streq(what, "start")) {
+                _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+                return cli_connect(true, &conn) < 0 ? CONTAINER_EXIT_TOOL_FAILED : system_status(false);
+        }
+        if (streq(what, "stop")) {
+                _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+                _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL;
+                _cleanup_free_ char *sock = NULL;
+
+                if (apiserver_socket_path(&sock) < 0)
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                if (cxpc_connection_new_for_path(sock, &conn) < 0) {
+                        printf("container-apiserver is not running\n");
+                        return 0;
+                }
+                if (cli_request(APISERVER_ROUTE_SYSTEM_SHUTDOWN, NULL, &req) < 0 ||
+                    cli_call(conn, req, 0, "stopping the API server", NULL) < 0)
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                /* Done when the socket no longer answers (bounded). */
+                for (uint64_t waited = 0;; waited += 10 * USEC_PER_MSEC) {
+                        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *probe = NULL;
+                        if (cxpc_connection_new_for_path(sock, &probe) < 0)
+                                break;
+                        if (waited > CLI_APISERVER_STOP_TIMEOUT_USEC)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "stopping the API server", "timeout",
+                                                 "%s still answers", sock);
+                        (void) usleep(10 * USEC_PER_MSEC);
+                }
+                printf("container-apiserver stopped (containers keep running)\n");
+                return 0;
+        }
+        if (streq(what, "status"))
+                return system_status(false);
+        if (streq(what, "version")) {
+                printf("container CLI %s\n", container_version());
+                if (system_status(true) == 1)
+                        printf("container-apiserver: not running\n");
+                return 0;
+        }
+        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "system", "invalidArgument", "use start, stop, status or version");
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Shared between container-apiserver and the container CLI (docs/apiserver.md). */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* Container ids and names: 1–64 characters, [A-Za-z0-9][A-Za-z0-9_.-]*. */
+#define CONTAINER_ID_MAX 64u
+/* Generated ids: 12 lowercase hex characters, like docker's short ids. */
+#define CONTAINER_ID_GENERATED_LEN 12u
+
+#define CONTAINER_ROOT_DEFAULT "/var/lib/container"
+#define CONTAINER_RUN_DIR_DEFAULT "/run/container"
+#define CONTAINER_APISERVER_SOCKET "apiserver.sock"
+
+/* Deadline for ordinary CLI → API server calls and API server → runtime calls. */
+#define CONTAINER_CALL_TIMEOUT_USEC (30ull * 1000000ull)
+
+/* Exit codes of the CLI (docker's conventions). */
+#define CONTAINER_EXIT_TOOL_FAILED 125
+#define CONTAINER_EXIT_NOT_EXECUTABLE 126
+#define CONTAINER_EXIT_NOT_FOUND 127
+
+/* Routes of container-apiserver. */
+#define APISERVER_ROUTE_CREATE "container/create"
+#define APISERVER_ROUTE_START "container/start"
+#define APISERVER_ROUTE_LIST "container/list"
+#define APISERVER_ROUTE_INSPECT "container/inspect"
+#define APISERVER_ROUTE_STOP "container/stop"
+#define APISERVER_ROUTE_KILL "container/kill"
+#define APISERVER_ROUTE_DELETE "container/delete"
+#define APISERVER_ROUTE_WAIT "container/wait"
+#define APISERVER_ROUTE_ENDPOINT "container/endpoint"
+#define APISERVER_ROUTE_LOGS "container/logs"
+#define APISERVER_ROUTE_PRUNE "container/prune"
+#define APISERVER_ROUTE_SYSTEM_STATUS "system/status"
+#define APISERVER_ROUTE_SYSTEM_SHUTDOWN "system/shutdown"
+
+typedef enum ContainerStatus {
+        CONTAINER_STATUS_CREATED,
+        CONTAINER_STATUS_RUNNING,
+        CONTAINER_STATUS_STOPPED,
+        CONTAINER_STATUS_BROKEN, /* its directory could not be read; never deleted implicitly */
+        _CONTAINER_STATUS_MAX,
+        _CONTAINER_STATUS_INVALID = -22,
+} ContainerStatus;
+
+const char *container_status_to_string(ContainerStatus s);
+ContainerStatus container_status_from_string(const char *s);
+
+const char *container_version(void);
+
+bool container_id_is_valid(const char *id);
+/* 12 random lowercase hex characters plus NUL. */
+int container_id_generate(char ret[CONTAINER_ID_GENERATED_LEN + 1]);
+
+/* Root and run directories: the flag value when given, else $CONTAINER_ROOT / $CONTAINER_RUN_DIR,
+ * else the defaults. Returns newly allocated absolute paths. */
+int container_root_dir(const char *flag, char **ret);
+int container_run_dir(const char *flag, char **ret);
+
+/* Date helpers: int64 nanoseconds since the epoch <-> RFC 3339 with nanoseconds, UTC. */
+int64_t now_nsec(void);
+int format_rfc3339(int64_t nsec, char *buf, size_t size);
+int parse_rfc3339(const char *s, int64_t *ret);
+
+/* Writes a JSON document to path atomically: a temporary file in the same directory, fsync, rename,
+ * fsync of the directory. */
+int json_write_atomic(const char *path, json_t *j);
+
+/* Recursive removal that never follows symlinks and never crosses mount points. */
+int rm_rf(const char *path);
+
+/* The directory of /proc/self/exe (newly allocated). */
+int self_exe_dir(char **ret);
+/* Finds a helper binary: $ENV_NAME, then DIR_OF_SELF/../SUBDIR/NAME, DIR_OF_SELF/NAME, LIBEXECDIR/NAME. */
+int find_helper_binary(const char *env_name, const char *subdir, const char *name, char **ret);
+
+/* mkdir -p; the last component gets mode, parents too. */
+int mkdir_p(const char *path, mode_t mode);

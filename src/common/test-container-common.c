@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Unit tests of the code shared by container-apiserver and the CLI. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "container-common.h"
+#include "macro.h"
+
+static void test_id_validation(void **state) {
+        char long_ok[CONTAINER_ID_MAX + 1], too_long[CONTAINER_ID_MAX + 2];
+
+        memset(long_ok, 'a', CONTAINER_ID_MAX);
+        long_ok[CONTAINER_ID_MAX] = 0;
+        memset(too_long, 'a', CONTAINER_ID_MAX + 1);
+        too_long[CONTAINER_ID_MAX + 1] = 0;
+
+        assert_true(container_id_is_valid("a"));
+        assert_true(container_id_is_valid("web-1.prod_A"));
+        assert_true(container_id_is_valid("0abc"));
+        assert_true(container_id_is_valid(long_ok));
+        assert_false(container_id_is_valid(too_long));
+        assert_false(container_id_is_valid(NULL));
+        assert_false(container_id_is_valid(""));
+        assert_false(container_id_is_valid("../x"));
+        assert_false(container_id_is_valid(".hidden"));
+        assert_false(container_id_is_valid("-x"));
+        assert_false(container_id_is_valid("_x"));
+        assert_false(container_id_is_valid("a/b"));
+        assert_false(container_id_is_valid("a b"));
+        assert_false(container_id_is_valid("a\nb"));
+        assert_false(container_id_is_valid("caf\xc3\xa9"));
+}
+
+static void test_id_generate(void **state) {
+        char a[CONTAINER_ID_GENERATED_LEN + 1], b[CONTAINER_ID_GENERATED_LEN + 1];
+
+        assert_int_equal(container_id_generate(a), 0);
+        assert_int_equal(container_id_generate(b), 0);
+        assert_int_equal(strlen(a), CONTAINER_ID_GENERATED_LEN);
+        assert_true(container_id_is_valid(a));
+        assert_int_equal(strspn(a, "0123456789abcdef"), CONTAINER_ID_GENERATED_LEN);
+        assert_string_not_equal(a, b);
+}
+
+static void test_status_names(void **state) {
+        for (int i = 0; i < _CONTAINER_STATUS_MAX; i++)
+                assert_int_equal(container_status_from_string(container_status_to_string((ContainerStatus) i)), i);
+        assert_int_equal(container_status_from_string("exited"), _CONTAINER_STATUS_INVALID);
+        assert_int_equal(container_status_from_string(NULL), _CONTAINER_STATUS_INVALID);
+        assert_null(container_status_to_string(_CONTAINER_STATUS_MAX));
+}
+
+static void test_rfc3339(void **state) {
+        char buf[64];
+        int64_t v = 0;
+        const int64_t t = INT64_C(1764385200) * (int64_t) NSEC_PER_SEC + 123456789;
+
+        assert_int_equal(format_rfc3339(t, buf, sizeof buf), 0);
+        assert_string_equal(buf, "2025-11-29T03:00:00.123456789Z");
+        assert_int_equal(parse_rfc3339(buf, &v), 0);
+        assert_int_equal(v, t);
+        assert_int_equal(parse_rfc3339("2025-11-29T03:00:00Z", &v), 0);
+        assert_int_equal(v, INT64_C(1764385200) * (int64_t) NSEC_PER_SEC);
+        assert_int_equal(parse_rfc3339("2025-11-29T03:00:00.5Z", &v), 0);
+        assert_int_equal(v % (int64_t) NSEC_PER_SEC, 500000000);
+        assert_int_equal(parse_rfc3339("2025-11-29 03:00:00", &v), -EINVAL);
+        assert_int_equal(parse_rfc3339("2025-11-29T03:00:00+01:00", &v), -EINVAL);
+        assert_int_equal(format_rfc3339(t, buf, 8), -ENOBUFS);
+}
+
+static void test_dirs(void **state) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+
+        assert_int_equal(setenv("CONTAINER_ROOT", "/tmp/x-root//", 1), 0);
+        assert_int_equal(container_root_dir(NULL, &a), 0);
+        assert_string_equal(a, "/tmp/x-root");
+        assert_int_equal(container_root_dir("/flag", &b), 0);
+        assert_string_equal(b, "/flag");
+        assert_int_equal(unsetenv("CONTAINER_RUN_DIR"), 0);
+        assert_int_equal(container_run_dir(NULL, &c), 0);
+        assert_string_equal(c, CONTAINER_RUN_DIR_DEFAULT);
+        unsetenv("CONTAINER_ROOT");
+}
+
+static void test_atomic_write_and_rm_rf(void **state) {
+        char dir[] = "/tmp/test-container-common.XXXXXX";
+        _cleanup_free_ char *path = NULL, *sub = NULL, *link = NULL;
+        json_t *j, *back;
+        struct stat st;
+
+        assert_non_null(mkdtemp(dir));
+        assert_true(asprintf(&path, "%s/state.json", dir) > 0);
+        j = json_pack("{s:s, s:i}", "status", "running", "exitCode", 3);
+        assert_int_equal(json_write_atomic(path, j), 0);
+        back = json_load_file(path, 0, NULL);
+        assert_non_null(back);
+        assert_true(json_equal(j, back));
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0644);
+        json_decref(back);
+        json_decref(j);
+
+        /* rm_rf removes a tree without following a symlink out of it. */
+        assert_true(asprintf(&sub, "%s/a/b", dir) > 0);
+        assert_int_equal(mkdir_p(sub, 0700), 0);
+        assert_true(asprintf(&link, "%s/a/escape", dir) > 0);
+        assert_int_equal(symlink("/tmp", link), 0);
+        assert_int_equal(rm_rf(dir), 0);
+        assert_int_equal(access(dir, F_OK), -1);
+        assert_int_equal(access("/tmp", F_OK), 0);
+        assert_int_equal(rm_rf(dir), 0); /* already gone is fine */
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_id_validation),
+                cmocka_unit_test(test_id_generate),
+                cmocka_unit_test(test_status_names),
+                cmocka_unit_test(test_rfc3339),
+                cmocka_unit_test(test_dirs),
+                cmocka_unit_test(test_atomic_write_and_rm_rf),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Conventions on top of dictionaries: the route key of requests and the error key of replies. */
+
+#include <errno.h>
+
+#include "codec.h"
+#include "cxpc/cxpc.h"
+#include "macro.h"
+#include "object-internal.h"
+
+_public_ int cxpc_message_new_request(const char *route, cxpc_object **ret) {
+        assert_return(route, -EINVAL);
+        assert_return(ret, -EINVAL);
+        assert_return(route[0] != '\0', -EINVAL);
+
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r = cxpc_dict_new(&m);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_set_string(m, CXPC_KEY_ROUTE, route);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+_public_ const char *cxpc_message_get_route(const cxpc_object *message) {
+        const char *route = NULL;
+        if (cxpc_dict_get_string(message, CXPC_KEY_ROUTE, &route) < 0)
+                return NULL;
+        return route;
+}
+
+_public_ cxpc_object *cxpc_message_get_error(const cxpc_object *message) {
+        cxpc_object *e = cxpc_dict_get(message, CXPC_KEY_ERROR);
+        if (cxpc_object_get_type(e) != CXPC_TYPE_ERROR)
+                return NULL;
+        return e;
+}
+
+_public_ int cxpc_reply_check(const cxpc_object *reply, cxpc_error_code *ret_code, const char **ret_message) {
+        assert_return(reply, -EINVAL);
+        cxpc_object *e = cxpc_message_get_error(reply);
+        if (!e)
+                return 0;
+        cxpc_error_code code = CXPC_ERROR_UNKNOWN;
+        const char *message = "";
+        (void) cxpc_error_get_code(e, &code);
+        (void) cxpc_error_get_message(e, &message);
+        if (ret_code)
+                *ret_code = code;
+        if (ret_message)
+                *ret_message = message;
+        return -cxpc_error_code_to_errno(code);
+}
+
+_public_ int cxpc_reply_new(cxpc_object **ret) {
+        return cxpc_dict_new(ret);
+}
+
+_public_ bool cxpc_message_expects_reply(const cxpc_object *message) {
+        unsigned flags;
+        if (!cxpc_message_get_received(message, NULL, &flags))
+                return false;
+        return flags & CXPC_FRAME_WANTS_REPLY;
+}

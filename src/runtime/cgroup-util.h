@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The container's cgroup: OCI_CGROUP_PARENT/<id> in every v1 hierarchy (this machine's hybrid
+ * layout) or in the unified hierarchy when /sys/fs/cgroup is cgroup2. */
+
+typedef struct ContainerStatistics {
+        uint64_t cpu_usage_ns;
+        uint64_t memory_usage_bytes;
+        uint64_t memory_limit_bytes; /* UINT64_MAX: none */
+        uint64_t pids_current;
+        uint64_t pids_limit;         /* UINT64_MAX: none */
+        uint64_t block_read_bytes;
+        uint64_t block_write_bytes;
+        uint64_t network_rx_bytes;
+        uint64_t network_tx_bytes;
+} ContainerStatistics;
+
+bool cgroup_is_unified(void);
+/* Reads what is available; missing files leave zeros. */
+int cgroup_read_statistics(const char *id, pid_t init_pid, ContainerStatistics *ret);
+/* Freezes the cgroup, SIGKILLs every member, thaws it. Returns the number of processes signalled. */
+int cgroup_kill_all(const char *id);

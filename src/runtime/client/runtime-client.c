@@ -1,0 +1,677 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "runtime-client.h"
+
+struct RuntimeClient {
+        cxpc_connection *conn;
+        uint64_t timeout_usec;
+        RuntimeClientError error;
+};
+
+static int client_new(cxpc_connection *conn, RuntimeClient **ret) {
+        RuntimeClient *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->conn = conn;
+        c->timeout_usec = CXPC_DEFAULT_TIMEOUT_USEC;
+        *ret = c;
+        return 0;
+}
+
+int runtime_client_connect_path(const char *path, RuntimeClient **ret) {
+        cxpc_connection *conn = NULL;
+        int r;
+
+        assert_return(path && ret, -EINVAL);
+        r = cxpc_connection_new_for_path(path, &conn);
+        if (r < 0)
+                return r;
+        r = client_new(conn, ret);
+        if (r < 0)
+                cxpc_connection_close_unref(conn);
+        return r;
+}
+
+int runtime_client_connect_endpoint(const cxpc_object *endpoint, RuntimeClient **ret) {
+        cxpc_connection *conn = NULL;
+        int r;
+
+        assert_return(endpoint && ret, -EINVAL);
+        r = cxpc_connection_new_for_endpoint(endpoint, &conn);
+        if (r < 0)
+                return r;
+        r = client_new(conn, ret);
+        if (r < 0)
+                cxpc_connection_close_unref(conn);
+        return r;
+}
+
+int runtime_client_new_from_connection(cxpc_connection *conn, RuntimeClient **ret) {
+        int r;
+
+        assert_return(conn && ret, -EINVAL);
+        r = client_new(conn, ret);
+        if (r >= 0)
+                cxpc_connection_ref(conn);
+        return r;
+}
+
+RuntimeClient *runtime_client_free(RuntimeClient *c) {
+        if (!c)
+                return NULL;
+        cxpc_connection_close_unref(c->conn);
+        free(c);
+        return NULL;
+}
+
+cxpc_connection *runtime_client_get_connection(RuntimeClient *c) {
+        return c ? c->conn : NULL;
+}
+
+void runtime_client_set_timeout(RuntimeClient *c, uint64_t usec) {
+        if (c)
+                c->timeout_usec = usec == 0 ? CXPC_DEFAULT_TIMEOUT_USEC : usec;
+}
+
+const RuntimeClientError *runtime_client_last_error(const RuntimeClient *c) {
+        return c ? &c->error : NULL;
+}
+
+static int set_local_error(RuntimeClient *c, int r, const char *what) {
+        c->error.code = cxpc_error_code_from_errno(-r);
+        c->error.remote = false;
+        snprintf(c->error.message, sizeof(c->error.message), "%s: %s", what, strerror(-r));
+        return r;
+}
+
+int runtime_client_call(RuntimeClient *c, cxpc_object *request, uint64_t timeout_usec, cxpc_object **ret_reply) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        cxpc_error_code code;
+        const char *message = NULL;
+        int r;
+
+        assert_return(c && request, -EINVAL);
+
+        c->error = (RuntimeClientError) {};
+        r = cxpc_connection_call(c->conn, request, timeout_usec ?: c->timeout_usec, &reply);
+        if (r < 0)
+                return set_local_error(c, r, cxpc_message_get_route(request) ?: "call");
+        r = cxpc_reply_check(reply, &code, &message);
+        if (r < 0) {
+                c->error.code = code;
+                c->error.remote = true;
+                snprintf(c->error.message, sizeof(c->error.message), "%s", message ?: "");
+                return r;
+        }
+        if (ret_reply)
+                *ret_reply = TAKE_PTR(reply);
+        return 0;
+}
+
+static int new_request(RuntimeClient *c, const char *name, cxpc_object **ret) {
+        char route[64];
+        int r;
+
+        snprintf(route, sizeof(route), "runtime/%s", name);
+        r = cxpc_message_new_request(route, ret);
+        if (r < 0)
+                return set_local_error(c, r, route);
+        return 0;
+}
+
+static int set_stdio(cxpc_object *m, const RuntimeStdio *stdio) {
+        int r = 0;
+
+        if (!stdio)
+                return 0;
+        if (stdio->stdin_fd >= 0)
+                r = cxpc_dict_set_fd(m, "stdin", stdio->stdin_fd);
+        if (r >= 0 && stdio->stdout_fd >= 0)
+                r = cxpc_dict_set_fd(m, "stdout", stdio->stdout_fd);
+        if (r >= 0 && stdio->stderr_fd >= 0)
+                r = cxpc_dict_set_fd(m, "stderr", stdio->stderr_fd);
+        return r;
+}
+
+/* For calls whose request is {route, id}. */
+static int simple_id_call(RuntimeClient *c, const char *name, const char *id, uint64_t timeout,
+                          cxpc_object **ret_reply) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r;
+
+        r = new_request(c, name, &m);
+        if (r < 0)
+                return r;
+        if (id) {
+                r = cxpc_dict_set_string(m, "id", id);
+                if (r < 0)
+                        return set_local_error(c, r, name);
+        }
+        return runtime_client_call(c, m, timeout, ret_reply);
+}
+
+int runtime_client_create_endpoint(RuntimeClient *c, cxpc_object **ret_endpoint) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        cxpc_object *ep;
+        int r;
+
+        assert_return(c && ret_endpoint, -EINVAL);
+        r = simple_id_call(c, "createEndpoint", NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        ep = cxpc_dict_get(reply, "endpoint");
+        if (cxpc_object_get_type(ep) != CXPC_TYPE_ENDPOINT)
+                return set_local_error(c, -EBADMSG, "createEndpoint reply has no endpoint");
+        *ret_endpoint = cxpc_object_ref(ep);
+        return 0;
+}
+
+int runtime_client_bootstrap(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_object *networks, char *const *env) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL, *e = NULL;
+        int r;
+
+        assert_return(c, -EINVAL);
+        r = new_request(c, "bootstrap", &m);
+        if (r < 0)
+                return r;
+        r = set_stdio(m, stdio);
+        if (r >= 0 && networks)
+                r = cxpc_dict_set(m, "networks", networks);
+        if (r >= 0 && env) {
+                r = cxpc_array_new(&e);
+                for (char *const *i = env; r >= 0 && *i; i++) {
+                        _cleanup_(cxpc_object_unrefp) cxpc_object *s = NULL;
+                        r = cxpc_string_new(*i, &s);
+                        if (r >= 0)
+                                r = cxpc_array_append(e, s);
+                }
+                if (r >= 0)
+                        r = cxpc_dict_set(m, "env", e);
+        }
+        if (r < 0)
+                return set_local_error(c, r, "bootstrap");
+        return runtime_client_call(c, m, 0, NULL);
+}
+
+int runtime_client_create_process(RuntimeClient *c, const char *id, cxpc_object *process_config,
+                                  const RuntimeStdio *stdio) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r;
+
+        assert_return(c && id && process_config, -EINVAL);
+        r = new_request(c, "createProcess", &m);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_set_string(m, "id", id);
+        if (r >= 0)
+                r = cxpc_dict_set(m, "processConfig", process_config);
+        if (r >= 0)
+                r = set_stdio(m, stdio);
+        if (r < 0)
+                return set_local_error(c, r, "createProcess");
+        return runtime_client_call(c, m, 0, NULL);
+}
+
+int runtime_client_start(RuntimeClient *c, const char *id) {
+        assert_return(c && id, -EINVAL);
+        return simple_id_call(c, "start", id, 0, NULL);
+}
+
+int runtime_client_kill(RuntimeClient *c, const char *id, const char *signal) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r;
+
+        assert_return(c && id && signal, -EINVAL);
+        r = new_request(c, "kill", &m);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_set_string(m, "id", id);
+        if (r >= 0)
+                r = cxpc_dict_set_string(m, "signal", signal);
+        if (r < 0)
+                return set_local_error(c, r, "kill");
+        return runtime_client_call(c, m, 0, NULL);
+}
+
+int runtime_client_resize(RuntimeClient *c, const char *id, unsigned width, unsigned height) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r;
+
+        assert_return(c && id, -EINVAL);
+        r = new_request(c, "resize", &m);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_set_string(m, "id", id);
+        if (r >= 0)
+                r = cxpc_dict_set_int64(m, "width", width);
+        if (r >= 0)
+                r = cxpc_dict_set_int64(m, "height", height);
+        if (r < 0)
+                return set_local_error(c, r, "resize");
+        return runtime_client_call(c, m, 0, NULL);
+}
+
+int runtime_client_wait(RuntimeClient *c, const char *id, uint64_t timeout_usec, int *ret_exit_code,
+                        int64_t *ret_exited_at) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        int64_t code, at = 0;
+        int r;
+
+        assert_return(c && id, -EINVAL);
+        r = simple_id_call(c, "wait", id, timeout_usec ?: CXPC_INFINITY, &reply);
+        if (r < 0)
+                return r;
+        if (cxpc_dict_get_int64(reply, "exitCode", &code) < 0)
+                return set_local_error(c, -EBADMSG, "wait reply has no exitCode");
+        (void) cxpc_dict_get_date(reply, "exitedAt", &at);
+        if (ret_exit_code)
+                *ret_exit_code = (int) code;
+        if (ret_exited_at)
+                *ret_exited_at = at;
+        return 0;
+}
+
+int runtime_client_stop(RuntimeClient *c, int64_t timeout_sec, const char *signal) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL, *opts = NULL;
+        uint64_t deadline;
+        int r;
+
+        assert_return(c, -EINVAL);
+        r = new_request(c, "stop", &m);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_new(&opts);
+        if (r >= 0 && timeout_sec >= 0)
+                r = cxpc_dict_set_int64(opts, "timeout", timeout_sec);
+        if (r >= 0 && signal)
+                r = cxpc_dict_set_string(opts, "signal", signal);
+        if (r >= 0)
+                r = cxpc_dict_set(m, "stopOptions", opts);
+        if (r < 0)
+                return set_local_error(c, r, "stop");
+        /* The service may legitimately take the whole stop timeout plus cleanup. */
+        deadline = c->timeout_usec + (uint64_t) (timeout_sec >= 0 ? timeout_sec : 10) * 1000000u;
+        return runtime_client_call(c, m, deadline, NULL);
+}
+
+int runtime_client_state(RuntimeClient *c, cxpc_object **ret_snapshot) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        cxpc_object *snap;
+        int r;
+
+        assert_return(c && ret_snapshot, -EINVAL);
+        r = simple_id_call(c, "state", NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        snap = cxpc_dict_get(reply, "snapshot");
+        if (cxpc_object_get_type(snap) != CXPC_TYPE_DICTIONARY)
+                return set_local_error(c, -EBADMSG, "state reply has no snapshot");
+        *ret_snapshot = cxpc_object_ref(snap);
+        return 0;
+}
+
+int runtime_client_statistics(RuntimeClient *c, RuntimeStatistics *ret) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+        RuntimeStatistics s = {};
+        cxpc_object *st;
+        int r;
+
+        assert_return(c && ret, -EINVAL);
+        r = simple_id_call(c, "statistics", NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        st = cxpc_dict_get(reply, "statistics");
+        if (cxpc_object_get_type(st) != CXPC_TYPE_DICTIONARY)
+                return set_local_error(c, -EBADMSG, "statistics reply has no statistics");
+        (void) cxpc_dict_get_uint64(st, "cpuUsageNs", &s.cpu_usage_ns);
+        (void) cxpc_dict_get_uint64(st, "memoryUsageBytes", &s.memory_usage_bytes);
+        (void) cxpc_dict_get_uint64(st, "memoryLimitBytes", &s.memory_limit_bytes);
+        (void) cxpc_dict_get_uint64(st, "pidsCurrent", &s.pids_current);
+        (void) cxpc_dict_get_uint64(st, "pidsLimit", &s.pids_limit);
+        (void) cxpc_dict_get_uint64(st, "blockReadBytes", &s.block_read_bytes);
+        (void) cxpc_dict_get_uint64(st, "blockWriteBytes", &s.block_write_bytes);
+        (void) cxpc_dict_get_uint64(st, "networkRxBytes", &s.network_rx_bytes);
+        (void) cxpc_dict_get_uint64(st, "networkTxBytes", &s.network_tx_bytes);
+        *ret = s;
+        return 0;
+}
+
+/* ---- copyIn / copyOut: tar streams through a pipe, produced/consumed on a thread so that the
+ * synchronous call and the data flow can proceed together. ---- */
+
+typedef struct TarJob {
+        int fd;
+        const char *host_path;
+        int r;
+} TarJob;
+
+static void block_sigpipe(void) {
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGPIPE);
+        /* A closed pipe must be EPIPE for this thread, not a process-wide death. */
+        pthread_sigmask(SIG_BLOCK, &ss, NULL);
+}
+
+/* Writes host_path (file or tree) as a pax tar stream; entries are named after its basename. */
+static void *tar_writer(void *userdata) {
+        TarJob *job = userdata;
+        struct archive *disk = NULL, *out = NULL;
+        struct archive_entry *entry = NULL;
+        _cleanup_free_ char *copy = strdup(job->host_path);
+        const char *base;
+        size_t parent_len;
+        int r = 0;
+
+        block_sigpipe();
+        if (!copy) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        /* Strip trailing slashes, then split into parent and base name. */
+        for (size_t n = strlen(copy); n > 1 && copy[n - 1] == '/'; n--)
+                copy[n - 1] = 0;
+        base = strrchr(copy, '/') ? strrchr(copy, '/') + 1 : copy;
+        parent_len = (size_t) (base - copy);
+
+        out = archive_write_new();
+        disk = archive_read_disk_new();
+        if (!out || !disk) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        archive_write_set_format_pax_restricted(out);
+        archive_write_set_bytes_in_last_block(out, 1);
+        if (archive_write_open_fd(out, job->fd) != ARCHIVE_OK) {
+                r = -EIO;
+                goto finish;
+        }
+        archive_read_disk_set_standard_lookup(disk);
+        archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
+        if (archive_read_disk_open(disk, copy) != ARCHIVE_OK) {
+                r = -(archive_errno(disk) ?: ENOENT);
+                goto finish;
+        }
+        for (;;) {
+                const char *path;
+                int ar;
+
+                entry = archive_entry_new();
+                if (!entry) {
+                        r = -ENOMEM;
+                        break;
+                }
+                ar = archive_read_next_header2(disk, entry);
+                if (ar == ARCHIVE_EOF)
+                        break;
+                if (ar < ARCHIVE_WARN) {
+                        r = -(archive_errno(disk) ?: EIO);
+                        break;
+                }
+                archive_read_disk_descend(disk);
+                path = archive_entry_pathname(entry);
+                /* Name entries relative to the parent directory of host_path. */
+                if (path && strncmp(path, copy, parent_len) == 0)
+                        archive_entry_copy_pathname(entry, path + parent_len);
+                if (archive_write_header(out, entry) < ARCHIVE_WARN) {
+                        r = -(archive_errno(out) ?: EIO);
+                        break;
+                }
+                if (archive_entry_filetype(entry) == AE_IFREG && archive_entry_size(entry) > 0) {
+                        int fd = open(archive_entry_sourcepath(entry), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                        char buf[64 * 1024];
+                        ssize_t n;
+                        if (fd < 0) {
+                                r = negative_errno();
+                                break;
+                        }
+                        while ((n = read(fd, buf, sizeof(buf))) > 0)
+                                if (archive_write_data(out, buf, (size_t) n) < 0) {
+                                        n = -1;
+                                        break;
+                                }
+                        safe_close(fd);
+                        if (n < 0) {
+                                r = -EIO;
+                                break;
+                        }
+                }
+                archive_entry_free(entry);
+                entry = NULL;
+        }
+finish:
+        archive_entry_free(entry);
+        if (out) {
+                if (archive_write_close(out) != ARCHIVE_OK && r == 0)
+                        r = -EIO;
+                archive_write_free(out);
+        }
+        if (disk)
+                archive_read_free(disk);
+        job->fd = safe_close(job->fd);
+        job->r = r;
+        return NULL;
+}
+
+/* Extracts a tar stream into host_path: a single top-level entry becomes host_path itself unless
+ * host_path is an existing directory, in which case entries land inside it (like cp). */
+static void *tar_reader(void *userdata) {
+        TarJob *job = userdata;
+        struct archive *in = NULL, *disk = NULL;
+        struct archive_entry *entry;
+        struct stat st;
+        bool into_dir = stat(job->host_path, &st) == 0 && S_ISDIR(st.st_mode);
+        int r = 0;
+
+        block_sigpipe();
+        in = archive_read_new();
+        disk = archive_write_disk_new();
+        if (!in || !disk) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        archive_read_support_format_tar(in);
+        archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+                                                     ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                                     ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+        archive_write_disk_set_standard_lookup(disk);
+        if (archive_read_open_fd(in, job->fd, 64 * 1024) != ARCHIVE_OK) {
+                r = -EIO;
+                goto finish;
+        }
+        for (;;) {
+                _cleanup_free_ char *dest = NULL;
+                const char *name, *rest;
+                int ar = archive_read_next_header(in, &entry);
+                if (ar == ARCHIVE_EOF)
+                        break;
+                if (ar < ARCHIVE_WARN) {
+                        r = -EIO;
+                        break;
+                }
+                name = archive_entry_pathname(entry);
+                if (!name || name[0] == '/' || strstr(name, "..")) {
+                        r = -EPERM;
+                        break;
+                }
+                rest = strchr(name, '/');
+                if (into_dir)
+                        r = asprintf(&dest, "%s/%s", job->host_path, name) < 0 ? -ENOMEM : 0;
+                else
+                        r = asprintf(&dest, "%s%s", job->host_path, rest ?: "") < 0 ? -ENOMEM : 0;
+                if (r < 0)
+                        break;
+                archive_entry_copy_pathname(entry, dest);
+                /* Hard links inside the stream point at other entries: remap them the same way. */
+                if (archive_entry_hardlink(entry)) {
+                        _cleanup_free_ char *hl = NULL;
+                        const char *h = archive_entry_hardlink(entry), *hrest = strchr(h, '/');
+                        if (strstr(h, "..") || h[0] == '/') {
+                                r = -EPERM;
+                                break;
+                        }
+                        if (asprintf(&hl, into_dir ? "%s/%s" : "%s%s", job->host_path, into_dir ? h : (hrest ?: "")) < 0) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        archive_entry_copy_hardlink(entry, hl);
+                }
+                if (archive_read_extract2(in, entry, disk) < ARCHIVE_WARN) {
+                        r = -(archive_errno(disk) ?: EIO);
+                        break;
+                }
+        }
+finish:
+        if (in)
+                archive_read_free(in);
+        if (disk)
+                archive_write_free(disk);
+        job->fd = safe_close(job->fd);
+        job->r = r;
+        return NULL;
+}
+
+int runtime_client_copy_in(RuntimeClient *c, const char *host_path, const char *destination_path,
+                           uint32_t file_mode, bool create_parents) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int p[2], r, rc;
+        TarJob job;
+        pthread_t t;
+
+        assert_return(c && host_path && destination_path, -EINVAL);
+        if (access(host_path, R_OK) < 0)
+                return set_local_error(c, negative_errno(), host_path);
+        r = new_request(c, "copyIn", &m);
+        if (r < 0)
+                return r;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return set_local_error(c, negative_errno(), "pipe");
+        r = cxpc_dict_set_string(m, "destinationPath", destination_path);
+        if (r >= 0)
+                r = cxpc_dict_set_string(m, "sourcePath", host_path);
+        if (r >= 0)
+                r = cxpc_dict_set_fd(m, "fd", p[0]);
+        if (r >= 0 && file_mode)
+                r = cxpc_dict_set_int64(m, "fileMode", file_mode);
+        if (r >= 0)
+                r = cxpc_dict_set_bool(m, "createParents", create_parents);
+        safe_close(p[0]);
+        if (r < 0) {
+                safe_close(p[1]);
+                return set_local_error(c, r, "copyIn");
+        }
+        job = (TarJob) { .fd = p[1], .host_path = host_path };
+        r = pthread_create(&t, NULL, tar_writer, &job);
+        if (r != 0) {
+                safe_close(p[1]);
+                return set_local_error(c, -r, "copyIn thread");
+        }
+        /* The request holds the only other copy of the read end; drop it once sent, so a
+         * service that stops reading makes the writer fail instead of block. */
+        rc = runtime_client_call(c, m, 0, NULL);
+        m = cxpc_object_unref(m);
+        pthread_join(t, NULL);
+        if (rc < 0)
+                return rc;
+        if (job.r < 0)
+                return set_local_error(c, job.r, "copyIn: writing the tar stream");
+        return 0;
+}
+
+int runtime_client_copy_out(RuntimeClient *c, const char *source_path, const char *host_path, bool create_parents) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        _cleanup_free_ char *parent = NULL;
+        int p[2], r, rc;
+        TarJob job;
+        pthread_t t;
+
+        assert_return(c && source_path && host_path, -EINVAL);
+        parent = strdup(host_path);
+        if (!parent)
+                return set_local_error(c, -ENOMEM, "copyOut");
+        if (strrchr(parent, '/') && strrchr(parent, '/') != parent) {
+                *strrchr(parent, '/') = 0;
+                if (access(parent, W_OK) < 0) {
+                        if (!create_parents)
+                                return set_local_error(c, negative_errno(), parent);
+                        for (char *s = parent + 1; *s; s++)
+                                if (*s == '/') {
+                                        *s = 0;
+                                        (void) mkdir(parent, 0755);
+                                        *s = '/';
+                                }
+                        if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+                                return set_local_error(c, negative_errno(), parent);
+                }
+        }
+        r = new_request(c, "copyOut", &m);
+        if (r < 0)
+                return r;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return set_local_error(c, negative_errno(), "pipe");
+        r = cxpc_dict_set_string(m, "sourcePath", source_path);
+        if (r >= 0)
+                r = cxpc_dict_set_string(m, "destinationPath", host_path);
+        if (r >= 0)
+                r = cxpc_dict_set_fd(m, "fd", p[1]);
+        if (r >= 0)
+                r = cxpc_dict_set_bool(m, "createParents", create_parents);
+        safe_close(p[1]);
+        if (r < 0) {
+                safe_close(p[0]);
+                return set_local_error(c, r, "copyOut");
+        }
+        job = (TarJob) { .fd = p[0], .host_path = host_path };
+        r = pthread_create(&t, NULL, tar_reader, &job);
+        if (r != 0) {
+                safe_close(p[0]);
+                return set_local_error(c, -r, "copyOut thread");
+        }
+        rc = runtime_client_call(c, m, 0, NULL);
+        /* Our copy of the write end lives in the request: drop it so the reader sees EOF. */
+        m = cxpc_object_unref(m);
+        pthread_join(t, NULL);
+        if (rc < 0)
+                return rc;
+        if (job.r < 0)
+                return set_local_error(c, job.r, "copyOut: extracting the tar stream");
+        return 0;
+}
+
+int runtime_client_dial(RuntimeClient *c, uint16_t port, int *ret_fd) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL, *reply = NULL;
+        int r, fd;
+
+        assert_return(c && ret_fd, -EINVAL);
+        r = new_request(c, "dial", &m);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_set_int64(m, "port", port);
+        if (r < 0)
+                return set_local_error(c, r, "dial");
+        r = runtime_client_call(c, m, 0, &reply);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_dup_fd(reply, "fd", &fd);
+        if (r < 0)
+                return set_local_error(c, -EBADMSG, "dial reply has no fd");
+        *ret_fd = fd;
+        return 0;
+}
+
+int runtime_client_shutdown(RuntimeClient *c) {
+        assert_return(c, -EINVAL);
+        return simple_id_call(c, "shutdown", NULL, 0, NULL);
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Every run/create flag of DESIGN §5, observed from inside the container.
+
+load helpers
+
+@test "-e and --env-file" {
+        printf 'FROM_FILE=yes\n# a comment\n\nSHARED=file\n' >"$BATS_TEST_TMPDIR/env"
+        export HOST_VAR=from-host
+        run container run --rm -e A=1 -e "B=two words" -e HOST_VAR --env-file "$BATS_TEST_TMPDIR/env" -e SHARED=flag \
+                --rootfs "$ROOTFS" sh -c 'echo "$A|$B|$HOST_VAR|$FROM_FILE|$SHARED"; echo "$PATH"'
+        [ "$status" -eq 0 ]
+        [ "${lines[0]}" = "1|two words|from-host|yes|flag" ]
+        [[ ${lines[1]} == *"/bin"* ]]
+        run container run --rm --env-file /no/such/file --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+}
+
+@test "-v bind mount, read-write and :ro" {
+        mkdir -p "$BATS_TEST_TMPDIR/vol"
+        echo hello >"$BATS_TEST_TMPDIR/vol/in"
+        run container run --rm -v "$BATS_TEST_TMPDIR/vol:/data" --rootfs "$ROOTFS" sh -c 'cat /data/in; echo out >/data/out'
+        [ "$status" -eq 0 ]
+        [ "$output" = hello ]
+        [ "$(cat "$BATS_TEST_TMPDIR/vol/out")" = out ]
+        run container run --rm -v "$BATS_TEST_TMPDIR/vol:/data:ro" --rootfs "$ROOTFS" sh -c 'echo x >/data/nope'
+        [ "$status" -ne 0 ]
+        [ ! -e "$BATS_TEST_TMPDIR/vol/nope" ]
+        run container run --rm -v relative:/data --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+}
+
+@test "--mount bind and tmpfs" {
+        mkdir -p "$BATS_TEST_TMPDIR/m"
+        echo m >"$BATS_TEST_TMPDIR/m/f"
+        run container run --rm --mount "type=bind,source=$BATS_TEST_TMPDIR/m,target=/m,readonly" \
+                --mount type=tmpfs,target=/scratch --rootfs "$ROOTFS" \
+                sh -c 'cat /m/f; grep " /scratch " /proc/mounts | cut -d" " -f3; touch /m/x 2>/dev/null || echo ro'
+        [ "$status" -eq 0 ]
+        [ "${lines[0]}" = m ]
+        [ "${lines[1]}" = tmpfs ]
+        [ "${lines[2]}" = ro ]
+        run container run --rm --mount type=volume,target=/x --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+}
+
+@test "-w, -u, --entrypoint, --hostname" {
+        run container run --rm -w /tmp --rootfs "$ROOTFS" pwd
+        [ "$output" = /tmp ]
+        run container run --rm -u nobody --rootfs "$ROOTFS" id -u
+        [ "$output" = 65534 ]
+        run container run --rm -u 1234:5678 --rootfs "$ROOTFS" sh -c 'echo $(id -u):$(id -g)'
+        [ "$output" = 1234:5678 ]
+        run container run --rm --entrypoint /bin/echo --rootfs "$ROOTFS" via entrypoint
+        [ "$output" = "via entrypoint" ]
+        run container run --rm --hostname box1 --rootfs "$ROOTFS" hostname
+        [ "$output" = box1 ]
+        run container run --rm --name hn1 --rootfs "$ROOTFS" hostname
+        [ "$output" = hn1 ]
+        run container run --rm -w relative --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+}
+
+@test "--cpus and -m reach the configuration and the cgroup" {
+        container run -d --name res1 --cpus 0.5 -m 64m --rootfs "$ROOTFS" sleep 30
+        run container inspect res1
+        [ "$(jq -r '.[0].configuration.resources.cpus' <<<"$output")" = 0.5 ]
+        [ "$(jq -r '.[0].configuration.resources.memoryBytes' <<<"$output")" = 67108864 ]
+        run container stats --no-stream --format json res1
+        [ "$status" -eq 0 ]
+        [ "$(jq -r '.[0].memoryLimitBytes' <<<"$output")" = 67108864 ]
+        run container run --rm -m lots --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+        run container run --rm --cpus -1 --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+}
+
+@test "--read-only" {
+        run container run --rm --read-only --rootfs "$ROOTFS" sh -c 'touch /ro-test 2>/dev/null && echo rw || echo ro'
+        [ "$output" = ro ]
+        [ ! -e "$ROOTFS/ro-test" ]
+}
+
+@test "--init forwards SIGTERM to a process that would ignore it as PID 1" {
+        container run -d --init --name init1 --rootfs "$ROOTFS" sleep 60
+        run container exec init1 cat /proc/1/cmdline
+        [[ $output == /dev/init* ]]
+        start=$SECONDS
+        run container stop -t 20 init1
+        [ "$status" -eq 0 ]
+        ((SECONDS - start < 10))
+        [ "$(container inspect init1 | jq -r '.[0].exitCode')" = 143 ]
+}
+
+@test "-l labels, --name, -q, -a, --format" {
+        container create --name lab1 -l tier=db -l empty --rootfs "$ROOTFS" true
+        run container inspect lab1
+        [ "$(jq -r '.[0].labels.tier' <<<"$output")" = db ]
+        [ "$(jq -r '.[0].labels.empty' <<<"$output")" = "" ]
+        run container ls -q
+        [ "$output" = "" ]
+        run container ls -a -q
+        [ "$output" = lab1 ]
+        run container ls --all --quiet
+        [ "$output" = lab1 ]
+        run container ls -a --format table
+        [[ ${lines[1]} == lab1*Created* ]]
+        run container ls --format yaml
+        [ "$status" -eq 125 ]
+}
+
+@test "--rm removes after exit, -d prints the id" {
+        run container run -d --rm --name rm1 --rootfs "$ROOTFS" sleep 0.2
+        [ "$output" = rm1 ]
+        wait_for 10 bash -c "[ -z \"\$(\"$CLI\" --root \"$ROOT\" --run-dir \"$RUN\" ls -aq)\" ]"
+        [ ! -e "$ROOT/containers/rm1" ]
+}
+
+@test "a directory given as IMAGE is a root filesystem" {
+        run container run --rm "$ROOTFS" echo from-dir
+        [ "$status" -eq 0 ]
+        [ "$output" = from-dir ]
+}

@@ -1,0 +1,228 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The container lifecycle, exit codes, bad input.
+
+load helpers
+
+@test "create, start, ls, inspect, stop, rm" {
+        run container create --name life1 --rootfs "$ROOTFS" sleep 30
+        [ "$status" -eq 0 ]
+        [ "$output" = life1 ]
+        run container ls -a --format json
+        [ "$status" -eq 0 ]
+        [ "$(jq -r '.[] | select(.id=="life1") | .status' <<<"$output")" = created ]
+        run container ls -q
+        [ "$output" = "" ]
+
+        run container start life1
+        [ "$status" -eq 0 ]
+        run container ls -q
+        [ "$output" = life1 ]
+        run container inspect life1
+        [ "$status" -eq 0 ]
+        [ "$(jq -r '.[0].status' <<<"$output")" = running ]
+        [ "$(jq -r '.[0].rootfs' <<<"$output")" = "$(realpath "$ROOTFS")" ]
+        [ "$(jq -r '.[0].command | join(" ")' <<<"$output")" = "sleep 30" ]
+        [ "$(jq -r '.[0].startedAt' <<<"$output")" != null ]
+        [ "$(jq -r '.[0].pid' <<<"$output")" -gt 0 ]
+
+        run container stop -t 1 life1
+        [ "$status" -eq 0 ]
+        [ "$output" = life1 ]
+        run container inspect life1
+        [ "$(jq -r '.[0].status' <<<"$output")" = stopped ]
+        [ "$(jq -r '.[0].exitCode' <<<"$output")" = 137 ]
+        [ "$(jq -r '.[0].exitedAt' <<<"$output")" != null ]
+        # state.json on disk agrees.
+        [ "$(jq -r .status "$ROOT/containers/life1/state.json")" = stopped ]
+
+        # a stopped container starts again
+        run container start life1
+        [ "$status" -eq 0 ]
+        run container ls -q
+        [ "$output" = life1 ]
+
+        run container rm -f life1
+        [ "$status" -eq 0 ]
+        run container ls -aq
+        [ "$output" = "" ]
+        [ ! -e "$ROOT/containers/life1" ]
+}
+
+@test "ls --format json and inspect have the documented shape" {
+        container run -d --name shape1 -l app=web --rootfs "$ROOTFS" sleep 30
+        run container ls --format json
+        [ "$status" -eq 0 ]
+        keys=$(jq -c '.[0] | keys_unsorted' <<<"$output")
+        [ "$keys" = '["id","status","image","rootfs","command","createdAt","startedAt","exitCode","exitedAt","pid","labels","configuration","error"]' ]
+        [ "$(jq -r '.[0].labels.app' <<<"$output")" = web ]
+        run container inspect shape1
+        [ "$(jq -c '.[0] | keys_unsorted' <<<"$output")" = "$keys" ]
+        [ "$(jq -r '.[0].configuration.process.args[0]' <<<"$output")" = sleep ]
+        run container ls
+        [ "$status" -eq 0 ]
+        [[ ${lines[0]} == "CONTAINER ID"* ]]
+        [[ ${lines[1]} == shape1*Up* ]]
+}
+
+@test "generated ids are 12 hex characters" {
+        run container create --rootfs "$ROOTFS" true
+        [ "$status" -eq 0 ]
+        [[ $output =~ ^[0-9a-f]{12}$ ]]
+}
+
+@test "exit codes: 0, 1, 42" {
+        run container run --rm --rootfs "$ROOTFS" true
+        [ "$status" -eq 0 ]
+        run container run --rm --rootfs "$ROOTFS" false
+        [ "$status" -eq 1 ]
+        run container run --rm --rootfs "$ROOTFS" sh -c 'exit 42'
+        [ "$status" -eq 42 ]
+        # --rm left nothing behind
+        run container ls -aq
+        [ "$output" = "" ]
+}
+
+@test "exit code 127: command not found" {
+        run container run --rm --rootfs "$ROOTFS" /no/such/command
+        [ "$status" -eq 127 ]
+        [[ $output == *"container: starting the container: "* ]]
+        run container ls -aq
+        [ "$output" = "" ]
+}
+
+@test "exit code 126: command not executable" {
+        run container run --rm --rootfs "$ROOTFS" /etc/passwd
+        [ "$status" -eq 126 ]
+        [[ $output == "container: "* ]]
+}
+
+@test "exit code 125: tool failures" {
+        run container run --rootfs "$ROOTFS" --no-such-flag true
+        [ "$status" -eq 125 ]
+        run container run --rootfs /no/such/dir true
+        [ "$status" -eq 125 ]
+        [[ $output == "container: --rootfs: notFound: "* ]]
+        run container start nosuchcontainer
+        [ "$status" -eq 125 ]
+        [ "$output" = "container: starting nosuchcontainer: notFound: no such container: nosuchcontainer" ]
+        run container frobnicate
+        [ "$status" -eq 125 ]
+        run container run busybox:latest true
+        [ "$status" -eq 125 ]
+        [[ $output == *"unsupported"*"image store not available yet"* ]]
+}
+
+@test "exit code 137: killed" {
+        container run -d --name k137 --rootfs "$ROOTFS" sleep 30
+        run container kill k137
+        [ "$status" -eq 0 ]
+        run container wait k137
+        [ "$output" = 137 ]
+        run container inspect k137
+        [ "$(jq -r '.[0].exitCode' <<<"$output")" = 137 ]
+}
+
+@test "exit code 130: SIGINT forwarded to the container process" {
+        # Without a terminal the CLI forwards SIGINT; the process exits 130 from its trap.
+        "$CLI" --root "$ROOT" --run-dir "$RUN" run --rm --name sig130 --rootfs "$ROOTFS" \
+                sh -c 'trap "exit 130" INT; echo ready; while :; do sleep 0.1; done' >"$BATS_TEST_TMPDIR/out" &
+        pid=$!
+        wait_for 10 grep -q ready "$BATS_TEST_TMPDIR/out"
+        kill -INT $pid
+        rc=0
+        wait $pid || rc=$?
+        [ "$rc" -eq 130 ]
+}
+
+@test "bad names are refused by the CLI and by the server" {
+        for name in ../x .hidden -x 'a/b' "$(printf 'a%.0s' {1..65})" ''; do
+                run container create --name "$name" --rootfs "$ROOTFS" true
+                [ "$status" -eq 125 ]
+                [[ $output == "container: "*"invalid"* ]]
+        done
+        # the server checks too: a path in an id never reaches the filesystem
+        run container inspect ../x
+        [ "$status" -eq 125 ]
+        [[ $output == *invalidArgument* ]]
+        run container rm ../../etc
+        [ "$status" -eq 125 ]
+        [ -z "$(ls "$ROOT/containers")" ]
+}
+
+@test "names are unique" {
+        container create --name dup1 --rootfs "$ROOTFS" true
+        run container create --name dup1 --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+        [[ $output == *"exists: container name dup1 is already in use"* ]]
+        [ "$(container ls -aq | grep -c dup1)" -eq 1 ]
+}
+
+@test "wrong states: rm of a running container, kill of a stopped one" {
+        container run -d --name ws1 --rootfs "$ROOTFS" sleep 30
+        run container rm ws1
+        [ "$status" -eq 125 ]
+        [[ $output == *"invalidState: container ws1 is running"* ]]
+        container stop -t 0 ws1
+        run container kill ws1
+        [ "$status" -eq 125 ]
+        [[ $output == *"invalidState"* ]]
+        run container rm ws1
+        [ "$status" -eq 0 ]
+}
+
+@test "rm -f of a running container" {
+        container run -d --name rmf1 --rootfs "$ROOTFS" sleep 60
+        run container rm -f rmf1
+        [ "$status" -eq 0 ]
+        run container ls -aq
+        [ "$output" = "" ]
+        [ ! -e "$ROOT/containers/rmf1" ]
+        ! pgrep -f "container-runtime --id rmf1 " >/dev/null || wait_for 5 bash -c "! pgrep -f 'container-runtime --id rmf1 '"
+}
+
+@test "prune removes stopped containers only" {
+        container run --name p1 --rootfs "$ROOTFS" true
+        container run --name p2 --rootfs "$ROOTFS" true
+        container run -d --name p3 --rootfs "$ROOTFS" sleep 30
+        run container prune -f
+        [ "$status" -eq 0 ]
+        [ "$(sort <<<"$output" | tr '\n' ' ')" = "p1 p2 " ]
+        run container ls -aq
+        [ "$output" = p3 ]
+}
+
+@test "stop is idempotent and honours -t and -s" {
+        container run -d --name st1 --rootfs "$ROOTFS" sh -c 'trap "exit 7" USR1; while :; do sleep 0.1; done'
+        run container stop -s USR1 -t 5 st1
+        [ "$status" -eq 0 ]
+        run container inspect st1
+        [ "$(jq -r '.[0].exitCode' <<<"$output")" = 7 ]
+        run container stop st1
+        [ "$status" -eq 0 ]
+        # --time is the long name of -t: a process that ignores TERM is killed after it.
+        container run -d --name st2 --rootfs "$ROOTFS" sleep 60
+        start=$SECONDS
+        run container stop --time 1 st2
+        [ "$status" -eq 0 ]
+        ((SECONDS - start < 8))
+        [ "$(container inspect st2 | jq -r '.[0].exitCode')" = 137 ]
+}
+
+@test "kill -s sends the named signal" {
+        container run -d --name ks1 --rootfs "$ROOTFS" sh -c 'trap "exit 3" TERM; while :; do sleep 0.1; done'
+        run container kill -s TERM ks1
+        [ "$status" -eq 0 ]
+        run container wait ks1
+        [ "$output" = 3 ]
+}
+
+@test "system status and version" {
+        run container system status
+        [ "$status" -eq 0 ]
+        [[ $output == *"is running"* ]]
+        [[ $output == *"root:       $ROOT"* ]]
+        run container system version
+        [ "$status" -eq 0 ]
+        [[ $output == "container CLI "* ]]
+}

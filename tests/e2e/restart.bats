@@ -1,0 +1,126 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# API server crashes and restarts, broken registry entries, concurrent clients.
+
+load helpers
+
+@test "API server killed with SIGKILL: containers stay managed after a restart" {
+        container run -d --name rs1 --rootfs "$ROOTFS" sleep 120
+        container run -d --name rs2 --rootfs "$ROOTFS" sleep 120
+        container run -d --name rs3 --rootfs "$ROOTFS" sh -c 'trap "exit 0" TERM; while :; do sleep 0.1; done'
+        container create --name rs4 --rootfs "$ROOTFS" true
+        pid=$(apiserver_pid)
+        [ -n "$pid" ]
+        kill -9 "$pid"
+        wait_for 10 bash -c "! kill -0 $pid 2>/dev/null"
+
+        # The next CLI call starts a new server that re-attaches.
+        run container ls --format json
+        [ "$status" -eq 0 ]
+        [ "$(jq -r '[.[] | .id] | sort | join(" ")' <<<"$output")" = "rs1 rs2 rs3" ]
+        [ "$(jq -r '[.[] | .status] | unique | join(" ")' <<<"$output")" = running ]
+        [ "$(apiserver_pid)" != "$pid" ]
+        run container ls -aq
+        [[ $output == *rs4* ]]
+
+        run container exec rs1 echo still-here
+        [ "$status" -eq 0 ]
+        [ "$output" = still-here ]
+        run container stop -t 5 rs3
+        [ "$status" -eq 0 ]
+        [ "$(container inspect rs3 | jq -r '.[0].exitCode')" = 0 ]
+        run container kill rs2
+        [ "$status" -eq 0 ]
+        run container wait rs2
+        [ "$output" = 137 ]
+        run container rm -f rs1
+        [ "$status" -eq 0 ]
+        run container ls -q
+        [ "$output" = "" ]
+}
+
+@test "a container that exited while the API server was down is recorded" {
+        container run -d --name down1 --rootfs "$ROOTFS" sh -c 'sleep 1; exit 3'
+        pid=$(apiserver_pid)
+        kill -9 "$pid"
+        sleep 2
+        run container inspect down1
+        [ "$status" -eq 0 ]
+        [ "$(jq -r '.[0].status' <<<"$output")" = stopped ]
+        # Its runtime service exited with the container (nothing to re-attach to): exit unknown,
+        # and the reason is recorded.
+        code=$(jq -r '.[0].exitCode' <<<"$output")
+        [ "$code" = 3 ] || [ "$code" = null ]
+        [ "$(jq -r '.[0].error' <<<"$output")" != "" ]
+}
+
+@test "an unreadable container directory is listed as broken and never deleted" {
+        mkdir -p "$ROOT/containers/broken1"
+        echo '{not json' >"$ROOT/containers/broken1/config.json"
+        container system stop
+        run container ls -a --format json
+        [ "$status" -eq 0 ]
+        [ "$(jq -r '.[] | select(.id=="broken1") | .status' <<<"$output")" = broken ]
+        [ "$(jq -r '.[] | select(.id=="broken1") | .error' <<<"$output")" != null ]
+        run container prune
+        [ -d "$ROOT/containers/broken1" ]
+        run container rm broken1
+        [ "$status" -eq 125 ]
+        [[ $output == *"invalidState: container broken1 is broken"* ]]
+        [ -d "$ROOT/containers/broken1" ]
+        run container start broken1
+        [ "$status" -eq 125 ]
+        run container rm -f broken1
+        [ "$status" -eq 0 ]
+        [ ! -e "$ROOT/containers/broken1" ]
+}
+
+@test "state survives a clean API server restart" {
+        container run --name keep1 --rootfs "$ROOTFS" sh -c 'exit 4' || true
+        container system stop
+        run container system status
+        [ "$status" -eq 1 ]
+        container system start
+        run container inspect keep1
+        [ "$(jq -r '.[0].exitCode' <<<"$output")" = 4 ]
+        [ "$(jq -r '.[0].status' <<<"$output")" = stopped ]
+}
+
+@test "two CLIs creating 20 containers at once: none lost, none duplicated" {
+        create_many() {
+                local tag=$1 i
+                for i in $(seq 1 20); do
+                        "$CLI" --root "$ROOT" --run-dir "$RUN" create --name "cc-$tag-$i" --rootfs "$ROOTFS" true >/dev/null || echo "fail $tag $i"
+                        "$CLI" --root "$ROOT" --run-dir "$RUN" create --rootfs "$ROOTFS" true >/dev/null || echo "fail $tag anon $i"
+                done
+        }
+        # The server is not running: both CLIs race to start it, too.
+        container system stop
+        create_many a >"$BATS_TEST_TMPDIR/a" 2>&1 &
+        a=$!
+        create_many b >"$BATS_TEST_TMPDIR/b" 2>&1 &
+        b=$!
+        wait $a
+        wait $b
+        [ ! -s "$BATS_TEST_TMPDIR/a" ]
+        [ ! -s "$BATS_TEST_TMPDIR/b" ]
+        run container ls -aq
+        [ "$(wc -l <<<"$output")" -eq 80 ]
+        [ "$(sort <<<"$output" | uniq -d)" = "" ]
+        [ "$(grep -c '^cc-a-' <<<"$output")" -eq 20 ]
+        [ "$(grep -c '^cc-b-' <<<"$output")" -eq 20 ]
+        [ "$(ls "$ROOT/containers" | wc -l)" -eq 80 ]
+        # and the same name from both at once: exactly one wins
+        container create --name same --rootfs "$ROOTFS" true >"$BATS_TEST_TMPDIR/s1" 2>&1 &
+        container create --name same --rootfs "$ROOTFS" true >"$BATS_TEST_TMPDIR/s2" 2>&1 &
+        wait
+        [ "$(cat "$BATS_TEST_TMPDIR/s1" "$BATS_TEST_TMPDIR/s2" | grep -c '^same$')" -eq 1 ]
+}
+
+@test "the CLI says how to start the API server when it cannot" {
+        container system stop
+        run env CONTAINER_APISERVER=/nonexistent "$CLI" --root "$ROOT" --run-dir "$RUN" ls
+        [ "$status" -eq 125 ]
+        [[ $output == "container: starting the API server: "* ]]
+        container system start
+}
