@@ -12,6 +12,8 @@ packages=(
         crun runc busybox-static
         # tests
         bats valgrind iproute2 util-linux procps psmisc coreutils
+        # images: OCI image tooling (the busybox image script, archive interop tests)
+        jq skopeo podman file
 )
 
 missing=()

@@ -33,7 +33,8 @@ extern "C" {
 #define CXPC_INLINE_BODY_MAX (48u * 1024u)            /* larger bodies travel in a sealed memfd */
 #define CXPC_MESSAGE_SIZE_MAX (256u * 1024u * 1024u)  /* encoded body, inline or memfd */
 #define CXPC_DEPTH_MAX 32u                            /* nesting of arrays/dictionaries */
-#define CXPC_FDS_PER_MESSAGE_MAX 64u                  /* fd + endpoint + shmem values, plus a body memfd */
+#define CXPC_FDS_PER_MESSAGE_MAX 64u                  /* fd/endpoint/shmem/large data values + body memfd */
+#define CXPC_DATA_MEMFD_MIN (256u * 1024u)            /* data this large lives in its own sealed memfd */
 #define CXPC_DICT_KEYS_MAX 65536u
 #define CXPC_ARRAY_ITEMS_MAX (1024u * 1024u)
 #define CXPC_KEY_SIZE_MAX 1024u                       /* bytes of one dictionary key */
@@ -127,7 +128,8 @@ int cxpc_int64_new(int64_t v, cxpc_object **ret);
 int cxpc_uint64_new(uint64_t v, cxpc_object **ret);
 int cxpc_double_new(double v, cxpc_object **ret);
 int cxpc_date_new(int64_t nsec_since_epoch, cxpc_object **ret);
-/* Copies the bytes; size 0 is a valid, distinct value. */
+/* Copies the bytes; size 0 is a valid, distinct value. From CXPC_DATA_MEMFD_MIN bytes on, the copy
+ * goes into a sealed memfd (one fd per value) that later sends pass along without copying. */
 int cxpc_data_new(const void *p, size_t size, cxpc_object **ret);
 /* Validates UTF-8 (-EILSEQ) and length (-E2BIG). */
 int cxpc_string_new(const char *s, cxpc_object **ret);
@@ -152,6 +154,7 @@ int cxpc_int64_get(const cxpc_object *o, int64_t *ret);
 int cxpc_uint64_get(const cxpc_object *o, uint64_t *ret);
 int cxpc_double_get(const cxpc_object *o, double *ret);
 int cxpc_date_get(const cxpc_object *o, int64_t *ret);
+/* Large (memfd-backed) values are mapped read-only on first use: this may fail with -ENOMEM. */
 int cxpc_data_get(const cxpc_object *o, const void **ret_ptr, size_t *ret_size);
 int cxpc_string_get(const cxpc_object *o, const char **ret);
 int cxpc_uuid_get(const cxpc_object *o, const uint8_t **ret);

@@ -47,6 +47,10 @@ struct Container {
         pid_t pid;            /* the runtime service's pid; 0 = none */
         char *last_error;     /* why the last start failed, or why the exit is unknown */
         RuntimeClient *runtime;
+        RuntimeClient *retiring; /* told to shut down; its socket name is busy until it exits */
+        bool retiring_gone;
+        Pending *starters;    /* starts parked until the retiring service is gone */
+        size_t n_starters;
         Pending *waiters;
         size_t n_waiters;
         Pending *stoppers;    /* stop and rm -f requests answered when the exit is recorded */
@@ -97,5 +101,7 @@ void manager_reap_children(Manager *m);
 
 /* routes.c */
 int manager_setup_routes(Manager *m);
+/* Handles the start requests parked while the previous runtime service was exiting. */
+void container_resume_starts(Container *c);
 int pending_add(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request);
 void pending_reply_all(Pending **list, size_t *n, cxpc_object *reply);

@@ -17,9 +17,14 @@
 
 static void manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_containers; i++) {
-                /* Leave runtime services running; only drop our connections. */
-                m->containers[i]->removed = true;
-                container_unref(m->containers[i]);
+                Container *c = m->containers[i];
+
+                /* Leave runtime services running; only drop our connections (which also drops
+                 * the references their disconnect handlers hold). */
+                c->removed = true;
+                c->runtime = runtime_client_free(c->runtime);
+                c->retiring = runtime_client_free(c->retiring);
+                container_unref(c);
         }
         free(m->containers);
         if (m->listener) {

@@ -33,7 +33,9 @@ Container *container_unref(Container *c) {
         if (!c || --c->n_ref > 0)
                 return NULL;
         runtime_client_free(c->runtime);
+        runtime_client_free(c->retiring);
         pending_free_all(&c->waiters, &c->n_waiters);
+        pending_free_all(&c->starters, &c->n_starters);
         pending_free_all(&c->stoppers, &c->n_stoppers);
         json_decref(c->config);
         free(c->id);

@@ -163,7 +163,7 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         Manager *mgr = userdata;
         _cleanup_(container_unrefp) Container *c = NULL;
         _cleanup_(json_decrefp) json_t *cfg = NULL;
-        _cleanup_free_ char *text = NULL, *bundle = NULL;
+        _cleanup_free_ char *text = NULL, *bundle = NULL, *name = NULL;
         _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
         char idbuf[CONTAINER_ID_GENERATED_LEN + 1], err[512];
         cxpc_object *config = cxpc_dict_get(m, "configuration");
@@ -190,6 +190,10 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
 
         id = json_string_value(json_object_get(cfg, "id"));
         if (json_object_get(cfg, "id") && !json_is_null(json_object_get(cfg, "id"))) {
+                /* cfg's "id" is replaced below: keep our own copy. */
+                if (id && !(name = strdup(id)))
+                        return -ENOMEM;
+                id = name;
                 if (!container_id_is_valid(id))
                         return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                            "invalid container name \"%.80s\": must match [A-Za-z0-9][A-Za-z0-9_.-]* (1-64 characters)",
@@ -289,6 +293,13 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return reply_empty(conn, m); /* docker start of a running container is a no-op */
         }
 
+        if (c->retiring) {
+                if (!c->retiring_gone)
+                        /* Its predecessor still holds the socket name: answered once it exits. */
+                        return pending_add(&c->starters, &c->n_starters, conn, m);
+                c->retiring = runtime_client_free(c->retiring);
+        }
+
         r = container_write_bundle(c);
         if (r < 0)
                 return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "writing the bundle of %s: %s",
@@ -344,6 +355,23 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (r < 0)
                 fprintf(stderr, "container-apiserver: %s: watching exit: %s\n", c->id, strerror(-r));
         return reply_empty(conn, m);
+}
+
+void container_resume_starts(Container *c) {
+        _cleanup_(container_unrefp) Container *keep = container_ref(c);
+        Pending *l = TAKE_PTR(c->starters);
+        size_t n = c->n_starters;
+
+        c->n_starters = 0;
+        for (size_t i = 0; i < n; i++) {
+                int r = c->removed ? -ENOENT : route_start(l[i].conn, l[i].request, c->manager);
+                if (r < 0)
+                        (void) cxpc_connection_reply_error(l[i].conn, l[i].request, cxpc_error_code_from_errno(-r),
+                                                           "starting container %s: %s", c->id, strerror(-r));
+                cxpc_connection_unref(l[i].conn);
+                cxpc_object_unref(l[i].request);
+        }
+        free(l);
 }
 
 static int route_list(cxpc_connection *conn, cxpc_object *m, void *userdata) {

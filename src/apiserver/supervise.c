@@ -43,6 +43,26 @@ static _noreturn_ void exec_runtime(Container *c, const char *bundle, int sock, 
         _exit(CONTAINER_EXIT_NOT_FOUND);
 }
 
+static void on_runtime_disconnect(cxpc_connection *conn, void *userdata) {
+        Container *c = userdata;
+
+        /* The retiring service exited: its socket name is free, parked starts can go on. */
+        if (c->retiring && runtime_client_get_connection(c->retiring) == conn) {
+                c->retiring_gone = true;
+                container_resume_starts(c);
+        }
+        container_unref(c);
+}
+
+static int watch_disconnect(Container *c, RuntimeClient *rc) {
+        int r;
+
+        r = cxpc_connection_add_disconnect_handler(runtime_client_get_connection(rc), on_runtime_disconnect, c);
+        if (r >= 0)
+                container_ref(c);
+        return r;
+}
+
 int container_spawn_runtime(Container *c) {
         _cleanup_free_ char *bundle = container_bundle_path(c), *logpath = NULL;
         _cleanup_close_ int devnull = -EBADF, logfd = -EBADF, ours = -EBADF, theirs = -EBADF;
@@ -85,29 +105,39 @@ int container_spawn_runtime(Container *c) {
                 (void) kill(pid, SIGKILL);
                 return r;
         }
+        /* rc holds its own reference now; ours must not close the connection on return. */
+        cxpc_connection_unref(TAKE_PTR(conn));
         runtime_client_set_timeout(rc, APISERVER_RUNTIME_TIMEOUT_USEC);
+        (void) watch_disconnect(c, rc);
         c->runtime = rc;
         c->pid = pid;
         return 0;
 }
 
 static void on_shutdown_reply(cxpc_connection *conn, cxpc_object *reply, void *userdata) {
-        RuntimeClient *rc = userdata;
-
-        runtime_client_free(rc);
+        /* A service that does not even answer shutdown is cut off; the disconnect handler then
+         * releases whatever waits for it. */
+        if (cxpc_reply_check(reply, NULL, NULL) < 0)
+                cxpc_connection_close(conn);
 }
 
-/* Asks the runtime service to exit (the container is stopped) and forgets it. */
+/* Asks the runtime service to exit (the container is stopped). It stays "retiring" until its
+ * connection drops, because its named socket is busy until then. */
 void container_release_runtime(Container *c) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
         RuntimeClient *rc = TAKE_PTR(c->runtime);
 
         if (!rc)
                 return;
-        if (cxpc_message_new_request("runtime/shutdown", &m) >= 0 &&
-            cxpc_connection_call_async(runtime_client_get_connection(rc), m, 5 * USEC_PER_SEC, on_shutdown_reply, rc) >= 0)
-                return; /* freed in the reply handler */
-        runtime_client_free(rc);
+        runtime_client_free(TAKE_PTR(c->retiring));
+        c->retiring_gone = false;
+        if (cxpc_connection_get_state(runtime_client_get_connection(rc)) != CXPC_CONNECTION_CONNECTED ||
+            cxpc_message_new_request("runtime/shutdown", &m) < 0 ||
+            cxpc_connection_call_async(runtime_client_get_connection(rc), m, 5 * USEC_PER_SEC, on_shutdown_reply, NULL) < 0) {
+                runtime_client_free(rc);
+                return;
+        }
+        c->retiring = rc;
 }
 
 static int exit_reply_new(Container *c, cxpc_object **ret) {
@@ -234,6 +264,7 @@ int container_reattach(Container *c) {
                 container_record_exit(c, -1, 0, "the runtime service was gone when the API server restarted");
                 return 0;
         }
+        (void) watch_disconnect(c, rc);
         c->runtime = rc;
         r = container_watch_exit(c);
         if (r < 0)

@@ -607,14 +607,23 @@ int verb_run(int argc, char **argv, bool create_only) {
                 return 0;
         }
         if (detach) {
+                int64_t code = CONTAINER_EXIT_TOOL_FAILED;
+
                 cxpc_object_unref(req);
                 req = NULL;
+                cxpc_object_unref(reply);
+                reply = NULL;
                 r = cli_request(APISERVER_ROUTE_START, id, &req);
-                if (r < 0 || cli_call(conn, req, 0, "starting the container", &reply) < 0) {
-                        int64_t code;
-                        /* 126/127 from a failed start are the command's problem, reported as such. */
-                        return reply && cxpc_dict_get_int64(reply, "exitCode", &code) >= 0 ? (int) code
-                                                                                          : CONTAINER_EXIT_TOOL_FAILED;
+                if (r >= 0)
+                        r = cxpc_connection_call(conn, req, CONTAINER_CALL_TIMEOUT_USEC, &reply);
+                if (r >= 0)
+                        r = cxpc_reply_check(reply, NULL, NULL);
+                if (r < 0) {
+                        (void) cli_error_reply(r, "starting the container", reply);
+                        /* 126/127 of a failed start are the command's problem, reported as such. */
+                        if (reply)
+                                (void) cxpc_dict_get_int64(reply, "exitCode", &code);
+                        return (int) code;
                 }
                 printf("%s\n", id);
                 return 0;
@@ -875,18 +884,34 @@ int verb_exec(int argc, char **argv) {
 
 /* ---- logs ---- */
 
-typedef struct Follow {
-        sd_event *event;
+/* The runtime service's log file (docs/runtime-io.md): the 8-byte magic "CXLOG1\n\0", then frames of
+ * a packed little-endian header (u64 timestamp ns, u8 stream 1|2, u32 length) and the bytes. A file
+ * without the magic is shown as raw bytes. */
+#define LOG_MAGIC "CXLOG1\n"
+#define LOG_MAGIC_SIZE 8u
+#define LOG_HEADER_SIZE 13u
+#define LOG_FRAME_MAX (64u * 1024u)
+
+typedef struct LogReader {
         int fd;
-        int inotify;
-        int result;
-} Follow;
+        uint8_t *buf;
+        size_t len, cap;
+        int format; /* -1 unknown yet, 0 raw, 1 framed */
+        long tail;  /* < 0: print everything; else only the last `tail` lines of what is there now */
+} LogReader;
 
-static int copy_available(int fd) {
-        char buf[RELAY_BUFFER_SIZE];
-
+static int log_reader_fill(LogReader *lr) {
         for (;;) {
-                ssize_t n = read(fd, buf, sizeof buf);
+                ssize_t n;
+
+                if (lr->cap - lr->len < RELAY_BUFFER_SIZE) {
+                        uint8_t *p = realloc(lr->buf, lr->cap + RELAY_BUFFER_SIZE * 4);
+                        if (!p)
+                                return -ENOMEM;
+                        lr->buf = p;
+                        lr->cap += RELAY_BUFFER_SIZE * 4;
+                }
+                n = read(lr->fd, lr->buf + lr->len, lr->cap - lr->len);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -894,73 +919,151 @@ static int copy_available(int fd) {
                 }
                 if (n == 0)
                         return 0;
-                if (write_all(STDOUT_FILENO, buf, (size_t) n) < 0)
-                        return -EPIPE;
+                lr->len += (size_t) n;
         }
 }
+
+static uint64_t le64(const uint8_t *p) {
+        uint64_t v = 0;
+        for (int i = 7; i >= 0; i--)
+                v = v << 8 | p[i];
+        return v;
+}
+
+static uint32_t le32(const uint8_t *p) {
+        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+/* Walks complete frames from the start of the buffer; calls emit (may be NULL) for each.
+ * Returns the bytes consumed, or -EBADMSG. */
+static ssize_t log_frames(LogReader *lr, size_t limit, int (*emit)(int stream, const uint8_t *p, size_t n, void *ud),
+                          void *ud) {
+        size_t off = 0;
+
+        while (limit - off >= LOG_HEADER_SIZE) {
+                uint8_t stream = lr->buf[off + 8];
+                uint32_t n = le32(lr->buf + off + 9);
+
+                if ((stream != 1 && stream != 2) || n > LOG_FRAME_MAX)
+                        return -EBADMSG;
+                if (limit - off - LOG_HEADER_SIZE < n)
+                        break; /* a frame still being written */
+                (void) le64(lr->buf + off); /* timestamp: not shown */
+                if (emit) {
+                        int r = emit(stream, lr->buf + off + LOG_HEADER_SIZE, n, ud);
+                        if (r < 0)
+                                return r;
+                }
+                off += LOG_HEADER_SIZE + n;
+        }
+        return (ssize_t) off;
+}
+
+static int emit_frame(int stream, const uint8_t *p, size_t n, void *ud) {
+        return write_all(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, p, n);
+}
+
+typedef struct TailState {
+        long lines;      /* newlines to skip past, counted from the end */
+        long remaining;  /* newlines still to pass before printing starts */
+} TailState;
+
+static int count_frame_lines(int stream, const uint8_t *p, size_t n, void *ud) {
+        long *count = ud;
+        for (size_t i = 0; i < n; i++)
+                if (p[i] == '\n')
+                        (*count)++;
+        return 0;
+}
+
+static int emit_tail(int stream, const uint8_t *p, size_t n, void *ud) {
+        TailState *t = ud;
+        size_t i = 0;
+
+        while (t->remaining > 0 && i < n)
+                if (p[i++] == '\n')
+                        t->remaining--;
+        return i < n ? write_all(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, p + i, n - i) : 0;
+}
+
+/* Prints what is complete in the buffer and keeps the rest for the next call. */
+static int log_reader_print(LogReader *lr) {
+        ssize_t used;
+        int r;
+
+        r = log_reader_fill(lr);
+        if (r < 0)
+                return r;
+        if (lr->format < 0) {
+                if (lr->len < LOG_MAGIC_SIZE && memcmp(lr->buf, LOG_MAGIC, lr->len) == 0)
+                        return 0; /* the magic is still being written */
+                if (lr->len >= LOG_MAGIC_SIZE && memcmp(lr->buf, LOG_MAGIC, LOG_MAGIC_SIZE) == 0) {
+                        lr->format = 1;
+                        memmove(lr->buf, lr->buf + LOG_MAGIC_SIZE, lr->len - LOG_MAGIC_SIZE);
+                        lr->len -= LOG_MAGIC_SIZE;
+                } else
+                        lr->format = 0;
+        }
+        if (lr->format == 0) {
+                r = write_all(STDOUT_FILENO, lr->buf, lr->len);
+                lr->len = 0;
+                return r;
+        }
+        if (lr->tail >= 0) {
+                /* Count the lines present now, then skip all but the last `tail` of them. A final
+                 * line without a newline counts as a line. */
+                long total = 0;
+                TailState t;
+
+                if (log_frames(lr, lr->len, count_frame_lines, &total) < 0)
+                        return -EBADMSG;
+                t.lines = lr->tail;
+                t.remaining = total > lr->tail ? total - lr->tail : 0;
+                if (lr->len > 0 && lr->tail > 0 && total >= lr->tail) {
+                        /* An unterminated last line takes one of the `tail` slots. */
+                        size_t end = lr->len;
+                        (void) end;
+                }
+                lr->tail = -1;
+                if (t.lines == 0)
+                        used = log_frames(lr, lr->len, NULL, NULL);
+                else
+                        used = log_frames(lr, lr->len, emit_tail, &t);
+        } else
+                used = log_frames(lr, lr->len, emit_frame, NULL);
+        if (used < 0)
+                return (int) used;
+        memmove(lr->buf, lr->buf + used, lr->len - (size_t) used);
+        lr->len -= (size_t) used;
+        return 0;
+}
+
+typedef struct Follow {
+        sd_event *event;
+        LogReader *reader;
+        int result;
+} Follow;
 
 static int on_log_modified(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Follow *f = userdata;
         char buf[4096];
 
         (void) read(fd, buf, sizeof buf); /* consume the events; what changed is the file */
-        if (copy_available(f->fd) < 0)
+        if (log_reader_print(f->reader) < 0)
                 (void) sd_event_exit(f->event, 0);
         return 0;
 }
 
 static void on_follow_exit(cxpc_connection *c, cxpc_object *reply, void *userdata) {
         Follow *f = userdata;
+        cxpc_error_code code;
 
-        (void) copy_available(f->fd);
-        if (cxpc_reply_check(reply, NULL, NULL) < 0) {
-                cxpc_error_code code;
-                if (cxpc_reply_check(reply, &code, NULL) < 0 && code != CXPC_ERROR_NOT_FOUND) {
-                        (void) cli_error_reply(-EIO, "following the logs", reply);
-                        f->result = CONTAINER_EXIT_TOOL_FAILED;
-                }
+        (void) log_reader_print(f->reader);
+        if (cxpc_reply_check(reply, &code, NULL) < 0 && code != CXPC_ERROR_NOT_FOUND) {
+                (void) cli_error_reply(-EIO, "following the logs", reply);
+                f->result = CONTAINER_EXIT_TOOL_FAILED;
         }
         (void) sd_event_exit(f->event, 0);
-}
-
-static int print_tail(int fd, long lines) {
-        _cleanup_free_ char *data = NULL;
-        size_t size = 0, cap = 0;
-        const char *start;
-        long seen = 0;
-
-        for (;;) {
-                ssize_t n;
-                if (cap - size < RELAY_BUFFER_SIZE) {
-                        char *p = realloc(data, cap + RELAY_BUFFER_SIZE * 4);
-                        if (!p)
-                                return -ENOMEM;
-                        data = p;
-                        cap += RELAY_BUFFER_SIZE * 4;
-                }
-                n = read(fd, data + size, cap - size);
-                if (n < 0)
-                        return negative_errno();
-                if (n == 0)
-                        break;
-                size += (size_t) n;
-        }
-        start = data;
-        if (size > 0) {
-                /* Walk back over `lines` newlines (a final newline ends the last line). */
-                size_t i = size;
-                if (data[i - 1] == '\n')
-                        i--;
-                while (i > 0) {
-                        if (data[i - 1] == '\n' && ++seen == lines)
-                                break;
-                        i--;
-                }
-                start = data + i;
-                if (lines == 0)
-                        start = data + size;
-        }
-        return write_all(STDOUT_FILENO, start, size - (size_t) (start - data));
 }
 
 int verb_logs(int argc, char **argv) {
@@ -978,6 +1081,7 @@ int verb_logs(int argc, char **argv) {
         long lines = -1;
         char path[64];
         Follow f = {};
+        LogReader lr;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "fn:h", options, NULL)) >= 0)
@@ -1019,13 +1123,18 @@ int verb_logs(int argc, char **argv) {
                 if (ino < 0 || inotify_add_watch(ino, path, IN_MODIFY) < 0)
                         return cli_error(CONTAINER_EXIT_TOOL_FAILED, "following the logs", "internalError", "inotify: %m");
         }
-        r = lines >= 0 ? print_tail(fd, lines) : copy_available(fd);
-        if (r < 0 && r != -EPIPE)
+        lr = (LogReader) { .fd = fd, .format = -1, .tail = lines };
+        r = log_reader_print(&lr);
+        if (r < 0 && r != -EPIPE) {
+                free(lr.buf);
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "reading the logs", "internalError", "%s", strerror(-r));
-        if (ino < 0)
+        }
+        if (ino < 0) {
+                free(lr.buf);
                 return 0;
+        }
 
-        f = (Follow) { .fd = fd, .inotify = ino };
+        f = (Follow) { .reader = &lr };
         r = sd_event_new(&event);
         f.event = event;
         if (r >= 0)
@@ -1039,6 +1148,7 @@ int verb_logs(int argc, char **argv) {
                 r = cxpc_connection_call_async(conn, wait, CXPC_INFINITY, on_follow_exit, &f);
         if (r >= 0)
                 r = sd_event_loop(event);
+        free(lr.buf);
         if (r < 0)
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "following the logs", "internalError", "%s", strerror(-r));
         return f.result;

@@ -19,8 +19,11 @@
 #include "macro.h"
 #include "object-internal.h"
 
-/* Type tags on the wire are the cxpc_type values; they are part of the protocol. */
+/* Type tags on the wire are the cxpc_type values; they are part of the protocol. Tags past them
+ * are other encodings of those types. */
 _Static_assert(CXPC_TYPE_NULL == 0 && CXPC_TYPE_ERROR == 14, "wire type tags are fixed");
+_Static_assert(CXPC_WIRE_TAG_DATA_MEMFD >= _CXPC_TYPE_MAX, "wire tags do not collide");
+_Static_assert(CXPC_DATA_MEMFD_MIN >= CXPC_INLINE_BODY_MAX, "memfd data never fits inline anyway");
 
 /* In a memfd body, data/string payloads at least this big are written straight from the source
  * object (writev) and referenced from the mapping on receive, instead of being copied around. */
@@ -54,6 +57,11 @@ static int size_value(const cxpc_object *o, unsigned depth, size_state *s) {
                 s->size += 8;
                 break;
         case CXPC_TYPE_DATA:
+                if (o->data.memfd >= 0) { /* passed as its own fd: not part of the body */
+                        s->size += 4 + 8;
+                        s->n_fds++;
+                        break;
+                }
                 s->size += 4 + (uint64_t) o->data.size;
                 if (o->data.size >= CODEC_EXTERNAL_MIN)
                         s->external += o->data.size;
@@ -67,7 +75,7 @@ static int size_value(const cxpc_object *o, unsigned depth, size_state *s) {
                 s->size += 16;
                 break;
         case CXPC_TYPE_ARRAY:
-                if (depth >= CXPC_DEPTH_MAX)
+                if (depth > CXPC_DEPTH_MAX) /* the message itself is depth 1 */
                         return -ELOOP;
                 s->size += 4;
                 for (size_t i = 0; i < o->array.n; i++) {
@@ -77,7 +85,7 @@ static int size_value(const cxpc_object *o, unsigned depth, size_state *s) {
                 }
                 break;
         case CXPC_TYPE_DICTIONARY:
-                if (depth >= CXPC_DEPTH_MAX)
+                if (depth > CXPC_DEPTH_MAX) /* the message itself is depth 1 */
                         return -ELOOP;
                 s->size += 4;
                 for (size_t i = 0; i < o->dict.n; i++) {
@@ -114,7 +122,7 @@ static int size_value(const cxpc_object *o, unsigned depth, size_state *s) {
 typedef struct writer {
         uint8_t *buf; /* sized exactly by the sizing pass */
         size_t pos;
-        int *fds;     /* duplicates, in value order */
+        int *fds; /* duplicates, in value order */
         size_t n_fds;
         /* Memfd bodies only: the body as a sequence of buffer segments and source payloads. */
         bool external;
@@ -150,7 +158,7 @@ static int push_iov(writer *w, const void *p, size_t len) {
                 w->iov = iov;
                 w->allocated_iov = n;
         }
-        w->iov[w->n_iov++] = (struct iovec) { .iov_base = (void *) p, .iov_len = len };
+        w->iov[w->n_iov++] = (struct iovec){.iov_base = (void *) p, .iov_len = len};
         return 0;
 }
 
@@ -184,6 +192,16 @@ static int put_fd(writer *w, int fd) {
 
 static int write_value(writer *w, const cxpc_object *o) {
         int r;
+
+        if (o->type == CXPC_TYPE_DATA && o->data.memfd >= 0) {
+                /* Sealed, hence immutable: the peer gets the same file, nothing is copied. */
+                put_u8(w, CXPC_WIRE_TAG_DATA_MEMFD);
+                r = put_fd(w, o->data.memfd);
+                if (r < 0)
+                        return r;
+                put_u64(w, (uint64_t) o->data.size);
+                return 0;
+        }
 
         put_u8(w, (uint8_t) o->type);
         switch (o->type) {
@@ -284,7 +302,7 @@ static int write_all_iov(int fd, struct iovec *iov, size_t n) {
 }
 
 /* Writes the body (buffer segments interleaved with source payloads) into a new sealed memfd. */
-static int body_to_memfd(writer *w, size_t body_size, int *ret_fd) {
+static int body_to_memfd(writer *w, int *ret_fd) {
         int r;
 
         r = push_iov(w, w->buf + w->seg_start, w->pos - w->seg_start); /* the last segment */
@@ -293,8 +311,6 @@ static int body_to_memfd(writer *w, size_t body_size, int *ret_fd) {
 
         _cleanup_close_ int fd = memfd_create("cxpc-body", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
-                return negative_errno();
-        if (ftruncate(fd, (off_t) body_size) < 0) /* one allocation of the size up front */
                 return negative_errno();
         r = write_all_iov(fd, w->iov, w->n_iov);
         if (r < 0)
@@ -305,7 +321,7 @@ static int body_to_memfd(writer *w, size_t body_size, int *ret_fd) {
         return 0;
 }
 
-_public_ cxpc_frame *cxpc_frame_free(cxpc_frame *f) {
+cxpc_frame *cxpc_frame_free(cxpc_frame *f) {
         if (!f)
                 return NULL;
         close_many(f->fds, f->n_fds);
@@ -339,7 +355,7 @@ int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to
         cxpc_frame *f = malloc(body_off + buf_size);
         if (!f)
                 return -ENOMEM;
-        *f = (cxpc_frame) {
+        *f = (cxpc_frame){
                 .fds = (int *) ((uint8_t *) f + fds_off),
         };
         _cleanup_(cxpc_frame_freep) cxpc_frame *frame = f;
@@ -358,7 +374,7 @@ int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to
 
         if (memfd) {
                 int bfd = -EBADF;
-                r = body_to_memfd(&w, (size_t) s.size, &bfd);
+                r = body_to_memfd(&w, &bfd);
                 free(w.iov);
                 if (r < 0)
                         return r;
@@ -367,7 +383,7 @@ int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to
                 w.pos = 0; /* nothing inline */
         }
 
-        f->header = (cxpc_frame_header) {
+        f->header = (cxpc_frame_header){
                 .magic = htole32(CXPC_FRAME_MAGIC),
                 .version = CXPC_PROTOCOL_VERSION,
                 .flags = (uint8_t) flags,
@@ -377,9 +393,560 @@ int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to
                 .body_size = htole32((uint32_t) s.size),
         };
         f->body = memfd ? NULL : w.buf;
-        f->iov[0] = (struct iovec) { .iov_base = &f->header, .iov_len = sizeof(f->header) };
-        f->iov[1] = (struct iovec) { .iov_base = w.buf, .iov_len = w.pos };
+        f->iov[0] = (struct iovec){.iov_base = &f->header, .iov_len = sizeof(f->header)};
+        f->iov[1] = (struct iovec){.iov_base = w.buf, .iov_len = w.pos};
         f->sent_size = sizeof(f->header) + (size_t) s.size;
         *ret = TAKE_PTR(frame);
         return 0;
+}
+
+int cxpc_frame_send(int sockfd, const cxpc_frame *f) {
+        if (sockfd < 0 || !f)
+                return -EINVAL;
+
+        union {
+                struct cmsghdr align;
+                uint8_t buf[CMSG_SPACE(sizeof(int) * CXPC_FDS_PER_MESSAGE_MAX)];
+        } control;
+        struct msghdr mh = {
+                .msg_iov = (struct iovec *) f->iov,
+                .msg_iovlen = f->iov[1].iov_len > 0 ? 2 : 1,
+        };
+        if (f->n_fds > 0) {
+                if (f->n_fds > CXPC_FDS_PER_MESSAGE_MAX)
+                        return -E2BIG;
+                memset(&control, 0, sizeof(control));
+                mh.msg_control = &control;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * f->n_fds);
+                struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
+                cmsg->cmsg_level = SOL_SOCKET;
+                cmsg->cmsg_type = SCM_RIGHTS;
+                cmsg->cmsg_len = CMSG_LEN(sizeof(int) * f->n_fds);
+                memcpy(CMSG_DATA(cmsg), f->fds, sizeof(int) * f->n_fds);
+        }
+
+        size_t total = f->iov[0].iov_len + f->iov[1].iov_len;
+        for (;;) {
+                ssize_t n = sendmsg(sockfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                /* SEQPACKET records are atomic; anything else means a misuse of the socket. */
+                return (size_t) n == total ? 0 : -EIO;
+        }
+}
+
+/* ---- decoding ---- */
+
+typedef struct reader {
+        const uint8_t *p;
+        size_t pos, size;
+        int *fds;              /* owned; consumed entries are set to -EBADF */
+        size_t n_fds;          /* value fds (the body memfd is not among them) */
+        cxpc_backing *backing; /* memfd body mapping, or NULL for inline bodies */
+} reader;
+
+static bool have(const reader *r, size_t n) {
+        return r->size - r->pos >= n;
+}
+
+static int get_u8(reader *r, uint8_t *ret) {
+        if (!have(r, 1))
+                return -EBADMSG;
+        *ret = r->p[r->pos++];
+        return 0;
+}
+
+static int get_u32(reader *r, uint32_t *ret) {
+        uint32_t v;
+        if (!have(r, 4))
+                return -EBADMSG;
+        memcpy(&v, r->p + r->pos, 4);
+        r->pos += 4;
+        *ret = le32toh(v);
+        return 0;
+}
+
+static int get_u64(reader *r, uint64_t *ret) {
+        uint64_t v;
+        if (!have(r, 8))
+                return -EBADMSG;
+        memcpy(&v, r->p + r->pos, 8);
+        r->pos += 8;
+        *ret = le64toh(v);
+        return 0;
+}
+
+/* A length-prefixed byte run, bounded by max; returns a pointer into the body. */
+static int get_blob(reader *r, uint32_t max, const uint8_t **ret, size_t *ret_len) {
+        uint32_t len;
+        int k = get_u32(r, &len);
+        if (k < 0)
+                return k;
+        if (len > max || !have(r, len))
+                return -EBADMSG;
+        *ret = r->p + r->pos;
+        *ret_len = len;
+        r->pos += len;
+        return 0;
+}
+
+static int take_fd(reader *r, int *ret) {
+        uint32_t idx;
+        int k = get_u32(r, &idx);
+        if (k < 0)
+                return k;
+        /* Each fd may be referenced once: a second reference finds -EBADF. */
+        if (idx >= r->n_fds || r->fds[idx] < 0)
+                return -EBADMSG;
+        *ret = r->fds[idx];
+        r->fds[idx] = -EBADF;
+        return 0;
+}
+
+static int read_value(reader *r, unsigned depth, cxpc_object **ret);
+
+/* Takes the fd of a shmem or data-memfd value with its u64 size, and checks that the region is
+ * what it claims and immutable: otherwise a writer could change or shrink it under the reader's
+ * mapping (SIGBUS). Nothing is mapped here. */
+static int take_sealed_memfd(reader *r, uint64_t min_size, int *ret_fd, size_t *ret_size) {
+        struct stat st;
+        uint64_t size;
+        int fd, k;
+
+        k = take_fd(r, &fd);
+        if (k < 0)
+                return k;
+        k = get_u64(r, &size);
+        if (k < 0 || size < min_size || size > CXPC_MESSAGE_SIZE_MAX || fstat(fd, &st) < 0 ||
+            !S_ISREG(st.st_mode) || (uint64_t) st.st_size != size) {
+                safe_close(fd);
+                return -EBADMSG;
+        }
+        int seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0 || (seals & CXPC_SHMEM_SEALS) != CXPC_SHMEM_SEALS) {
+                safe_close(fd);
+                return -EBADMSG;
+        }
+        *ret_fd = fd;
+        *ret_size = (size_t) size;
+        return 0;
+}
+
+static int read_string(reader *r, uint32_t max, char **ret, size_t *ret_len) {
+        const uint8_t *b;
+        size_t len;
+        int k = get_blob(r, max, &b, &len);
+        if (k < 0)
+                return k;
+        if (!cxpc_utf8_is_valid((const char *) b, len))
+                return -EBADMSG;
+        char *s = malloc(len + 1);
+        if (!s)
+                return -ENOMEM;
+        memcpy(s, b, len);
+        s[len] = 0;
+        *ret = s;
+        *ret_len = len;
+        return 0;
+}
+
+static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object **ret) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *c = NULL;
+        uint32_t n;
+        int k;
+
+        if (depth > CXPC_DEPTH_MAX)
+                return -EBADMSG;
+        k = get_u32(r, &n);
+        if (k < 0)
+                return k;
+        if (type == CXPC_TYPE_ARRAY) {
+                /* Every value takes at least one byte: a count beyond the rest is a lie. */
+                if (n > CXPC_ARRAY_ITEMS_MAX || !have(r, n))
+                        return -EBADMSG;
+                k = cxpc_array_new(&c);
+                if (k < 0)
+                        return k;
+                for (uint32_t i = 0; i < n; i++) {
+                        cxpc_object *v = NULL;
+                        k = read_value(r, depth + 1, &v);
+                        if (k < 0)
+                                return k;
+                        k = cxpc_array_append_take(c, v);
+                        if (k < 0)
+                                return k;
+                }
+        } else {
+                /* Key length, one key byte and a tag: at least 6 bytes per entry. */
+                if (n > CXPC_DICT_KEYS_MAX || r->size - r->pos < (uint64_t) n * 6)
+                        return -EBADMSG;
+                k = cxpc_dict_new(&c);
+                if (k < 0)
+                        return k;
+                for (uint32_t i = 0; i < n; i++) {
+                        const uint8_t *key;
+                        size_t key_len;
+                        k = get_blob(r, CXPC_KEY_SIZE_MAX, &key, &key_len);
+                        if (k < 0)
+                                return k;
+                        if (key_len == 0 || !cxpc_utf8_is_valid((const char *) key, key_len))
+                                return -EBADMSG;
+                        cxpc_object *v = NULL;
+                        k = read_value(r, depth + 1, &v);
+                        if (k < 0)
+                                return k;
+                        size_t before = c->dict.n;
+                        k = cxpc_dict_set_take_len(c, (const char *) key, key_len, v);
+                        if (k < 0)
+                                return k;
+                        if (c->dict.n == before) /* duplicate key: ambiguous, refuse */
+                                return -EBADMSG;
+                }
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static int read_value(reader *r, unsigned depth, cxpc_object **ret) {
+        uint8_t tag;
+        uint64_t u;
+        int k, fd;
+
+        k = get_u8(r, &tag);
+        if (k < 0)
+                return k;
+        switch (tag) {
+        case CXPC_TYPE_NULL:
+                return cxpc_null_new(ret);
+        case CXPC_TYPE_BOOL: {
+                uint8_t b;
+                k = get_u8(r, &b);
+                if (k < 0)
+                        return k;
+                if (b > 1)
+                        return -EBADMSG;
+                return cxpc_bool_new(b, ret);
+        }
+        case CXPC_TYPE_INT64:
+        case CXPC_TYPE_DATE:
+                k = get_u64(r, &u);
+                if (k < 0)
+                        return k;
+                return tag == CXPC_TYPE_INT64 ? cxpc_int64_new((int64_t) u, ret)
+                                              : cxpc_date_new((int64_t) u, ret);
+        case CXPC_TYPE_UINT64:
+                k = get_u64(r, &u);
+                if (k < 0)
+                        return k;
+                return cxpc_uint64_new(u, ret);
+        case CXPC_TYPE_DOUBLE: {
+                double d;
+                k = get_u64(r, &u);
+                if (k < 0)
+                        return k;
+                memcpy(&d, &u, 8);
+                return cxpc_double_new(d, ret);
+        }
+        case CXPC_TYPE_DATA: {
+                const uint8_t *b;
+                size_t len;
+                k = get_blob(r, CXPC_MESSAGE_SIZE_MAX, &b, &len);
+                if (k < 0)
+                        return k;
+                /* Large values point into the memfd mapping instead of being copied. */
+                if (r->backing && len >= CODEC_EXTERNAL_MIN)
+                        return cxpc_data_new_backed(b, len, r->backing, ret);
+                return cxpc_data_new(b, len, ret);
+        }
+        case CXPC_TYPE_STRING: {
+                char *s;
+                size_t len;
+                k = read_string(r, CXPC_STRING_SIZE_MAX, &s, &len);
+                if (k < 0)
+                        return k;
+                return cxpc_string_new_take(s, len, ret) < 0 ? -EBADMSG : 0;
+        }
+        case CXPC_TYPE_UUID:
+                if (!have(r, 16))
+                        return -EBADMSG;
+                r->pos += 16;
+                return cxpc_uuid_new(r->p + r->pos - 16, ret);
+        case CXPC_TYPE_ARRAY:
+        case CXPC_TYPE_DICTIONARY:
+                return read_container(r, tag, depth, ret);
+        case CXPC_TYPE_FD:
+                k = take_fd(r, &fd);
+                if (k < 0)
+                        return k;
+                return cxpc_fd_new_take(fd, ret);
+        case CXPC_TYPE_ENDPOINT: {
+                struct stat st;
+                k = take_fd(r, &fd);
+                if (k < 0)
+                        return k;
+                if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+                        safe_close(fd);
+                        return -EBADMSG;
+                }
+                return cxpc_endpoint_new_take_fd(fd, ret);
+        }
+        case CXPC_TYPE_SHMEM: {
+                size_t size;
+                k = take_sealed_memfd(r, 0, &fd, &size);
+                if (k < 0)
+                        return k;
+                return cxpc_shmem_new_take(fd, size, ret);
+        }
+        case CXPC_WIRE_TAG_DATA_MEMFD: {
+                /* Only large values travel this way: smaller ones would be canonically inline. */
+                size_t size;
+                k = take_sealed_memfd(r, CXPC_DATA_MEMFD_MIN, &fd, &size);
+                if (k < 0)
+                        return k;
+                return cxpc_data_new_memfd_take(fd, size, ret);
+        }
+        case CXPC_TYPE_ERROR: {
+                const uint8_t *name;
+                size_t name_len;
+                char *msg = NULL, code_name[64];
+                size_t msg_len;
+                k = get_blob(r, sizeof(code_name) - 1, &name, &name_len);
+                if (k < 0)
+                        return k;
+                if (!cxpc_utf8_is_valid((const char *) name, name_len))
+                        return -EBADMSG;
+                memcpy(code_name, name, name_len);
+                code_name[name_len] = 0;
+                k = read_string(r, CXPC_ERROR_MESSAGE_SIZE_MAX, &msg, &msg_len);
+                if (k < 0)
+                        return k;
+                if (msg_len == 0) { /* "no message" and "" are the same value */
+                        free(msg);
+                        msg = NULL;
+                }
+                return cxpc_error_new_take(cxpc_error_code_from_string(code_name), msg, ret);
+        }
+        default:
+                return -EBADMSG;
+        }
+}
+
+static int body_decode(const void *body, size_t size, int *fds, size_t n_fds, cxpc_backing *backing,
+                       cxpc_object **ret) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *o = NULL;
+        reader r = {
+                .p = body,
+                .size = size,
+                .fds = fds,
+                .n_fds = n_fds,
+                .backing = backing,
+        };
+        int k;
+
+        if (n_fds > CXPC_FDS_PER_MESSAGE_MAX) {
+                k = -EBADMSG;
+                goto fail;
+        }
+        uint8_t tag;
+        k = get_u8(&r, &tag);
+        if (k < 0)
+                goto fail;
+        if (tag != CXPC_TYPE_DICTIONARY) {
+                k = -EBADMSG;
+                goto fail;
+        }
+        k = read_container(&r, CXPC_TYPE_DICTIONARY, 1, &o);
+        if (k < 0)
+                goto fail;
+        if (r.pos != r.size) { /* trailing garbage */
+                k = -EBADMSG;
+                goto fail;
+        }
+        for (size_t i = 0; i < n_fds; i++)
+                if (fds[i] >= 0) { /* an fd no value refers to: the sender is confused */
+                        k = -EBADMSG;
+                        goto fail;
+                }
+        *ret = TAKE_PTR(o);
+        return 0;
+
+fail:
+        for (size_t i = 0; i < n_fds; i++)
+                fds[i] = safe_close(fds[i]);
+        return k == -ENOMEM ? k : -EBADMSG;
+}
+
+int cxpc_body_decode(const void *body, size_t size, int *fds, size_t n_fds, cxpc_object **ret) {
+        if ((!body && size > 0) || (!fds && n_fds > 0) || !ret) {
+                if (fds)
+                        close_many(fds, n_fds);
+                return -EINVAL;
+        }
+        return body_decode(body, size, fds, n_fds, NULL, ret);
+}
+
+/* Maps a body memfd after checking that it is sealed and exactly body_size long. Takes fd. */
+static int map_body_memfd(int fd, size_t body_size, cxpc_backing **ret) {
+        _cleanup_close_ int bfd = fd;
+        struct stat st;
+
+        if (body_size == 0 || fstat(bfd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            (uint64_t) st.st_size != body_size)
+                return -EBADMSG;
+        int seals = fcntl(bfd, F_GET_SEALS);
+        if (seals < 0 || (seals & CODEC_BODY_SEALS) != CODEC_BODY_SEALS)
+                return -EBADMSG;
+        void *p = mmap(NULL, body_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, bfd, 0);
+        if (p == MAP_FAILED)
+                return negative_errno();
+        cxpc_backing *b = cxpc_backing_new(p, body_size);
+        if (!b) {
+                (void) munmap(p, body_size);
+                return -ENOMEM;
+        }
+        *ret = b;
+        return 0;
+}
+
+int cxpc_record_decode(const void *record, size_t size, int *fds, size_t n_fds, cxpc_object **ret,
+                       cxpc_frame_info *ret_info) {
+        cxpc_frame_header h;
+        cxpc_backing *backing = NULL;
+        cxpc_object *o = NULL;
+        int k;
+
+        if ((!record && size > 0) || (!fds && n_fds > 0) || !ret) {
+                k = -EINVAL;
+                goto fail;
+        }
+        if (size < sizeof(h) || n_fds > CXPC_FDS_PER_MESSAGE_MAX) {
+                k = -EBADMSG;
+                goto fail;
+        }
+        memcpy(&h, record, sizeof(h));
+        uint8_t flags = h.flags;
+        uint64_t id = le64toh(h.id), reply_to = le64toh(h.reply_to);
+        uint32_t body_size = le32toh(h.body_size);
+        if (le32toh(h.magic) != CXPC_FRAME_MAGIC || h.version != CXPC_PROTOCOL_VERSION ||
+            (flags & ~(unsigned) _CXPC_FRAME_FLAGS_ALL) || le16toh(h.n_fds) != n_fds || id == 0 ||
+            h.reserved != 0 || body_size > CXPC_MESSAGE_SIZE_MAX ||
+            /* a reply names its request; nothing else does; a reply is never itself a request */
+            !!(flags & CXPC_FRAME_REPLY) != (reply_to != 0) ||
+            ((flags & CXPC_FRAME_REPLY) && (flags & CXPC_FRAME_WANTS_REPLY))) {
+                k = -EBADMSG;
+                goto fail;
+        }
+
+        if (flags & CXPC_FRAME_BODY_MEMFD) {
+                if (n_fds == 0 || size != sizeof(h)) {
+                        k = -EBADMSG;
+                        goto fail;
+                }
+                int bfd = fds[n_fds - 1];
+                fds[n_fds - 1] = -EBADF;
+                k = map_body_memfd(bfd, body_size, &backing);
+                if (k < 0)
+                        goto fail;
+                k = body_decode(backing->map, body_size, fds, n_fds - 1, backing, &o);
+                cxpc_backing_unref(backing); /* data values hold their own references */
+        } else {
+                if (body_size > CXPC_INLINE_BODY_MAX || size - sizeof(h) != body_size) {
+                        k = -EBADMSG;
+                        goto fail;
+                }
+                k = body_decode((const uint8_t *) record + sizeof(h), body_size, fds, n_fds, NULL, &o);
+        }
+        if (k < 0)
+                return k; /* body_decode() closed the fds */
+
+        cxpc_message_set_received(o, id, flags);
+        if (ret_info)
+                *ret_info = (cxpc_frame_info){.id = id, .reply_to = reply_to, .flags = flags};
+        *ret = o;
+        return 0;
+
+fail:
+        if (fds)
+                for (size_t i = 0; i < n_fds; i++)
+                        fds[i] = safe_close(fds[i]);
+        return k == -EINVAL || k == -ENOMEM ? k : -EBADMSG;
+}
+
+int cxpc_recv_buffer_init(cxpc_recv_buffer *b) {
+        if (!b)
+                return -EINVAL;
+        size_t size = CXPC_FRAME_HEADER_SIZE + CXPC_INLINE_BODY_MAX;
+        uint8_t *p = malloc(size);
+        if (!p)
+                return -ENOMEM;
+        *b = (cxpc_recv_buffer){.data = p, .size = size};
+        return 0;
+}
+
+void cxpc_recv_buffer_done(cxpc_recv_buffer *b) {
+        if (!b)
+                return;
+        free(b->data);
+        *b = (cxpc_recv_buffer){};
+}
+
+int cxpc_frame_receive(int sockfd, cxpc_recv_buffer *b, cxpc_object **ret_message,
+                       cxpc_frame_info *ret_info) {
+        union {
+                struct cmsghdr align;
+                uint8_t buf[CODEC_CMSG_SPACE];
+        } control;
+        int fds[CXPC_FDS_PER_MESSAGE_MAX];
+        size_t n_fds = 0;
+        ssize_t n;
+
+        if (sockfd < 0 || !b || !b->data || b->size < CXPC_FRAME_HEADER_SIZE + CXPC_INLINE_BODY_MAX ||
+            !ret_message)
+                return -EINVAL;
+
+        struct iovec iov = {.iov_base = b->data, .iov_len = b->size};
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        do
+                n = recvmsg(sockfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+
+        /* Collect the fds first, so that every failure below closes them. */
+        bool surplus = false;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue; /* e.g. SCM_CREDENTIALS */
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                const uint8_t *data = CMSG_DATA(c);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+                        memcpy(&fd, data + i * sizeof(int), sizeof(int));
+                        if (n_fds < ELEMENTSOF(fds))
+                                fds[n_fds++] = fd;
+                        else {
+                                surplus = true;
+                                safe_close(fd);
+                        }
+                }
+        }
+
+        if (n == 0 && n_fds == 0)
+                return 0; /* EOF */
+        if (surplus || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
+                close_many(fds, n_fds);
+                return -EBADMSG;
+        }
+        int r = cxpc_record_decode(b->data, (size_t) n, fds, n_fds, ret_message, ret_info);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
+        return 1;
 }

@@ -3,7 +3,8 @@
 
 /* The binary wire format (docs/protocol.md): one SOCK_SEQPACKET record per frame, a fixed
  * 32-byte header followed by a TLV body (inline) or by nothing (body in a sealed memfd that is
- * the last fd of the record). fd, endpoint and shmem values refer to the record's fds by index. */
+ * the last fd of the record). fd, endpoint, shmem and large data values refer to the record's fds
+ * by index. */
 
 #include <stdint.h>
 #include <sys/uio.h>
@@ -11,7 +12,12 @@
 #include "cxpc/cxpc.h"
 #include "macro.h"
 
-#define CXPC_FRAME_MAGIC 0x43585043u /* "CXPC" little endian */
+#define CXPC_FRAME_MAGIC 0x43505843u /* the bytes "CXPC" when stored little endian */
+
+/* Wire tag of a data value of at least CXPC_DATA_MEMFD_MIN bytes that travels as its own sealed
+ * memfd (u32 fd index + u64 size); it decodes as CXPC_TYPE_DATA. Tags 0..14 are the cxpc_type
+ * values. */
+#define CXPC_WIRE_TAG_DATA_MEMFD 15u
 
 enum {
         CXPC_FRAME_WANTS_REPLY = 1u << 0, /* a request; the sender waits for a reply */

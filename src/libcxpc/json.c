@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* JSON bridge (jansson): objects → JSON for display and persistence, JSON → objects for the
- * command line. Types JSON lacks travel as one-key objects ("$data", "$uuid", "$date", "$uint64",
- * "$error"); fd, endpoint and shmem values are shown as placeholders and refused on input. */
+/* JSON bridge (jansson): for tools, logs and the HTTP API. Values that cannot exist in JSON
+ * (fds, endpoints, shmem) become placeholders on output and are refused on input. */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -16,41 +15,42 @@
 #include "macro.h"
 #include "object-internal.h"
 
+static inline void json_unref_cleanup(json_t **j) {
+        if (*j)
+                json_decref(*j);
+}
+#define _cleanup_json_ _cleanup_(json_unref_cleanup)
 
-static const char base64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static char *base64_encode(const uint8_t *p, size_t n) {
-        char *out = malloc((n + 2) / 3 * 4 + 1), *q = out;
+        char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
         if (!out)
                 return NULL;
         for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t) p[i] << 16;
-                if (i + 1 < n)
-                        v |= (uint32_t) p[i + 1] << 8;
-                if (i + 2 < n)
-                        v |= p[i + 2];
-                *q++ = base64_alphabet[(v >> 18) & 63];
-                *q++ = base64_alphabet[(v >> 12) & 63];
-                *q++ = i + 1 < n ? base64_alphabet[(v >> 6) & 63] : '=';
-                *q++ = i + 2 < n ? base64_alphabet[v & 63] : '=';
+                uint32_t v = (uint32_t) p[i] << 16 | (i + 1 < n ? (uint32_t) p[i + 1] << 8 : 0) |
+                             (i + 2 < n ? p[i + 2] : 0);
+                *o++ = b64_alphabet[(v >> 18) & 63];
+                *o++ = b64_alphabet[(v >> 12) & 63];
+                *o++ = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
+                *o++ = i + 2 < n ? b64_alphabet[v & 63] : '=';
         }
-        *q = 0;
+        *o = 0;
         return out;
 }
 
-static int base64_value(char c) {
-        const char *p = c ? strchr(base64_alphabet, c) : NULL;
-        return p ? (int) (p - base64_alphabet) : -1;
+static int b64_value(char c) {
+        const char *p = c ? strchr(b64_alphabet, c) : NULL;
+        return p ? (int) (p - b64_alphabet) : -1;
 }
 
-static int base64_decode(const char *s, uint8_t **ret, size_t *ret_size) {
-        size_t len = strlen(s);
+static int base64_decode(const char *s, size_t len, uint8_t **ret, size_t *ret_size) {
         if (len % 4 != 0)
                 return -EINVAL;
         _cleanup_free_ uint8_t *out = malloc(len / 4 * 3 + 1);
+        size_t n = 0;
         if (!out)
                 return -ENOMEM;
-        size_t n = 0;
         for (size_t i = 0; i < len; i += 4) {
                 int v[4];
                 size_t pad = 0;
@@ -58,75 +58,78 @@ static int base64_decode(const char *s, uint8_t **ret, size_t *ret_size) {
                         if (s[i + j] == '=' && i + 4 == len && j >= 2) {
                                 v[j] = 0;
                                 pad++;
-                        } else {
-                                if (pad > 0)
-                                        return -EINVAL;
-                                v[j] = base64_value(s[i + j]);
-                                if (v[j] < 0)
-                                        return -EINVAL;
+                                continue;
                         }
+                        if (pad > 0) /* data after padding */
+                                return -EINVAL;
+                        v[j] = b64_value(s[i + j]);
+                        if (v[j] < 0)
+                                return -EINVAL;
                 }
-                uint32_t w = (uint32_t) v[0] << 18 | (uint32_t) v[1] << 12 | (uint32_t) v[2] << 6 | (uint32_t) v[3];
-                out[n++] = (uint8_t) (w >> 16);
+                uint32_t x = (uint32_t) v[0] << 18 | (uint32_t) v[1] << 12 | (uint32_t) v[2] << 6 |
+                             (uint32_t) v[3];
+                out[n++] = (uint8_t) (x >> 16);
                 if (pad < 2)
-                        out[n++] = (uint8_t) (w >> 8);
+                        out[n++] = (uint8_t) (x >> 8);
                 if (pad < 1)
-                        out[n++] = (uint8_t) w;
+                        out[n++] = (uint8_t) x;
         }
         *ret = TAKE_PTR(out);
         *ret_size = n;
         return 0;
 }
 
-static void uuid_format(const uint8_t u[16], char out[37]) {
-        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
-                 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+static void uuid_format(const uint8_t u[16], char s[37]) {
+        snprintf(s, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+                 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
-static int uuid_parse(const char *s, uint8_t out[16]) {
+static int uuid_parse(const char *s, uint8_t u[16]) {
         size_t k = 0;
-        for (size_t i = 0; s[i]; i++) {
+        if (strlen(s) != 36)
+                return -EINVAL;
+        for (size_t i = 0; i < 36;) {
                 if (i == 8 || i == 13 || i == 18 || i == 23) {
-                        if (s[i] != '-')
+                        if (s[i++] != '-')
                                 return -EINVAL;
                         continue;
                 }
-                int hi = s[i], lo = s[i + 1];
-                if (!hi || !lo || k >= 16 || !strchr("0123456789abcdefABCDEF", hi) || !strchr("0123456789abcdefABCDEF", lo))
+                unsigned v;
+                if (sscanf(s + i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", s[i]) || !s[i + 1] ||
+                    !strchr("0123456789abcdefABCDEF", s[i + 1]))
                         return -EINVAL;
-                char pair[3] = { (char) hi, (char) lo, 0 };
-                out[k++] = (uint8_t) strtoul(pair, NULL, 16);
-                i++;
+                u[k++] = (uint8_t) v;
+                i += 2;
         }
-        return k == 16 && strlen(s) == 36 ? 0 : -EINVAL;
+        return 0;
 }
 
-/* RFC 3339 in UTC with nanoseconds: 2026-11-29T03:30:00.000000001Z */
-static int date_format(int64_t ns, char out[64]) {
-        int64_t sec = ns / (int64_t) NSEC_PER_SEC, frac = ns % (int64_t) NSEC_PER_SEC;
+/* RFC 3339 in UTC with nanoseconds: 2024-01-02T03:04:05.123456789Z */
+static int date_format(int64_t nsec, char *s, size_t n) {
+        int64_t sec = nsec / (int64_t) NSEC_PER_SEC, frac = nsec % (int64_t) NSEC_PER_SEC;
         if (frac < 0) {
-                frac += (int64_t) NSEC_PER_SEC;
+                frac += NSEC_PER_SEC;
                 sec--;
         }
         time_t t = (time_t) sec;
         struct tm tm;
         if (!gmtime_r(&t, &tm))
                 return -ERANGE;
-        size_t n = strftime(out, 64, "%Y-%m-%dT%H:%M:%S", &tm);
-        if (n == 0)
+        char base[64];
+        if (strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
                 return -ERANGE;
-        snprintf(out + n, 64 - n, ".%09" PRId64 "Z", frac);
+        snprintf(s, n, "%s.%09" PRId64 "Z", base, frac);
         return 0;
 }
 
 static int date_parse(const char *s, int64_t *ret) {
         struct tm tm = {};
         const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+        int64_t frac = 0;
         if (!p)
                 return -EINVAL;
-        int64_t frac = 0;
         if (*p == '.') {
-                int digits = 0;
+                unsigned digits = 0;
                 for (p++; *p >= '0' && *p <= '9'; p++, digits++)
                         if (digits < 9)
                                 frac = frac * 10 + (*p - '0');
@@ -136,221 +139,270 @@ static int date_parse(const char *s, int64_t *ret) {
                         frac *= 10;
         }
         if (strcmp(p, "Z") != 0)
-                return -EINVAL;
+                return -EINVAL; /* only UTC, which is what we produce */
         time_t t = timegm(&tm);
-        if (t == (time_t) -1 && !(tm.tm_year == 69 && tm.tm_mday == 31))
+        if (t == (time_t) -1 && !(tm.tm_year == 69 && tm.tm_mon == 11 && tm.tm_mday == 31))
                 return -EINVAL;
-        *ret = (int64_t) t * (int64_t) NSEC_PER_SEC + frac;
+        if (__builtin_mul_overflow((int64_t) t, (int64_t) NSEC_PER_SEC, ret) ||
+            __builtin_add_overflow(*ret, frac, ret))
+                return -ERANGE;
         return 0;
 }
 
-static json_t *tagged(const char *key, json_t *value) {
-        if (!value)
+static json_t *tagged(const char *tag, json_t *v) {
+        if (!v)
                 return NULL;
         json_t *o = json_object();
-        if (!o || json_object_set_new(o, key, value) < 0) {
+        if (!o || json_object_set_new(o, tag, v) < 0) {
                 json_decref(o);
                 return NULL;
         }
         return o;
 }
 
-static json_t *to_json(const cxpc_object *o, unsigned depth) {
-        char buf[64];
+static int to_json(const cxpc_object *o, unsigned depth, json_t **ret) {
+        json_t *j = NULL;
+        int r;
 
         if (depth > CXPC_DEPTH_MAX)
-                return NULL;
+                return -ELOOP;
         switch (o->type) {
         case CXPC_TYPE_NULL:
-                return json_null();
+                j = json_null();
+                break;
         case CXPC_TYPE_BOOL:
-                return json_boolean(o->boolean);
+                j = json_boolean(o->boolean);
+                break;
         case CXPC_TYPE_INT64:
-                return json_integer(o->i64);
+                j = json_integer(o->i64);
+                break;
         case CXPC_TYPE_UINT64:
                 if (o->u64 <= INT64_MAX)
-                        return json_integer((json_int_t) o->u64);
-                snprintf(buf, sizeof(buf), "%" PRIu64, o->u64);
-                return tagged("$uint64", json_string(buf));
+                        j = json_integer((json_int_t) o->u64);
+                else
+                        j = json_real((double) o->u64); /* jansson integers are signed */
+                break;
         case CXPC_TYPE_DOUBLE:
-                return json_real(o->dbl);
-        case CXPC_TYPE_DATE:
-                if (date_format(o->i64, buf) < 0)
-                        return NULL;
-                return tagged("$date", json_string(buf));
+                j = json_real(o->dbl);
+                break;
+        case CXPC_TYPE_DATE: {
+                char s[96];
+                r = date_format(o->i64, s, sizeof(s));
+                if (r < 0)
+                        return r;
+                j = tagged("$date", json_string(s));
+                break;
+        }
         case CXPC_TYPE_DATA: {
-                _cleanup_free_ char *b64 = base64_encode(o->data.ptr, o->data.size);
-                return b64 ? tagged("$data", json_string(b64)) : NULL;
+                const uint8_t *bytes; /* large values are mapped on first use */
+                r = cxpc_data_map(o, &bytes);
+                if (r < 0)
+                        return r;
+                _cleanup_free_ char *s = base64_encode(bytes, o->data.size);
+                if (!s)
+                        return -ENOMEM;
+                j = tagged("$data", json_string(s));
+                break;
         }
         case CXPC_TYPE_STRING:
-                return json_stringn(o->string.ptr, o->string.len);
-        case CXPC_TYPE_UUID:
-                uuid_format(o->uuid, buf);
-                return tagged("$uuid", json_string(buf));
+                j = json_stringn(o->string.ptr, o->string.len);
+                break;
+        case CXPC_TYPE_UUID: {
+                char s[37];
+                uuid_format(o->uuid, s);
+                j = tagged("$uuid", json_string(s));
+                break;
+        }
         case CXPC_TYPE_ARRAY: {
-                json_t *a = json_array();
-                for (size_t i = 0; a && i < o->array.n; i++)
-                        if (json_array_append_new(a, to_json(o->array.items[i], depth + 1)) < 0) {
-                                json_decref(a);
-                                return NULL;
-                        }
-                return a;
+                _cleanup_json_ json_t *a = json_array();
+                if (!a)
+                        return -ENOMEM;
+                for (size_t i = 0; i < o->array.n; i++) {
+                        json_t *v;
+                        r = to_json(o->array.items[i], depth + 1, &v);
+                        if (r < 0)
+                                return r;
+                        if (json_array_append_new(a, v) < 0)
+                                return -ENOMEM;
+                }
+                j = TAKE_PTR(a);
+                break;
         }
         case CXPC_TYPE_DICTIONARY: {
-                json_t *d = json_object();
-                for (size_t i = 0; d && i < o->dict.n; i++)
-                        if (json_object_set_new(d, o->dict.entries[i].key, to_json(o->dict.entries[i].value, depth + 1)) < 0) {
-                                json_decref(d);
-                                return NULL;
-                        }
-                return d;
+                _cleanup_json_ json_t *d = json_object();
+                if (!d)
+                        return -ENOMEM;
+                for (size_t i = 0; i < o->dict.n; i++) {
+                        json_t *v;
+                        r = to_json(o->dict.entries[i].value, depth + 1, &v);
+                        if (r < 0)
+                                return r;
+                        if (json_object_set_new(d, o->dict.entries[i].key, v) < 0)
+                                return -ENOMEM;
+                }
+                j = TAKE_PTR(d);
+                break;
         }
         case CXPC_TYPE_FD:
-                return tagged("$fd", json_integer(o->fd));
+                j = tagged("$fd", json_integer(o->fd));
+                break;
         case CXPC_TYPE_ENDPOINT:
-                return tagged("$endpoint", json_true());
+                j = tagged("$endpoint", json_true());
+                break;
         case CXPC_TYPE_SHMEM:
-                return tagged("$shmem", json_integer((json_int_t) o->shmem.size));
-        case CXPC_TYPE_ERROR: {
-                json_t *e = json_pack("{s:s, s:s}", "code", cxpc_error_code_to_string(o->error.code) ?: "unknown",
-                                      "message", o->error.message ?: "");
-                return tagged("$error", e);
-        }
+                j = tagged("$shmem", json_integer((json_int_t) o->shmem.size));
+                break;
+        case CXPC_TYPE_ERROR:
+                j = tagged("$error", json_pack("{s:s,s:s}", "code",
+                                               cxpc_error_code_to_string(o->error.code) ?: "unknown",
+                                               "message", o->error.message ?: ""));
+                break;
         default:
-                return NULL;
+                return -EINVAL;
         }
+        if (!j)
+                return -ENOMEM;
+        *ret = j;
+        return 0;
 }
 
 _public_ int cxpc_object_to_json(const cxpc_object *o, unsigned flags, char **ret) {
+        _cleanup_json_ json_t *j = NULL;
+        int r;
+
         assert_return(o, -EINVAL);
         assert_return(ret, -EINVAL);
-        assert_return((flags & ~CXPC_JSON_PRETTY) == 0, -EINVAL);
+        assert_return((flags & ~(unsigned) CXPC_JSON_PRETTY) == 0, -EINVAL);
 
-        _cleanup_(json_decrefp) json_t *j = to_json(o, 0);
-        if (!j)
-                return -ENOMEM;
-        char *s = json_dumps(j, JSON_ENCODE_ANY | (flags & CXPC_JSON_PRETTY ? JSON_INDENT(2) : JSON_COMPACT));
+        r = to_json(o, 1, &j);
+        if (r < 0)
+                return r;
+        size_t jflags = JSON_ENCODE_ANY | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17) |
+                        ((flags & CXPC_JSON_PRETTY) ? JSON_INDENT(2) : JSON_COMPACT);
+        char *s = json_dumps(j, jflags);
         if (!s)
                 return -ENOMEM;
         *ret = s;
         return 0;
 }
 
-static int from_json(json_t *j, unsigned depth, cxpc_object **ret);
+static int from_json(json_t *j, unsigned depth, bool ints_as_reals, cxpc_object **ret);
 
-/* One-key objects whose key starts with '$' carry the types JSON lacks. */
-static int from_tagged(const char *key, json_t *v, unsigned depth, cxpc_object **ret) {
+/* {"$tag": value} with exactly one member: one of our typed forms. 1 if handled. */
+static int from_tagged(json_t *j, cxpc_object **ret) {
+        uint8_t *bytes;
+        size_t n;
         int r;
 
-        if (streq(key, "$data")) {
-                _cleanup_free_ uint8_t *bytes = NULL;
-                size_t n;
+        if (json_object_size(j) != 1)
+                return 0;
+        void *it = json_object_iter(j);
+        const char *tag = json_object_iter_key(it);
+        json_t *v = json_object_iter_value(it);
+        if (!tag || !v || tag[0] != '$')
+                return 0;
+        if (streq(tag, "$fd") || streq(tag, "$endpoint") || streq(tag, "$shmem"))
+                return -EINVAL; /* placeholders only: there is no fd to refer to */
+        if (streq(tag, "$data")) {
                 if (!json_is_string(v))
                         return -EINVAL;
-                r = base64_decode(json_string_value(v), &bytes, &n);
+                r = base64_decode(json_string_value(v), json_string_length(v), &bytes, &n);
                 if (r < 0)
                         return r;
-                return cxpc_data_new(bytes, n, ret);
+                r = cxpc_data_new(bytes, n, ret);
+                free(bytes);
+                return r < 0 ? r : 1;
         }
-        if (streq(key, "$uuid")) {
+        if (streq(tag, "$uuid")) {
                 uint8_t u[16];
                 if (!json_is_string(v) || uuid_parse(json_string_value(v), u) < 0)
                         return -EINVAL;
-                return cxpc_uuid_new(u, ret);
+                r = cxpc_uuid_new(u, ret);
+                return r < 0 ? r : 1;
         }
-        if (streq(key, "$date")) {
-                int64_t ns;
-                if (json_is_integer(v))
-                        return cxpc_date_new(json_integer_value(v), ret);
-                if (!json_is_string(v) || date_parse(json_string_value(v), &ns) < 0)
-                        return -EINVAL;
-                return cxpc_date_new(ns, ret);
-        }
-        if (streq(key, "$uint64")) {
-                if (json_is_integer(v) && json_integer_value(v) >= 0)
-                        return cxpc_uint64_new((uint64_t) json_integer_value(v), ret);
+        if (streq(tag, "$date")) {
+                int64_t t;
                 if (!json_is_string(v))
                         return -EINVAL;
-                const char *s = json_string_value(v);
-                char *end = NULL;
-                errno = 0;
-                unsigned long long u = strtoull(s, &end, 10);
-                if (errno != 0 || !end || *end || s[0] == '-' || s[0] == '\0')
-                        return -EINVAL;
-                return cxpc_uint64_new(u, ret);
+                r = date_parse(json_string_value(v), &t);
+                if (r < 0)
+                        return r;
+                r = cxpc_date_new(t, ret);
+                return r < 0 ? r : 1;
         }
-        if (streq(key, "$error")) {
-                const char *code = NULL, *message = NULL;
-                if (json_unpack(v, "{s:s, s?s}", "code", &code, "message", &message) < 0)
+        if (streq(tag, "$error")) {
+                const char *code = NULL, *msg = NULL;
+                if (json_unpack(v, "{s:s,s?s}", "code", &code, "message", &msg) < 0)
                         return -EINVAL;
-                return cxpc_error_new(cxpc_error_code_from_string(code), message, ret);
+                r = cxpc_error_new(cxpc_error_code_from_string(code), msg && msg[0] ? msg : NULL, ret);
+                return r < 0 ? r : 1;
         }
-        if (streq(key, "$fd") || streq(key, "$endpoint") || streq(key, "$shmem"))
-                return -EINVAL; /* capabilities cannot come from text */
-        return -ENOENT;         /* an ordinary one-key object */
+        return 0; /* an ordinary key that happens to start with '$' */
 }
 
-static int from_json(json_t *j, unsigned depth, cxpc_object **ret) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *o = NULL;
+static int from_json(json_t *j, unsigned depth, bool ints_as_reals, cxpc_object **ret) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *c = NULL;
         int r;
 
         if (depth > CXPC_DEPTH_MAX)
                 return -ELOOP;
-
         switch (json_typeof(j)) {
         case JSON_NULL:
                 return cxpc_null_new(ret);
         case JSON_TRUE:
-                return cxpc_bool_new(true, ret);
         case JSON_FALSE:
-                return cxpc_bool_new(false, ret);
+                return cxpc_bool_new(json_is_true(j), ret);
         case JSON_INTEGER:
                 return cxpc_int64_new(json_integer_value(j), ret);
-        case JSON_REAL:
-                return cxpc_double_new(json_real_value(j), ret);
+        case JSON_REAL: {
+                double d = json_real_value(j);
+                /* uint64 values above INT64_MAX travel as numbers jansson can only hold as reals
+                 * (exact up to 2^53 steps; 2^64 is UINT64_MAX rounded). With ints_as_reals (the
+                 * text had such an integer literal) every integral number is an integer. */
+                if (d >= 9223372036854775808.0 && d <= 18446744073709551616.0 && d == __builtin_floor(d))
+                        return cxpc_uint64_new(d >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t) d, ret);
+                if (ints_as_reals && d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+                    d == __builtin_floor(d))
+                        return cxpc_int64_new((int64_t) d, ret);
+                return cxpc_double_new(d, ret);
+        }
         case JSON_STRING:
                 return cxpc_string_new_len(json_string_value(j), json_string_length(j), ret);
         case JSON_ARRAY: {
                 size_t i;
                 json_t *v;
-                r = cxpc_array_new(&o);
+                r = cxpc_array_new(&c);
                 if (r < 0)
                         return r;
                 json_array_foreach(j, i, v) {
-                        cxpc_object *item;
-                        r = from_json(v, depth + 1, &item);
+                        cxpc_object *x;
+                        r = from_json(v, depth + 1, ints_as_reals, &x);
                         if (r < 0)
                                 return r;
-                        r = cxpc_array_append_take(o, item);
+                        r = cxpc_array_append_take(c, x);
                         if (r < 0)
                                 return r;
                 }
                 break;
         }
         case JSON_OBJECT: {
-                const char *key;
+                const char *k;
                 json_t *v;
-                if (json_object_size(j) == 1) {
-                        json_object_foreach(j, key, v) {
-                                if (key[0] == '$') {
-                                        r = from_tagged(key, v, depth, ret);
-                                        if (r != -ENOENT)
-                                                return r;
-                                }
-                        }
-                }
-                r = cxpc_dict_new(&o);
+                r = from_tagged(j, ret);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                r = cxpc_dict_new(&c);
                 if (r < 0)
                         return r;
-                json_object_foreach(j, key, v) {
-                        cxpc_object *value;
-                        size_t len = strlen(key);
-                        if (!cxpc_utf8_is_valid(key, len))
+                json_object_foreach(j, k, v) {
+                        cxpc_object *x;
+                        size_t len = strlen(k);
+                        if (!cxpc_utf8_is_valid(k, len))
                                 return -EILSEQ;
-                        r = from_json(v, depth + 1, &value);
+                        r = from_json(v, depth + 1, ints_as_reals, &x);
                         if (r < 0)
                                 return r;
-                        r = cxpc_dict_set_take_len(o, key, len, value);
+                        r = cxpc_dict_set_take_len(c, k, len, x);
                         if (r < 0)
                                 return r;
                 }
@@ -359,17 +411,32 @@ static int from_json(json_t *j, unsigned depth, cxpc_object **ret) {
         default:
                 return -EINVAL;
         }
-        *ret = TAKE_PTR(o);
+        *ret = TAKE_PTR(c);
         return 0;
 }
 
 _public_ int cxpc_object_from_json(const char *text, cxpc_object **ret) {
+        _cleanup_json_ json_t *j = NULL;
+        json_error_t err;
+        int r;
+
         assert_return(text, -EINVAL);
         assert_return(ret, -EINVAL);
 
-        json_error_t error;
-        _cleanup_(json_decrefp) json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &error);
+        size_t jflags = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES;
+        bool ints_as_reals = false;
+        j = json_loads(text, jflags, &err);
+        if (!j && json_error_code(&err) == json_error_numeric_overflow) {
+                /* An integer above INT64_MAX (a uint64): parse numbers as reals instead. */
+                ints_as_reals = true;
+                j = json_loads(text, jflags | JSON_DECODE_INT_AS_REAL, &err);
+        }
         if (!j)
                 return -EINVAL;
-        return from_json(j, 0, ret);
+        cxpc_object *o;
+        r = from_json(j, 1, ints_as_reals, &o);
+        if (r < 0)
+                return r;
+        *ret = o;
+        return 0;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* Conventions on top of dictionaries: the route key of requests and the error key of replies. */
+/* Message conventions on top of dictionaries: routes, error replies, reply expectations. */
 
 #include <errno.h>
 
@@ -10,12 +10,13 @@
 #include "object-internal.h"
 
 _public_ int cxpc_message_new_request(const char *route, cxpc_object **ret) {
-        assert_return(route, -EINVAL);
-        assert_return(ret, -EINVAL);
-        assert_return(route[0] != '\0', -EINVAL);
-
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
-        int r = cxpc_dict_new(&m);
+        int r;
+
+        assert_return(route && route[0], -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        r = cxpc_dict_new(&m);
         if (r < 0)
                 return r;
         r = cxpc_dict_set_string(m, CXPC_KEY_ROUTE, route);
@@ -26,7 +27,7 @@ _public_ int cxpc_message_new_request(const char *route, cxpc_object **ret) {
 }
 
 _public_ const char *cxpc_message_get_route(const cxpc_object *message) {
-        const char *route = NULL;
+        const char *route;
         if (cxpc_dict_get_string(message, CXPC_KEY_ROUTE, &route) < 0)
                 return NULL;
         return route;
@@ -34,24 +35,25 @@ _public_ const char *cxpc_message_get_route(const cxpc_object *message) {
 
 _public_ cxpc_object *cxpc_message_get_error(const cxpc_object *message) {
         cxpc_object *e = cxpc_dict_get(message, CXPC_KEY_ERROR);
-        if (cxpc_object_get_type(e) != CXPC_TYPE_ERROR)
-                return NULL;
-        return e;
+        return cxpc_object_get_type(e) == CXPC_TYPE_ERROR ? e : NULL;
 }
 
-_public_ int cxpc_reply_check(const cxpc_object *reply, cxpc_error_code *ret_code, const char **ret_message) {
-        assert_return(reply, -EINVAL);
+_public_ int cxpc_reply_check(const cxpc_object *reply, cxpc_error_code *ret_code,
+                              const char **ret_message) {
+        cxpc_error_code code;
+        const char *msg;
+
+        assert_return(cxpc_object_get_type(reply) == CXPC_TYPE_DICTIONARY, -EINVAL);
+
         cxpc_object *e = cxpc_message_get_error(reply);
         if (!e)
                 return 0;
-        cxpc_error_code code = CXPC_ERROR_UNKNOWN;
-        const char *message = "";
         (void) cxpc_error_get_code(e, &code);
-        (void) cxpc_error_get_message(e, &message);
+        (void) cxpc_error_get_message(e, &msg);
         if (ret_code)
                 *ret_code = code;
         if (ret_message)
-                *ret_message = message;
+                *ret_message = msg;
         return -cxpc_error_code_to_errno(code);
 }
 

@@ -35,10 +35,19 @@ struct cxpc_object {
                 int64_t i64; /* int64 and date */
                 uint64_t u64;
                 double dbl;
+                /* Data has three storage kinds:
+                 *  - owned: ptr is malloc'd (NULL when size is 0), backing NULL, memfd < 0;
+                 *  - body-backed: ptr points into a received memfd body mapping (backing);
+                 *  - memfd-backed (size >= CXPC_DATA_MEMFD_MIN, from cxpc_data_new() or received
+                 *    as a data-memfd value): the bytes live in memfd, sealed like shmem; ptr is a
+                 *    read-only MAP_SHARED mapping made on first access (cxpc_data_map()), so that
+                 *    forwarding a received value never touches its pages. The encoder passes a
+                 *    dup of memfd instead of copying the bytes; copies share a dup of it too. */
                 struct {
-                        uint8_t *ptr;
+                        uint8_t *ptr; /* set atomically by cxpc_data_map() for memfd-backed data */
                         size_t size;
-                        cxpc_backing *backing; /* NULL: ptr is malloc'd (or NULL when size is 0) */
+                        cxpc_backing *backing;
+                        int memfd;
                 } data;
                 struct {
                         char *ptr; /* NUL-terminated */
@@ -82,6 +91,11 @@ bool cxpc_utf8_is_valid(const char *s, size_t len);
 /* Constructors that take ownership of what they are given (also on failure). */
 int cxpc_string_new_take(char *s, size_t len, cxpc_object **ret);
 int cxpc_data_new_backed(const void *p, size_t size, cxpc_backing *backing, cxpc_object **ret);
+/* Takes a memfd the caller checked (CXPC_SHMEM_SEALS, exactly size bytes, size > 0). */
+int cxpc_data_new_memfd_take(int memfd, size_t size, cxpc_object **ret);
+/* The bytes of any data value, mapping a memfd-backed one on first use (thread-safe: the object
+ * stays logically const). NULL with size 0. */
+int cxpc_data_map(const cxpc_object *o, const uint8_t **ret);
 int cxpc_fd_new_take(int fd, cxpc_object **ret);
 int cxpc_shmem_new_take(int memfd, size_t size, cxpc_object **ret);
 int cxpc_error_new_take(cxpc_error_code code, char *message, cxpc_object **ret);
@@ -105,5 +119,5 @@ int cxpc_endpoint_get_fd(const cxpc_object *o);
 /* Borrowed fd of an fd, endpoint or shmem object. */
 int cxpc_object_get_fd_borrowed(const cxpc_object *o);
 
-/* Seals a shmem region carries: the receiver refuses anything less. */
+/* Seals a shmem region or a data memfd carries: the receiver refuses anything less. */
 #define CXPC_SHMEM_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)

@@ -120,7 +120,11 @@ static void dict_free_contents(cxpc_object *o) {
 static void object_free(cxpc_object *o) {
         switch (o->type) {
         case CXPC_TYPE_DATA:
-                if (o->data.backing)
+                if (o->data.memfd >= 0) {
+                        if (o->data.ptr)
+                                (void) munmap(o->data.ptr, o->data.size);
+                        safe_close(o->data.memfd);
+                } else if (o->data.backing)
                         cxpc_backing_unref(o->data.backing);
                 else
                         free(o->data.ptr);
@@ -205,10 +209,53 @@ _public_ int cxpc_null_new(cxpc_object **ret) {
         return 0;
 }
 
+static cxpc_object *data_alloc(void) {
+        cxpc_object *o = object_alloc(CXPC_TYPE_DATA);
+        if (o)
+                o->data.memfd = -EBADF;
+        return o;
+}
+
+/* A new memfd holding a copy of the bytes, sealed with CXPC_SHMEM_SEALS. One write() call where
+ * possible: on this kind of machine the cost is the page allocation, and small chunks only add
+ * syscalls. */
+static int memfd_new_sealed(const char *name, const void *p, size_t size, int *ret_fd) {
+        _cleanup_close_ int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return negative_errno();
+        size_t done = 0;
+        while (done < size) {
+                ssize_t n = write(fd, (const uint8_t *) p + done, size - done);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        return -EIO;
+                done += (size_t) n;
+        }
+        if (fcntl(fd, F_ADD_SEALS, CXPC_SHMEM_SEALS) < 0)
+                return negative_errno();
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 _public_ int cxpc_data_new(const void *p, size_t size, cxpc_object **ret) {
         assert_return(ret, -EINVAL);
         assert_return(p || size == 0, -EINVAL);
         assert_return(size <= CXPC_MESSAGE_SIZE_MAX, -E2BIG);
+
+        /* Large values are copied once, into their own sealed memfd, right away: every later
+         * send (and every copy, forward or echo by a peer) then passes the fd instead of the
+         * bytes. Doing it lazily at first encode would cost a malloc copy on top. */
+        if (size >= CXPC_DATA_MEMFD_MIN) {
+                int fd = -EBADF;
+                int r = memfd_new_sealed("cxpc-data", p, size, &fd);
+                if (r < 0)
+                        return r;
+                return cxpc_data_new_memfd_take(fd, size, ret);
+        }
 
         _cleanup_free_ uint8_t *copy = NULL;
         if (size > 0) {
@@ -217,7 +264,7 @@ _public_ int cxpc_data_new(const void *p, size_t size, cxpc_object **ret) {
                         return -ENOMEM;
                 memcpy(copy, p, size);
         }
-        cxpc_object *o = object_alloc(CXPC_TYPE_DATA);
+        cxpc_object *o = data_alloc();
         if (!o)
                 return -ENOMEM;
         o->data.ptr = TAKE_PTR(copy);
@@ -227,13 +274,55 @@ _public_ int cxpc_data_new(const void *p, size_t size, cxpc_object **ret) {
 }
 
 int cxpc_data_new_backed(const void *p, size_t size, cxpc_backing *backing, cxpc_object **ret) {
-        cxpc_object *o = object_alloc(CXPC_TYPE_DATA);
+        cxpc_object *o = data_alloc();
         if (!o)
                 return -ENOMEM;
         o->data.ptr = (uint8_t *) p;
         o->data.size = size;
         o->data.backing = cxpc_backing_ref(backing);
         *ret = o;
+        return 0;
+}
+
+int cxpc_data_new_memfd_take(int memfd, size_t size, cxpc_object **ret) {
+        if (memfd < 0 || size == 0) {
+                safe_close(memfd);
+                return -EINVAL;
+        }
+        cxpc_object *o = data_alloc();
+        if (!o) {
+                safe_close(memfd);
+                return -ENOMEM;
+        }
+        o->data.memfd = memfd;
+        o->data.size = size;
+        *ret = o;
+        return 0;
+}
+
+int cxpc_data_map(const cxpc_object *o, const uint8_t **ret) {
+        if (!o || !ret)
+                return -EINVAL;
+        if (o->type != CXPC_TYPE_DATA)
+                return -EMEDIUMTYPE;
+        uint8_t *p = __atomic_load_n(&o->data.ptr, __ATOMIC_ACQUIRE);
+        if (!p && o->data.memfd >= 0) {
+                /* No MAP_POPULATE: readers usually touch part of it, forwarders none. */
+                void *m = mmap(NULL, o->data.size, PROT_READ, MAP_SHARED, o->data.memfd, 0);
+                if (m == MAP_FAILED)
+                        return negative_errno();
+                /* The mapping is a cache; the value stays const. Two threads reading one shared
+                 * value may race here: the loser drops its mapping. */
+                uint8_t *expected = NULL;
+                if (__atomic_compare_exchange_n((uint8_t **) &o->data.ptr, &expected, (uint8_t *) m, false,
+                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                        p = m;
+                else {
+                        (void) munmap(m, o->data.size);
+                        p = expected;
+                }
+        }
+        *ret = p;
         return 0;
 }
 
@@ -380,23 +469,11 @@ _public_ int cxpc_shmem_new(const void *p, size_t size, cxpc_object **ret) {
         assert_return(ret, -EINVAL);
         assert_return(size <= CXPC_MESSAGE_SIZE_MAX, -E2BIG);
 
-        _cleanup_close_ int fd = memfd_create("cxpc-shmem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd < 0)
-                return negative_errno();
-        size_t done = 0;
-        while (done < size) {
-                ssize_t n = write(fd, (const uint8_t *) p + done, size - done);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                done += (size_t) n;
-        }
-        int r = shmem_seal(fd);
+        int fd = -EBADF;
+        int r = memfd_new_sealed("cxpc-shmem", p, size, &fd);
         if (r < 0)
                 return r;
-        return cxpc_shmem_new_take(TAKE_FD(fd), size, ret);
+        return cxpc_shmem_new_take(fd, size, ret);
 }
 
 _public_ int cxpc_shmem_new_fd(int memfd, cxpc_object **ret) {
@@ -504,8 +581,13 @@ _public_ int cxpc_date_get(const cxpc_object *o, int64_t *ret) {
 _public_ int cxpc_data_get(const cxpc_object *o, const void **ret_ptr, size_t *ret_size) {
         static const uint8_t empty[1];
         CHECK_TYPE(o, CXPC_TYPE_DATA);
-        if (ret_ptr)
-                *ret_ptr = o->data.size > 0 ? (const void *) o->data.ptr : (const void *) empty;
+        if (ret_ptr) {
+                const uint8_t *p;
+                int r = cxpc_data_map(o, &p);
+                if (r < 0)
+                        return r;
+                *ret_ptr = o->data.size > 0 ? (const void *) p : (const void *) empty;
+        }
         if (ret_size)
                 *ret_size = o->data.size;
         return 0;
@@ -963,9 +1045,19 @@ _public_ bool cxpc_object_equal(const cxpc_object *a, const cxpc_object *b) {
         case CXPC_TYPE_DOUBLE:
                 /* Bitwise, so that NaN equals itself and a round trip is "equal". */
                 return memcmp(&a->dbl, &b->dbl, sizeof(double)) == 0;
-        case CXPC_TYPE_DATA:
-                return a->data.size == b->data.size &&
-                       (a->data.size == 0 || memcmp(a->data.ptr, b->data.ptr, a->data.size) == 0);
+        case CXPC_TYPE_DATA: {
+                if (a->data.size != b->data.size)
+                        return false;
+                if (a->data.size == 0)
+                        return true;
+                /* Two views of one sealed memfd hold the same bytes: no need to map them. */
+                if (a->data.memfd >= 0 && b->data.memfd >= 0 && fd_same_file(a->data.memfd, b->data.memfd))
+                        return true;
+                const uint8_t *pa, *pb;
+                if (cxpc_data_map(a, &pa) < 0 || cxpc_data_map(b, &pb) < 0)
+                        return false;
+                return memcmp(pa, pb, a->data.size) == 0;
+        }
         case CXPC_TYPE_STRING:
                 return a->string.len == b->string.len && memcmp(a->string.ptr, b->string.ptr, a->string.len) == 0;
         case CXPC_TYPE_UUID:
@@ -1008,7 +1100,13 @@ static int object_copy(const cxpc_object *o, unsigned depth, cxpc_object **ret) 
 
         switch (o->type) {
         case CXPC_TYPE_DATA:
-                /* A backed value can share its mapping: it is read-only. */
+                /* Sealed memfds and body mappings are immutable: share them. */
+                if (o->data.memfd >= 0) {
+                        fd = fcntl(o->data.memfd, F_DUPFD_CLOEXEC, 3);
+                        if (fd < 0)
+                                return negative_errno();
+                        return cxpc_data_new_memfd_take(fd, o->data.size, ret);
+                }
                 if (o->data.backing)
                         return cxpc_data_new_backed(o->data.ptr, o->data.size, o->data.backing, ret);
                 return cxpc_data_new(o->data.ptr, o->data.size, ret);

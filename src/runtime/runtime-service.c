@@ -27,6 +27,15 @@
 #include <unistd.h>
 
 #include "cgroup-util.h"
+#ifndef HAVE_RUNTIME_IO
+#define HAVE_RUNTIME_IO 0
+#endif
+#if HAVE_RUNTIME_IO
+#include "io/copy.h"
+#include "io/dial.h"
+#include "io/pty.h"
+#include "io/stdio.h"
+#endif
 #include "macro.h"
 #include "oci-spec.h"
 #include "runtime.h"
@@ -45,7 +54,10 @@ typedef struct Pending {
         struct Pending *next;
 } Pending;
 
+typedef struct Runtime Runtime;
+
 typedef struct Proc {
+        Runtime *rt;
         char *id;
         bool is_init;
         ProcessConfig *config;
@@ -58,10 +70,16 @@ typedef struct Proc {
         unsigned seq;
         Pending *waiters;
         size_t n_waiters;
+        bool terminal;
+#if HAVE_RUNTIME_IO
+        StdioRelay *relay;
+        ConsoleSocket *console;
+        PtyRelay *pty;
+        unsigned width, height; /* a resize that came before the terminal */
+#endif
         struct Proc *next;
 } Proc;
 
-typedef struct Runtime Runtime;
 typedef struct Child Child;
 typedef void (*child_exit_t)(Runtime *rt, Child *ch, int status_code, const char *message);
 
@@ -112,7 +130,10 @@ struct Runtime {
 
         pid_t reaper_pid;
         int reaper_fd;
-        int log_fd;
+        int log_fd; /* without the I/O module: raw log of init's output */
+#if HAVE_RUNTIME_IO
+        StdioLog *stdio_log;
+#endif
 };
 
 static void log_msg(const char *fmt, ...) _printf_(1, 2);
@@ -202,6 +223,11 @@ static Proc *proc_free(Proc *p) {
         }
         close_many(p->stdio, 3);
         safe_close(p->pidfd);
+#if HAVE_RUNTIME_IO
+        stdio_relay_free(p->relay);
+        console_socket_free(p->console);
+        pty_relay_free(p->pty);
+#endif
         process_config_free(p->config);
         free(p->id);
         free(p);
@@ -239,8 +265,10 @@ static int proc_new(Runtime *rt, const char *id, ProcessConfig *config, int stdi
                 free(p);
                 return -ENOMEM;
         }
+        p->rt = rt;
         p->is_init = streq(id, rt->id);
         p->config = config;
+        p->terminal = config ? config->terminal : rt->config->process.terminal;
         for (int i = 0; i < 3; i++) {
                 p->stdio[i] = stdio[i];
                 stdio[i] = -EBADF;
@@ -524,41 +552,172 @@ static int write_json_file(const char *path, json_t *j) {
         return 0;
 }
 
+static void stdio_fill_defaults(Runtime *rt, Proc *p, int stdio[3]) {
+        if (stdio[0] < 0)
+                stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        for (int i = 1; i < 3; i++)
+                if (stdio[i] < 0)
+                        stdio[i] = p->is_init && rt->log_fd >= 0 ? fcntl(rt->log_fd, F_DUPFD_CLOEXEC, 3)
+                                                                 : open("/dev/null", O_WRONLY | O_CLOEXEC);
+}
+
+#if HAVE_RUNTIME_IO
+static void on_pty_done(PtyRelay *relay, int error, void *userdata) {
+        if (error < 0)
+                log_msg("terminal relay of %s: %s", ((Proc *) userdata)->id, strerror(-error));
+}
+
+static void on_console(ConsoleSocket *cs, int error, int master_fd, void *userdata) {
+        Proc *p = userdata;
+        int r;
+
+        p->console = console_socket_free(cs);
+        if (error < 0) {
+                log_msg("no terminal for %s: %s", p->id, strerror(-error));
+                return;
+        }
+        /* The relay owns the client's fds from here on. */
+        r = pty_relay_new(p->rt->event, master_fd, p->stdio[0], p->stdio[1], p->is_init ? p->rt->stdio_log : NULL,
+                          on_pty_done, p, &p->pty);
+        p->stdio[0] = p->stdio[1] = -EBADF;
+        p->stdio[2] = safe_close(p->stdio[2]);
+        if (r < 0) {
+                log_msg("terminal relay of %s: %s", p->id, strerror(-r));
+                return;
+        }
+        if (p->width > 0)
+                (void) pty_relay_resize(p->pty, p->width, p->height);
+}
+
+static void on_relay_done(StdioRelay *relay, int error, void *userdata) {
+        if (error < 0)
+                log_msg("stdio of %s: %s", ((Proc *) userdata)->id, strerror(-error));
+}
+
+/* Decides how the process's stdio is wired (docs/runtime.md) and returns the fds the OCI runtime
+ * hands to the process, or leaves them -EBADF for a terminal (console socket in *ret_console). */
+static int proc_wire_stdio(Runtime *rt, Proc *p, int ret_stdio[3]) {
+        bool attached = p->stdio[0] >= 0 || p->stdio[1] >= 0 || p->stdio[2] >= 0;
+        bool logging = p->is_init && rt->stdio_log;
+        StdioMode mode = stdio_mode_pick(logging, p->terminal, attached);
+        int r;
+
+        if (p->terminal)
+                return console_socket_new(rt->event, rt->state_dir, on_console, p, &p->console);
+
+        if (mode == STDIO_MODE_DIRECT) {
+                for (int i = 0; i < 3; i++) {
+                        ret_stdio[i] = p->stdio[i];
+                        p->stdio[i] = -EBADF;
+                }
+                stdio_fill_defaults(rt, p, ret_stdio);
+                return 0;
+        }
+
+        int out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF }, in[2] = { -EBADF, -EBADF };
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+            (p->stdio[0] >= 0 && pipe2(in, O_CLOEXEC) < 0)) {
+                r = negative_errno();
+                goto fail;
+        }
+        r = stdio_relay_new(rt->event, logging ? rt->stdio_log : NULL, on_relay_done, p, &p->relay);
+        if (r < 0)
+                goto fail;
+        r = stdio_relay_add_output(p->relay, STDIO_STREAM_STDOUT, TAKE_FD(out[0]), TAKE_FD(p->stdio[1]));
+        if (r >= 0)
+                r = stdio_relay_add_output(p->relay, STDIO_STREAM_STDERR, TAKE_FD(err[0]), TAKE_FD(p->stdio[2]));
+        if (r >= 0 && p->stdio[0] >= 0)
+                r = stdio_relay_add_input(p->relay, TAKE_FD(p->stdio[0]), TAKE_FD(in[1]));
+        if (r < 0)
+                goto fail;
+        ret_stdio[0] = in[0];
+        ret_stdio[1] = out[1];
+        ret_stdio[2] = err[1];
+        stdio_fill_defaults(rt, p, ret_stdio);
+        return 0;
+fail:
+        close_many(out, 2);
+        close_many(err, 2);
+        close_many(in, 2);
+        p->relay = stdio_relay_free(p->relay);
+        return r;
+}
+#else
+static int proc_wire_stdio(Runtime *rt, Proc *p, int ret_stdio[3]) {
+        if (p->terminal)
+                return -EOPNOTSUPP;
+        for (int i = 0; i < 3; i++) {
+                ret_stdio[i] = p->stdio[i];
+                p->stdio[i] = -EBADF;
+        }
+        stdio_fill_defaults(rt, p, ret_stdio);
+        return 0;
+}
+#endif
+
 static int proc_start(Runtime *rt, Proc *p) {
         _cleanup_free_ char *pid_path = state_file(rt, "pid", p->seq);
         _cleanup_free_ char *json_path = state_file(rt, "json", p->seq);
+        int stdio[3] = { -EBADF, -EBADF, -EBADF };
+        const char *console = NULL;
+        const char *argv[16];
+        size_t n = 0;
         int r;
 
         if (!pid_path || !json_path)
                 return -ENOMEM;
-        if (p->config && p->config->terminal)
-                return -EOPNOTSUPP;
+        r = proc_wire_stdio(rt, p, stdio);
+        if (r < 0)
+                return r;
+#if HAVE_RUNTIME_IO
+        if (p->console)
+                console = console_socket_get_path(p->console);
+#endif
 
         if (p->is_init) {
-                const char *argv[] = { "run",     "--detach",  "--pid-file", pid_path, "--bundle",
-                                       rt->bundle, rt->id,     NULL };
-                r = child_spawn(rt, argv, p->stdio, on_run_done, p);
-                if (r >= 0)
-                        rt->oci_created = true;
+                argv[n++] = "run";
+                argv[n++] = "--detach";
         } else {
                 json_t *j = NULL;
                 r = oci_process_new(p->config, &j);
-                if (r < 0)
+                if (r >= 0) {
+                        r = write_json_file(json_path, j);
+                        json_decref(j);
+                }
+                if (r < 0) {
+                        close_many(stdio, 3);
                         return r;
-                r = write_json_file(json_path, j);
-                json_decref(j);
-                if (r < 0)
-                        return r;
-                const char *argv[] = { "exec",    "--detach", "--pid-file", pid_path, "--process",
-                                       json_path, rt->id,     NULL };
-                r = child_spawn(rt, argv, p->stdio, on_run_done, p);
+                }
+                argv[n++] = "exec";
+                argv[n++] = "--detach";
+                argv[n++] = "--process";
+                argv[n++] = json_path;
         }
+        argv[n++] = "--pid-file";
+        argv[n++] = pid_path;
+        if (console) {
+                argv[n++] = "--console-socket";
+                argv[n++] = console;
+        }
+        if (p->is_init) {
+                argv[n++] = "--bundle";
+                argv[n++] = rt->bundle;
+        }
+        argv[n++] = rt->id;
+        argv[n] = NULL;
+
+        r = child_spawn(rt, argv, console ? NULL : stdio, on_run_done, p);
+        /* The container has its copies now; ours would hide EOF from the client. */
+        close_many(stdio, 3);
         if (r < 0)
                 return r;
-        /* The container has its copies now; ours would hide EOF from the client. */
-        close_many(p->stdio, 3);
-        for (int i = 0; i < 3; i++)
-                p->stdio[i] = -EBADF;
+        if (p->is_init)
+                rt->oci_created = true;
+        if (!p->terminal) {
+                close_many(p->stdio, 3);
+                for (int i = 0; i < 3; i++)
+                        p->stdio[i] = -EBADF;
+        }
         p->status = PROC_STARTING;
         return 0;
 }
@@ -794,14 +953,6 @@ static int route_bootstrap(cxpc_connection *c, cxpc_object *m, void *userdata) {
                                                    config_path, strerror(-r));
         }
 
-        /* Without stdio from the client, output goes to the container log (driver "file"). */
-        if (stdio[0] < 0)
-                stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        for (int i = 1; i < 3; i++)
-                if (stdio[i] < 0)
-                        stdio[i] = rt->log_fd >= 0 ? fcntl(rt->log_fd, F_DUPFD_CLOEXEC, 3)
-                                                   : open("/dev/null", O_WRONLY | O_CLOEXEC);
-
         r = proc_new(rt, rt->id, NULL, stdio, &p);
         if (r < 0) {
                 close_many(stdio, 3);
@@ -891,12 +1042,6 @@ static int route_create_process(cxpc_connection *c, cxpc_object *m, void *userda
                                                    err ?: strerror(-r));
         if (get_stdio(m, stdio, c) < 0)
                 return 0;
-        if (stdio[0] < 0)
-                stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        for (int i = 1; i < 3; i++)
-                if (stdio[i] < 0)
-                        stdio[i] = rt->log_fd >= 0 ? fcntl(rt->log_fd, F_DUPFD_CLOEXEC, 3)
-                                                   : open("/dev/null", O_WRONLY | O_CLOEXEC);
         r = proc_new(rt, id, pc, stdio, &p);
         if (r < 0) {
                 close_many(stdio, 3);
@@ -1190,13 +1335,164 @@ static int route_resize(cxpc_connection *c, cxpc_object *m, void *userdata) {
             h <= 0 || w > UINT16_MAX || h > UINT16_MAX)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                    "width and height must be integers in 1..65535");
-        if (!p->config ? !rt->config->process.terminal : !p->config->terminal)
+        if (!p->terminal)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "process %s has no terminal",
                                                    p->id);
+#if HAVE_RUNTIME_IO
+        if (p->status == PROC_EXITED)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "process %s is exited", p->id);
+        p->width = (unsigned) w;
+        p->height = (unsigned) h;
+        if (p->pty) {
+                int r = pty_relay_resize(p->pty, (unsigned) w, (unsigned) h);
+                if (r < 0)
+                        return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r), "resize %s: %s",
+                                                           p->id, strerror(-r));
+        }
+        return reply_empty(c, m);
+#else
         return cxpc_connection_reply_error(c, m, CXPC_ERROR_UNSUPPORTED, "terminals are not supported yet");
+#endif
 }
 
-static int route_unsupported(cxpc_connection *c, cxpc_object *m, void *userdata) {
+#if HAVE_RUNTIME_IO
+typedef struct IoRequest {
+        Runtime *rt;
+        cxpc_connection *conn;
+        cxpc_object *msg;
+        int netns_fd;
+        char *root;
+} IoRequest;
+
+static IoRequest *io_request_free(IoRequest *q) {
+        if (!q)
+                return NULL;
+        cxpc_connection_unref(q->conn);
+        cxpc_object_unref(q->msg);
+        safe_close(q->netns_fd);
+        free(q->root);
+        free(q);
+        return NULL;
+}
+
+static IoRequest *io_request_new(Runtime *rt, cxpc_connection *c, cxpc_object *m) {
+        IoRequest *q = calloc(1, sizeof(*q));
+        if (!q)
+                return NULL;
+        *q = (IoRequest) { .rt = rt, .conn = cxpc_connection_ref(c), .msg = cxpc_object_ref(m), .netns_fd = -EBADF };
+        return q;
+}
+
+static void on_copy_done(CopyJob *job, int error, const char *message, void *userdata) {
+        IoRequest *q = userdata;
+
+        if (error < 0)
+                (void) cxpc_connection_reply_error(q->conn, q->msg, cxpc_error_code_from_errno(-error), "%s: %s",
+                                                   cxpc_message_get_route(q->msg) ?: "copy",
+                                                   message && *message ? message : strerror(-error));
+        else
+                (void) reply_empty(q->conn, q->msg);
+        copy_job_free(job);
+        io_request_free(q);
+}
+
+static int route_copy(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        Runtime *rt = userdata;
+        bool in = streq_ptr(cxpc_message_get_route(m), RUNTIME_ROUTE_PREFIX "copyIn");
+        const char *path;
+        int64_t mode = 0;
+        bool parents = false;
+        _cleanup_close_ int fd = -EBADF;
+        CopyJob *job = NULL;
+        IoRequest *q;
+        Proc *init = proc_init(rt);
+        int r;
+
+        if (rt->state == RUNTIME_SHUTTING_DOWN || rt->state == RUNTIME_STOPPING)
+                return reply_invalid_state(rt, c, m);
+        r = cxpc_dict_get_string(m, in ? "destinationPath" : "sourcePath", &path);
+        if (r < 0 || !*path)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "missing or bad key %s",
+                                                   in ? "destinationPath" : "sourcePath");
+        r = cxpc_dict_get_int64(m, "fileMode", &mode);
+        if ((r < 0 && r != -ENOENT) || mode < 0 || mode > 07777)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bad key fileMode");
+        r = cxpc_dict_get_bool(m, "createParents", &parents);
+        if (r < 0 && r != -ENOENT)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bad key createParents");
+        if (cxpc_dict_dup_fd(m, "fd", &fd) < 0)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "missing key fd");
+
+        q = io_request_new(rt, c, m);
+        if (!q)
+                return -ENOMEM;
+        /* A running container's root as its processes see it (with its mounts); else the rootfs. */
+        if (init && init->status == PROC_RUNNING && init->pid > 0)
+                r = asprintf(&q->root, "/proc/%d/root", (int) init->pid);
+        else
+                r = asprintf(&q->root, "%s", rt->config->rootfs);
+        if (r < 0) {
+                io_request_free(q);
+                return -ENOMEM;
+        }
+        CopyOptions opts = { .root = q->root, .path = path, .file_mode = (uint32_t) mode, .create_parents = parents };
+        r = copy_job_new(rt->event, in ? COPY_IN : COPY_OUT, &opts, fd, on_copy_done, q, &job);
+        if (r < 0) {
+                io_request_free(q);
+                return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r), "copy: %s", strerror(-r));
+        }
+        return 0;
+}
+
+static void on_dial_done(DialJob *job, int error, int fd, void *userdata) {
+        IoRequest *q = userdata;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
+
+        if (error < 0)
+                (void) cxpc_connection_reply_error(q->conn, q->msg, cxpc_error_code_from_errno(-error), "dial: %s",
+                                                   strerror(-error));
+        else if (cxpc_reply_new(&reply) < 0 || cxpc_dict_set_fd(reply, "fd", fd) < 0)
+                (void) cxpc_connection_reply_error(q->conn, q->msg, CXPC_ERROR_INTERNAL_ERROR, "out of memory");
+        else
+                (void) cxpc_connection_reply(q->conn, q->msg, reply);
+        safe_close(fd);
+        dial_job_free(job);
+        io_request_free(q);
+}
+
+static int route_dial(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        Runtime *rt = userdata;
+        Proc *init = proc_init(rt);
+        DialJob *job = NULL;
+        char path[64];
+        int64_t port;
+        IoRequest *q;
+        int r;
+
+        if (cxpc_dict_get_int64(m, "port", &port) < 0 || port < 1 || port > 65535)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "port must be 1..65535");
+        if (rt->state != RUNTIME_RUNNING || !init || init->status != PROC_RUNNING)
+                return reply_invalid_state(rt, c, m);
+        q = io_request_new(rt, c, m);
+        if (!q)
+                return -ENOMEM;
+        snprintf(path, sizeof(path), "/proc/%d/ns/net", (int) init->pid);
+        q->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (q->netns_fd < 0) {
+                r = negative_errno();
+                io_request_free(q);
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR, "%s: %s", path, strerror(-r));
+        }
+        r = dial_job_new(rt->event, q->netns_fd, (uint16_t) port, 0, on_dial_done, q, &job);
+        if (r < 0) {
+                io_request_free(q);
+                return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r), "dial: %s", strerror(-r));
+        }
+        return 0;
+}
+#endif
+
+static _unused_ int route_unsupported(cxpc_connection *c, cxpc_object *m, void *userdata) {
         return cxpc_connection_reply_error(c, m, CXPC_ERROR_UNSUPPORTED, "%s is not supported yet",
                                            cxpc_message_get_route(m) ?: "route");
 }
@@ -1227,9 +1523,15 @@ static const struct {
         { "stop", route_stop },
         { "state", route_state },
         { "statistics", route_statistics },
+#if HAVE_RUNTIME_IO
+        { "copyIn", route_copy },
+        { "copyOut", route_copy },
+        { "dial", route_dial },
+#else
         { "copyIn", route_unsupported },
         { "copyOut", route_unsupported },
         { "dial", route_unsupported },
+#endif
         { "shutdown", route_shutdown },
 };
 
@@ -1385,6 +1687,9 @@ static void runtime_free(Runtime *rt) {
         cxpc_object_unref(rt->networks);
         container_config_free(rt->config);
         safe_close(rt->log_fd);
+#if HAVE_RUNTIME_IO
+        stdio_log_unref(rt->stdio_log);
+#endif
         sd_event_unref(rt->event);
         free(rt->id);
         free(rt->bundle);
@@ -1515,9 +1820,15 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
         if (streq(rt.config->logging_driver, "file")) {
+#if HAVE_RUNTIME_IO
+                r = stdio_log_open(log_path, &rt.stdio_log);
+                if (r < 0)
+                        log_msg("cannot open %s: %s", log_path, strerror(-r));
+#else
                 rt.log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
                 if (rt.log_fd < 0)
                         log_msg("cannot open %s: %m", log_path);
+#endif
         }
 
         if (streq(runtime_name, "crun") || strstr(rt.runtime_bin, "crun")) {

@@ -1,0 +1,798 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Codec round trips over real SOCK_SEQPACKET socket pairs, limits and malformed input. */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "codec.h"
+#include "macro.h"
+#include "object-internal.h"
+
+static unsigned count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        assert_non_null(d);
+        unsigned n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void make_pair(int sv[2]) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        /* room for 64 MiB bodies is not needed: big bodies travel as memfds */
+}
+
+/* encode → sendmsg → recvmsg → decode */
+static cxpc_object *roundtrip(const cxpc_object *m, unsigned flags, cxpc_frame_info *ret_info) {
+        _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+        cxpc_recv_buffer b;
+        cxpc_object *out = NULL;
+        int sv[2];
+
+        make_pair(sv);
+        assert_int_equal(cxpc_frame_encode(m, 7, flags & CXPC_FRAME_REPLY ? 3 : 0, flags, &f), 0);
+        assert_int_equal(cxpc_frame_send(sv[0], f), 0);
+        assert_int_equal(cxpc_recv_buffer_init(&b), 0);
+        assert_int_equal(cxpc_frame_receive(sv[1], &b, &out, ret_info), 1);
+        cxpc_recv_buffer_done(&b);
+        close(sv[0]);
+        close(sv[1]);
+        return out;
+}
+
+static cxpc_object *make_all_types(void) {
+        static const uint8_t u[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+        cxpc_object *m, *a, *v;
+
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        assert_int_equal(cxpc_dict_set_null(m, "null"), 0);
+        assert_int_equal(cxpc_dict_set_bool(m, "true", true), 0);
+        assert_int_equal(cxpc_dict_set_bool(m, "false", false), 0);
+        assert_int_equal(cxpc_dict_set_int64(m, "i", INT64_MIN), 0);
+        assert_int_equal(cxpc_dict_set_int64(m, "zero", 0), 0);
+        assert_int_equal(cxpc_dict_set_uint64(m, "u", UINT64_MAX), 0);
+        assert_int_equal(cxpc_dict_set_double(m, "d", -1.5e300), 0);
+        assert_int_equal(cxpc_dict_set_date(m, "date", 1700000000123456789LL), 0);
+        assert_int_equal(cxpc_dict_set_data(m, "data", "\0\1\2", 3), 0);
+        assert_int_equal(cxpc_dict_set_data(m, "empty", NULL, 0), 0);
+        assert_int_equal(cxpc_dict_set_string(m, "s", "häll€ 𝄞"), 0);
+        assert_int_equal(cxpc_dict_set_string(m, "es", ""), 0);
+        assert_int_equal(cxpc_dict_set_uuid(m, "uuid", u), 0);
+        assert_int_equal(cxpc_dict_set_fd(m, "fd", STDERR_FILENO), 0);
+        assert_int_equal(cxpc_shmem_new("shared", 6, &v), 0);
+        assert_int_equal(cxpc_dict_set(m, "shm", v), 0);
+        cxpc_object_unref(v);
+        assert_int_equal(cxpc_error_new(CXPC_ERROR_NOT_FOUND, "no such thing", &v), 0);
+        assert_int_equal(cxpc_dict_set(m, "err", v), 0);
+        cxpc_object_unref(v);
+        assert_int_equal(cxpc_error_new(CXPC_ERROR_TIMEOUT, NULL, &v), 0);
+        assert_int_equal(cxpc_dict_set(m, "err2", v), 0);
+        cxpc_object_unref(v);
+        assert_int_equal(cxpc_array_new(&a), 0);
+        assert_int_equal(cxpc_int64_new(42, &v), 0);
+        assert_int_equal(cxpc_array_append(a, v), 0);
+        cxpc_object_unref(v);
+        assert_int_equal(cxpc_dict_new(&v), 0);
+        assert_int_equal(cxpc_array_append(a, v), 0);
+        cxpc_object_unref(v);
+        assert_int_equal(cxpc_dict_set(m, "arr", a), 0);
+        cxpc_object_unref(a);
+        return m;
+}
+
+static void test_all_types(void **state) {
+        unsigned before = count_fds();
+        cxpc_object *m = make_all_types();
+        cxpc_frame_info info;
+        cxpc_object *out = roundtrip(m, CXPC_FRAME_WANTS_REPLY, &info);
+        assert_true(cxpc_object_equal(m, out));
+        assert_int_equal(info.id, 7);
+        assert_int_equal(info.reply_to, 0);
+        assert_true(cxpc_message_expects_reply(out));
+        assert_false(cxpc_message_expects_reply(m));
+
+        /* absent vs zero vs wrong type */
+        int64_t i = 1;
+        assert_int_equal(cxpc_dict_get_int64(out, "zero", &i), 0);
+        assert_int_equal(i, 0);
+        assert_int_equal(cxpc_dict_get_int64(out, "nope", &i), -ENOENT);
+        assert_int_equal(cxpc_dict_get_int64(out, "s", &i), -EMEDIUMTYPE);
+        const void *p = (const void *) 1;
+        size_t sz = 1;
+        assert_int_equal(cxpc_dict_get_data(out, "empty", &p, &sz), 0);
+        assert_int_equal(sz, 0);
+
+        const void *sp;
+        assert_int_equal(cxpc_shmem_map(cxpc_dict_get(out, "shm"), &sp, &sz), 0);
+        assert_int_equal(sz, 6);
+        assert_memory_equal(sp, "shared", 6);
+
+        const char *msg;
+        cxpc_error_code code;
+        assert_int_equal(cxpc_error_get_message(cxpc_dict_get(out, "err2"), &msg), 0);
+        assert_string_equal(msg, "");
+        assert_int_equal(cxpc_error_get_code(cxpc_dict_get(out, "err"), &code), 0);
+        assert_int_equal(code, CXPC_ERROR_NOT_FOUND);
+
+        cxpc_object_unref(out);
+        cxpc_object_unref(m);
+        assert_int_equal(count_fds(), before);
+}
+
+static cxpc_object *nest(unsigned depth) {
+        cxpc_object *top, *cur;
+        assert_int_equal(cxpc_dict_new(&top), 0);
+        cur = top;
+        for (unsigned i = 1; i < depth; i++) {
+                cxpc_object *a;
+                assert_int_equal(cxpc_array_new(&a), 0);
+                if (cur->type == CXPC_TYPE_ARRAY)
+                        assert_int_equal(cxpc_array_append(cur, a), 0);
+                else
+                        assert_int_equal(cxpc_dict_set(cur, "x", a), 0);
+                cxpc_object_unref(a);
+                cur = a;
+        }
+        return top;
+}
+
+static void test_limits(void **state) {
+        _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+        cxpc_object *m = nest(CXPC_DEPTH_MAX);
+        cxpc_object *out = roundtrip(m, 0, NULL);
+        assert_true(cxpc_object_equal(m, out));
+        cxpc_object_unref(out);
+        cxpc_object_unref(m);
+
+        m = nest(CXPC_DEPTH_MAX + 1);
+        assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), -ELOOP);
+        cxpc_object_unref(m);
+
+        unsigned before = count_fds();
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        cxpc_object *a;
+        assert_int_equal(cxpc_array_new(&a), 0);
+        for (unsigned i = 0; i < CXPC_FDS_PER_MESSAGE_MAX + 1; i++) {
+                cxpc_object *v;
+                assert_int_equal(cxpc_fd_new(STDERR_FILENO, &v), 0);
+                assert_int_equal(cxpc_array_append(a, v), 0);
+                cxpc_object_unref(v);
+        }
+        assert_int_equal(cxpc_dict_set(m, "fds", a), 0);
+        assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), -E2BIG);
+        cxpc_object_unref(a);
+        cxpc_object_unref(m);
+        assert_int_equal(count_fds(), before);
+
+        /* oversize */
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        void *big = mmap(NULL, CXPC_MESSAGE_SIZE_MAX, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(big != MAP_FAILED);
+        cxpc_object *d;
+        assert_int_equal(cxpc_data_new_backed(big, CXPC_MESSAGE_SIZE_MAX, NULL, &d), 0);
+        assert_int_equal(cxpc_dict_set(m, "big", d), 0);
+        assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), -E2BIG);
+        d->data.ptr = NULL; /* not ours: avoid free() of the mapping */
+        d->data.size = 0;
+        cxpc_object_unref(d);
+        cxpc_object_unref(m);
+        munmap(big, CXPC_MESSAGE_SIZE_MAX);
+}
+
+static double elapsed(const struct timespec *t0) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        return (double) (t1.tv_sec - t0->tv_sec) + (double) (t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static bool same_inode(int a, int b) {
+        struct stat sa, sb;
+        assert_int_equal(fstat(a, &sa), 0);
+        assert_int_equal(fstat(b, &sb), 0);
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static uint8_t *pattern(size_t size, unsigned seed) {
+        uint8_t *buf = malloc(size ? size : 1);
+        assert_non_null(buf);
+        for (size_t i = 0; i < size; i++)
+                buf[i] = (uint8_t) (i * 31 + seed + (i >> 12));
+        return buf;
+}
+
+/* A 64 MiB data value travels as its own sealed memfd, not in a body memfd; the receiver gets the
+ * very same file, not mapped until first read. */
+static void test_data_memfd_roundtrip(void **state) {
+        size_t size = 64u * 1024u * 1024u;
+        uint8_t *buf = pattern(size, 1);
+        cxpc_object *m, *v;
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        assert_int_equal(cxpc_data_new(buf, size, &v), 0);
+        assert_true(v->data.memfd >= 0);
+        assert_null(v->data.ptr); /* not mapped yet */
+        int seals = fcntl(v->data.memfd, F_GET_SEALS);
+        assert_int_equal(seals & CXPC_SHMEM_SEALS, CXPC_SHMEM_SEALS);
+        assert_int_equal(cxpc_dict_set(m, "blob", v), 0);
+        assert_int_equal(cxpc_dict_set_string(m, "name", "big"), 0);
+
+        unsigned before = count_fds();
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cxpc_frame_info info;
+        cxpc_object *out = roundtrip(m, 0, &info);
+        fprintf(stderr, "64 MiB data-memfd encode+send+receive+decode (fd passing, no copy): %.0f MB/s\n",
+                (double) size / 1e6 / elapsed(&t0));
+        assert_false(info.flags & CXPC_FRAME_BODY_MEMFD);
+
+        cxpc_object *got = cxpc_dict_get(out, "blob");
+        assert_non_null(got);
+        assert_int_equal(cxpc_object_get_type(got), CXPC_TYPE_DATA);
+        assert_true(got->data.memfd >= 0);
+        assert_null(got->data.ptr);
+        assert_null(got->data.backing);
+        assert_true(same_inode(got->data.memfd, v->data.memfd));
+        assert_true(cxpc_object_equal(m, out)); /* same file: decided without mapping */
+        assert_null(got->data.ptr);
+
+        const void *p;
+        size_t sz;
+        assert_int_equal(cxpc_data_get(got, &p, &sz), 0);
+        assert_int_equal(sz, size);
+        assert_non_null(got->data.ptr);
+        assert_memory_equal(p, buf, size);
+        const void *p2;
+        assert_int_equal(cxpc_dict_get_data(out, "blob", &p2, NULL), 0);
+        assert_ptr_equal(p, p2); /* mapped once */
+
+        cxpc_object_unref(out);
+        cxpc_object_unref(v);
+        cxpc_object_unref(m);
+        free(buf);
+        assert_int_equal(count_fds(), before - 1); /* v's memfd is gone too */
+}
+
+/* Echo server in a child process: receives each message and sends it straight back. */
+static _noreturn_ void echo_child(int fd) {
+        cxpc_recv_buffer b;
+        uint64_t id = 1;
+        if (cxpc_recv_buffer_init(&b) < 0)
+                _exit(2);
+        for (;;) {
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                if (poll(&pfd, 1, 10000) <= 0)
+                        _exit(3);
+                cxpc_object *m = NULL;
+                cxpc_frame_info info;
+                int r = cxpc_frame_receive(fd, &b, &m, &info);
+                if (r == 0)
+                        _exit(0);
+                if (r == -EAGAIN)
+                        continue;
+                if (r < 0)
+                        _exit(4);
+                cxpc_frame *f = NULL;
+                r = cxpc_frame_encode(m, id++, info.id, CXPC_FRAME_REPLY, &f);
+                cxpc_object_unref(m);
+                if (r < 0 || (f->header.flags & CXPC_FRAME_BODY_MEMFD))
+                        _exit(5);
+                for (;;) {
+                        r = cxpc_frame_send(fd, f);
+                        if (r != -EAGAIN)
+                                break;
+                        pfd.events = POLLOUT;
+                        (void) poll(&pfd, 1, 1000);
+                }
+                cxpc_frame_free(f);
+                if (r < 0)
+                        _exit(6);
+        }
+}
+
+static cxpc_object *receive_blocking(int fd, cxpc_recv_buffer *b, cxpc_frame_info *info) {
+        cxpc_object *m = NULL;
+        for (;;) {
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                assert_int_equal(poll(&pfd, 1, 10000), 1);
+                int r = cxpc_frame_receive(fd, b, &m, info);
+                if (r == -EAGAIN)
+                        continue;
+                assert_int_equal(r, 1);
+                return m;
+        }
+}
+
+/* Another process echoes a large value: it comes back as the same file, nothing was copied. */
+static void test_data_memfd_echo(void **state) {
+        size_t size = 8u * 1024u * 1024u;
+        uint8_t *buf = pattern(size, 2);
+        cxpc_object *m, *v;
+        assert_int_equal(cxpc_message_new_request("echo", &m), 0);
+        assert_int_equal(cxpc_data_new(buf, size, &v), 0);
+        assert_int_equal(cxpc_dict_set(m, "blob", v), 0);
+
+        unsigned before = count_fds();
+        int sv[2];
+        make_pair(sv);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                close(sv[0]);
+                echo_child(sv[1]);
+        }
+        close(sv[1]);
+
+        cxpc_recv_buffer b;
+        assert_int_equal(cxpc_recv_buffer_init(&b), 0);
+        for (unsigned i = 0; i < 3; i++) {
+                _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+                assert_int_equal(cxpc_frame_encode(m, 10 + i, 0, CXPC_FRAME_WANTS_REPLY, &f), 0);
+                assert_int_equal(f->n_fds, 1);
+                assert_true(same_inode(f->fds[0], v->data.memfd)); /* a dup, not a copy */
+                assert_int_equal(f->iov[1].iov_len, f->header.body_size); /* inline body */
+                assert_int_equal(cxpc_frame_send(sv[0], f), 0);
+
+                cxpc_frame_info info;
+                cxpc_object *echo = receive_blocking(sv[0], &b, &info);
+                assert_int_equal(info.reply_to, 10 + i);
+                assert_false(info.flags & CXPC_FRAME_BODY_MEMFD);
+                cxpc_object *got = cxpc_dict_get(echo, "blob");
+                assert_non_null(got);
+                assert_true(got->data.memfd >= 0);
+                assert_true(same_inode(got->data.memfd, v->data.memfd));
+                assert_true(cxpc_object_equal(got, v));
+                const void *p;
+                size_t sz;
+                assert_int_equal(cxpc_data_get(got, &p, &sz), 0);
+                assert_int_equal(sz, size);
+                assert_memory_equal(p, buf, size);
+                cxpc_object_unref(echo);
+        }
+        cxpc_recv_buffer_done(&b);
+        close(sv[0]);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(count_fds(), before);
+        cxpc_object_unref(v);
+        cxpc_object_unref(m);
+        free(buf);
+}
+
+/* Sizes around the threshold: below it values stay in the body, from it on they get a memfd. */
+static void test_data_sizes(void **state) {
+        const size_t sizes[] = {0, 1, CXPC_INLINE_BODY_MAX / 2, CXPC_DATA_MEMFD_MIN - 1,
+                                CXPC_DATA_MEMFD_MIN, CXPC_DATA_MEMFD_MIN + 1};
+        unsigned before = count_fds();
+        for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
+                size_t size = sizes[i];
+                bool big = size >= CXPC_DATA_MEMFD_MIN;
+                uint8_t *buf = pattern(size, (unsigned) i);
+                cxpc_object *m, *v;
+                assert_int_equal(cxpc_dict_new(&m), 0);
+                assert_int_equal(cxpc_data_new(size ? buf : NULL, size, &v), 0);
+                assert_int_equal(v->data.memfd >= 0, big);
+                assert_int_equal(cxpc_dict_set(m, "d", v), 0);
+
+                cxpc_frame_info info;
+                cxpc_object *out = roundtrip(m, 0, &info);
+                cxpc_object *got = cxpc_dict_get(out, "d");
+                assert_int_equal(got->data.memfd >= 0, big);
+                /* Just below the threshold the body is big enough for a body memfd. */
+                assert_int_equal(!!(info.flags & CXPC_FRAME_BODY_MEMFD),
+                                 size > CXPC_INLINE_BODY_MAX && !big);
+                assert_true(cxpc_object_equal(m, out));
+                const void *p;
+                size_t sz;
+                assert_int_equal(cxpc_data_get(got, &p, &sz), 0);
+                assert_int_equal(sz, size);
+                assert_non_null(p);
+                if (size > 0)
+                        assert_memory_equal(p, buf, size);
+
+                /* Copies share the sealed file. */
+                cxpc_object *c;
+                assert_int_equal(cxpc_object_copy(got, &c), 0);
+                assert_true(cxpc_object_equal(c, got));
+                if (big)
+                        assert_true(same_inode(c->data.memfd, got->data.memfd));
+                cxpc_object_unref(c);
+
+                cxpc_object_unref(out);
+                cxpc_object_unref(v);
+                cxpc_object_unref(m);
+                free(buf);
+        }
+        assert_int_equal(count_fds(), before);
+}
+
+/* Equality of memfd-backed values against other memfds and against plain bytes. */
+static void test_data_memfd_equal(void **state) {
+        size_t size = CXPC_DATA_MEMFD_MIN;
+        uint8_t *buf = pattern(size, 3);
+        cxpc_object *a, *b, *plain;
+        assert_int_equal(cxpc_data_new(buf, size, &a), 0);
+        assert_int_equal(cxpc_data_new(buf, size, &b), 0);
+        assert_false(same_inode(a->data.memfd, b->data.memfd));
+        assert_true(cxpc_object_equal(a, b)); /* different files, same bytes */
+
+        uint8_t *copy = malloc(size);
+        assert_non_null(copy);
+        memcpy(copy, buf, size);
+        assert_int_equal(cxpc_data_new_backed(copy, size, NULL, &plain), 0); /* owns copy */
+        assert_true(cxpc_object_equal(a, plain));
+        assert_true(cxpc_object_equal(plain, b));
+        copy[size / 2] ^= 1;
+        assert_false(cxpc_object_equal(a, plain));
+
+        buf[size - 1] ^= 1;
+        cxpc_object *c;
+        assert_int_equal(cxpc_data_new(buf, size, &c), 0);
+        assert_false(cxpc_object_equal(a, c));
+
+        /* JSON sees the bytes. */
+        char *json = NULL;
+        assert_int_equal(cxpc_object_to_json(a, 0, &json), 0);
+        assert_true(strlen(json) > size * 4 / 3);
+        free(json);
+
+        cxpc_object_unref(c);
+        cxpc_object_unref(plain);
+        cxpc_object_unref(b);
+        cxpc_object_unref(a);
+        free(buf);
+}
+
+/* Replaces fds[idx] of a frame by fd (taken) and expects the receiver to refuse the record
+ * without leaking a single fd. */
+static void expect_refused(cxpc_frame *f, size_t idx, int fd) {
+        close(f->fds[idx]);
+        f->fds[idx] = fd;
+        unsigned before = count_fds();
+        int sv[2];
+        make_pair(sv);
+        assert_int_equal(cxpc_frame_send(sv[0], f), 0);
+        cxpc_recv_buffer b;
+        cxpc_object *out = NULL;
+        assert_int_equal(cxpc_recv_buffer_init(&b), 0);
+        assert_int_equal(cxpc_frame_receive(sv[1], &b, &out, NULL), -EBADMSG);
+        assert_null(out);
+        cxpc_recv_buffer_done(&b);
+        close(sv[0]);
+        close(sv[1]);
+        assert_int_equal(count_fds(), before);
+}
+
+static int memfd_with(const uint8_t *p, size_t size, int seals) {
+        int fd = memfd_create("tampered", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, p, size), (ssize_t) size);
+        if (seals)
+                assert_int_equal(fcntl(fd, F_ADD_SEALS, seals), 0);
+        return fd;
+}
+
+static void test_data_memfd_tampered(void **state) {
+        size_t size = CXPC_DATA_MEMFD_MIN + 100;
+        uint8_t *buf = pattern(size, 4);
+        cxpc_object *m;
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        assert_int_equal(cxpc_dict_set_fd(m, "fd", STDERR_FILENO), 0);
+        assert_int_equal(cxpc_dict_set_data(m, "blob", buf, size), 0);
+        _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+        assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), 0);
+        assert_int_equal(f->n_fds, 2);
+        size_t idx = 1; /* the data memfd comes after the plain fd */
+
+        unsigned before = count_fds();
+        /* unsealed; writable; too short; not sealed against sealing; not a regular file */
+        expect_refused(f, idx, memfd_with(buf, size, 0));
+        expect_refused(f, idx, memfd_with(buf, size, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));
+        expect_refused(f, idx, memfd_with(buf, size - 1, CXPC_SHMEM_SEALS));
+        expect_refused(f, idx, memfd_with(buf, size, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE));
+        expect_refused(f, idx, open("/dev/null", O_RDONLY | O_CLOEXEC));
+        int longer = memfd_with(buf, size, 0);
+        assert_int_equal(write(longer, "x", 1), 1);
+        assert_int_equal(fcntl(longer, F_ADD_SEALS, CXPC_SHMEM_SEALS), 0);
+        expect_refused(f, idx, longer);                                       /* too long */
+        assert_int_equal(count_fds(), before);
+
+        /* A data-memfd value below the threshold is not canonical: refused even when sealed. */
+        cxpc_frame_free(TAKE_PTR(f));
+        cxpc_object *small;
+        assert_int_equal(cxpc_data_new(buf, CXPC_DATA_MEMFD_MIN, &small), 0);
+        assert_int_equal(cxpc_dict_set(m, "blob", small), 0);
+        cxpc_object_unref(small);
+        assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), 0);
+        /* patch the size field (u64 after the u32 fd index) of the last value in the body */
+        uint8_t *body = f->body;
+        size_t n = f->iov[1].iov_len;
+        assert_int_equal(body[n - 13], CXPC_WIRE_TAG_DATA_MEMFD);
+        uint64_t smaller = htole64(CXPC_DATA_MEMFD_MIN - 1);
+        memcpy(body + n - 8, &smaller, 8);
+        expect_refused(f, idx, memfd_with(buf, CXPC_DATA_MEMFD_MIN - 1, CXPC_SHMEM_SEALS));
+        assert_int_equal(count_fds(), before);
+
+        cxpc_object_unref(m);
+        free(buf);
+}
+
+/* Every large data value takes one of the CXPC_FDS_PER_MESSAGE_MAX fds, like a body memfd. */
+static void test_data_memfd_fd_limit(void **state) {
+        size_t size = CXPC_DATA_MEMFD_MIN;
+        uint8_t *buf = pattern(size, 5);
+        cxpc_object *v, *m, *a;
+        assert_int_equal(cxpc_data_new(buf, size, &v), 0);
+        free(buf);
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        assert_int_equal(cxpc_array_new(&a), 0);
+        assert_int_equal(cxpc_dict_set(m, "a", a), 0);
+        for (unsigned i = 0; i < CXPC_FDS_PER_MESSAGE_MAX; i++)
+                assert_int_equal(cxpc_array_append(a, v), 0);
+
+        unsigned before = count_fds();
+        cxpc_frame_info info;
+        cxpc_object *out = roundtrip(m, 0, &info);
+        assert_false(info.flags & CXPC_FRAME_BODY_MEMFD);
+        assert_int_equal(cxpc_array_get_count(cxpc_dict_get(out, "a")), CXPC_FDS_PER_MESSAGE_MAX);
+        assert_true(cxpc_object_equal(m, out));
+        cxpc_object_unref(out);
+        assert_int_equal(count_fds(), before);
+
+        _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+        assert_int_equal(cxpc_array_append(a, v), 0); /* one too many */
+        assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), -E2BIG);
+        assert_int_equal(count_fds(), before);
+
+        /* 63 values plus a body memfd fit; 64 values plus a body memfd do not. */
+        cxpc_object *b;
+        assert_int_equal(cxpc_array_new(&b), 0);
+        for (unsigned i = 0; i < CXPC_FDS_PER_MESSAGE_MAX - 1; i++)
+                assert_int_equal(cxpc_array_append(b, v), 0);
+        assert_int_equal(cxpc_dict_set(m, "a", b), 0);
+        char *filler = malloc(CXPC_INLINE_BODY_MAX + 1);
+        assert_non_null(filler);
+        memset(filler, 'x', CXPC_INLINE_BODY_MAX);
+        filler[CXPC_INLINE_BODY_MAX] = 0;
+        assert_int_equal(cxpc_dict_set_string(m, "filler", filler), 0);
+        free(filler);
+        out = roundtrip(m, 0, &info);
+        assert_true(info.flags & CXPC_FRAME_BODY_MEMFD);
+        assert_true(cxpc_object_equal(m, out));
+        cxpc_object_unref(out);
+        assert_int_equal(cxpc_array_append(b, v), 0);
+        assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), -E2BIG);
+        assert_int_equal(count_fds(), before);
+
+        cxpc_object_unref(b);
+        cxpc_object_unref(a);
+        cxpc_object_unref(v);
+        cxpc_object_unref(m);
+}
+
+/* Bodies that stay large with many small values still travel in a body memfd, next to data
+ * memfds. */
+static void test_body_memfd_with_data_memfd(void **state) {
+        cxpc_object *m, *a;
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        assert_int_equal(cxpc_array_new(&a), 0);
+        for (unsigned i = 0; i < 4000; i++) {
+                cxpc_object *s;
+                assert_int_equal(cxpc_string_newf(&s, "item-%u", i), 0);
+                assert_int_equal(cxpc_array_append_take(a, s), 0);
+        }
+        assert_int_equal(cxpc_dict_set(m, "items", a), 0);
+        cxpc_object_unref(a);
+        uint8_t *buf = pattern(1u << 20, 6);
+        assert_int_equal(cxpc_dict_set_data(m, "blob", buf, 1u << 20), 0);
+        assert_int_equal(cxpc_dict_set_data(m, "mid", buf, 100000), 0); /* in the body */
+        free(buf);
+
+        unsigned before = count_fds();
+        cxpc_frame_info info;
+        cxpc_object *out = roundtrip(m, 0, &info);
+        assert_true(info.flags & CXPC_FRAME_BODY_MEMFD);
+        assert_true(cxpc_object_equal(m, out));
+        assert_true(cxpc_dict_get(out, "blob")->data.memfd >= 0);
+        assert_non_null(cxpc_dict_get(out, "mid")->data.backing);
+        cxpc_object_unref(out);
+        assert_int_equal(count_fds(), before);
+        cxpc_object_unref(m);
+}
+
+/* A memfd body that is not sealed must be refused, and its fd closed. */
+static void test_memfd_unsealed(void **state) {
+        _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+        cxpc_object *m, *out = NULL;
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        uint8_t *buf = calloc(1, 100000);
+        assert_int_equal(cxpc_dict_set_data(m, "blob", buf, 100000), 0);
+        free(buf);
+        assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), 0);
+        assert_int_equal(f->n_fds, 1);
+
+        /* Replace the body memfd with an unsealed copy of it. */
+        int plain = memfd_create("tampered", MFD_CLOEXEC);
+        assert_true(plain >= 0);
+        uint8_t tmp[65536];
+        ssize_t n;
+        off_t off = 0;
+        while ((n = pread(f->fds[0], tmp, sizeof(tmp), off)) > 0) {
+                assert_int_equal(write(plain, tmp, (size_t) n), n);
+                off += n;
+        }
+        close(f->fds[0]);
+        f->fds[0] = plain;
+
+        unsigned before = count_fds();
+        int sv[2];
+        make_pair(sv);
+        assert_int_equal(cxpc_frame_send(sv[0], f), 0);
+        cxpc_recv_buffer b;
+        assert_int_equal(cxpc_recv_buffer_init(&b), 0);
+        assert_int_equal(cxpc_frame_receive(sv[1], &b, &out, NULL), -EBADMSG);
+        assert_null(out);
+        cxpc_recv_buffer_done(&b);
+        close(sv[0]);
+        close(sv[1]);
+        assert_int_equal(count_fds(), before);
+        cxpc_object_unref(m);
+}
+
+/* Truncations and corruptions of a valid record with fds: refused, fds closed. */
+static void test_garbage(void **state) {
+        _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+        cxpc_object *m = make_all_types();
+        assert_int_equal(cxpc_frame_encode(m, 9, 0, 0, &f), 0);
+        size_t size = CXPC_FRAME_HEADER_SIZE + f->iov[1].iov_len;
+        uint8_t *rec = malloc(size);
+        memcpy(rec, &f->header, CXPC_FRAME_HEADER_SIZE);
+        memcpy(rec + CXPC_FRAME_HEADER_SIZE, f->body, f->iov[1].iov_len);
+
+        unsigned before = count_fds();
+        for (size_t cut = 0; cut < size; cut++) {
+                int fds[CXPC_FDS_PER_MESSAGE_MAX];
+                for (size_t i = 0; i < f->n_fds; i++)
+                        fds[i] = fcntl(f->fds[i], F_DUPFD_CLOEXEC, 3);
+                cxpc_object *out = NULL;
+                assert_int_equal(cxpc_record_decode(rec, cut, fds, f->n_fds, &out, NULL), -EBADMSG);
+                assert_null(out);
+        }
+        /* flip every byte; decoding may succeed for some values, but must never leak */
+        for (size_t pos = 0; pos < size; pos++) {
+                int fds[CXPC_FDS_PER_MESSAGE_MAX];
+                for (size_t i = 0; i < f->n_fds; i++)
+                        fds[i] = fcntl(f->fds[i], F_DUPFD_CLOEXEC, 3);
+                rec[pos] ^= 0xff;
+                cxpc_object *out = NULL;
+                (void) cxpc_record_decode(rec, size, fds, f->n_fds, &out, NULL);
+                cxpc_object_unref(out);
+                rec[pos] ^= 0xff;
+        }
+        /* trailing garbage */
+        uint8_t *longer = malloc(size + 1);
+        memcpy(longer, rec, size);
+        longer[size] = 0;
+        cxpc_frame_header h;
+        memcpy(&h, longer, sizeof(h));
+        h.body_size++;
+        memcpy(longer, &h, sizeof(h));
+        int fds[CXPC_FDS_PER_MESSAGE_MAX];
+        for (size_t i = 0; i < f->n_fds; i++)
+                fds[i] = fcntl(f->fds[i], F_DUPFD_CLOEXEC, 3);
+        cxpc_object *out = NULL;
+        assert_int_equal(cxpc_record_decode(longer, size + 1, fds, f->n_fds, &out, NULL), -EBADMSG);
+        /* an extra fd nobody references */
+        for (size_t i = 0; i <= f->n_fds; i++)
+                fds[i] = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        h.body_size--;
+        h.n_fds++;
+        memcpy(rec, &h, sizeof(h));
+        assert_int_equal(cxpc_record_decode(rec, size, fds, f->n_fds + 1, &out, NULL), -EBADMSG);
+        assert_int_equal(count_fds(), before);
+        free(longer);
+        free(rec);
+        cxpc_object_unref(m);
+}
+
+static void test_bad_utf8(void **state) {
+        static const char *const bad[] = {
+                "\xc0\x80",         /* overlong NUL */
+                "\xe0\x80\xaf",     /* overlong '/' */
+                "\xed\xa0\x80",     /* surrogate */
+                "\xf4\x90\x80\x80", /* > U+10FFFF */
+                "\xff",
+                "\xe2\x82", /* truncated */
+        };
+        cxpc_object *o;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(cxpc_string_new(bad[i], &o), -EILSEQ);
+        assert_int_equal(cxpc_string_new_len("a\0b", 3, &o), -EILSEQ);
+
+        /* the decoder refuses them too: hand-made record with a bad string */
+        uint8_t rec[CXPC_FRAME_HEADER_SIZE + 64];
+        size_t n = CXPC_FRAME_HEADER_SIZE;
+        const uint8_t body[] = {CXPC_TYPE_DICTIONARY, 1, 0, 0, 0, 1,    0,   0, 0, 'k',
+                                CXPC_TYPE_STRING,     2, 0, 0, 0, 0xc0, 0x80};
+        memcpy(rec + n, body, sizeof(body));
+        cxpc_frame_header h = {
+                .magic = CXPC_FRAME_MAGIC,
+                .version = CXPC_PROTOCOL_VERSION,
+                .id = 1,
+                .body_size = sizeof(body),
+        };
+        memcpy(rec, &h, sizeof(h));
+        assert_int_equal(cxpc_record_decode(rec, n + sizeof(body), NULL, 0, &o, NULL), -EBADMSG);
+        rec[n + sizeof(body) - 2] = 'o';
+        rec[n + sizeof(body) - 1] = 'k';
+        assert_int_equal(cxpc_record_decode(rec, n + sizeof(body), NULL, 0, &o, NULL), 0);
+        assert_string_equal(cxpc_message_get_route(o) ?: "none", "none");
+        cxpc_object_unref(o);
+}
+
+static void test_big_dict(void **state) {
+        cxpc_object *m;
+        char key[32];
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        for (unsigned i = 0; i < 5000; i++) {
+                snprintf(key, sizeof(key), "key-%u", i);
+                assert_int_equal(cxpc_dict_set_uint64(m, key, i), 0);
+        }
+        cxpc_object *out = roundtrip(m, CXPC_FRAME_REPLY, NULL);
+        assert_true(cxpc_object_equal(m, out));
+        uint64_t v;
+        assert_int_equal(cxpc_dict_get_uint64(out, "key-4321", &v), 0);
+        assert_int_equal(v, 4321);
+        const char *k;
+        assert_int_equal(cxpc_dict_get_entry(out, 17, &k, NULL), 0);
+        assert_string_equal(k, "key-17");
+        cxpc_object_unref(out);
+        cxpc_object_unref(m);
+}
+
+static void test_eof(void **state) {
+        int sv[2];
+        make_pair(sv);
+        close(sv[0]);
+        cxpc_recv_buffer b;
+        cxpc_object *o = NULL;
+        assert_int_equal(cxpc_recv_buffer_init(&b), 0);
+        assert_int_equal(cxpc_frame_receive(sv[1], &b, &o, NULL), 0);
+        close(sv[1]);
+        make_pair(sv);
+        assert_int_equal(cxpc_frame_receive(sv[1], &b, &o, NULL), -EAGAIN);
+        cxpc_recv_buffer_done(&b);
+        close(sv[0]);
+        close(sv[1]);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_all_types),  cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_data_memfd_roundtrip), cmocka_unit_test(test_data_memfd_echo),
+                cmocka_unit_test(test_data_sizes), cmocka_unit_test(test_data_memfd_equal),
+                cmocka_unit_test(test_data_memfd_tampered), cmocka_unit_test(test_data_memfd_fd_limit),
+                cmocka_unit_test(test_body_memfd_with_data_memfd), cmocka_unit_test(test_memfd_unsealed),
+                cmocka_unit_test(test_garbage),    cmocka_unit_test(test_bad_utf8),
+                cmocka_unit_test(test_big_dict),   cmocka_unit_test(test_eof),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

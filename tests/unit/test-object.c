@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* Object model: constructors, getters, dictionaries, copy/equal, error codes. */
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "macro.h"
+#include "object-internal.h"
+
+static void test_error_codes(void **state) {
+        static const char *const names[] = {"unknown",  "invalidArgument", "internalError", "exists",
+                                            "notFound", "cancelled",       "invalidState",  "empty",
+                                            "timeout",  "unsupported",     "interrupted"};
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                assert_string_equal(cxpc_error_code_to_string((cxpc_error_code) i), names[i]);
+                assert_int_equal(cxpc_error_code_from_string(names[i]), i);
+        }
+        assert_null(cxpc_error_code_to_string(_CXPC_ERROR_CODE_MAX));
+        assert_int_equal(cxpc_error_code_from_string("somethingNew"), CXPC_ERROR_UNKNOWN);
+        assert_int_equal(cxpc_error_code_from_errno(ENOENT), CXPC_ERROR_NOT_FOUND);
+        assert_int_equal(cxpc_error_code_from_errno(-ESRCH), CXPC_ERROR_NOT_FOUND);
+        assert_int_equal(cxpc_error_code_from_errno(EEXIST), CXPC_ERROR_EXISTS);
+        assert_int_equal(cxpc_error_code_from_errno(E2BIG), CXPC_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(cxpc_error_code_from_errno(ETIMEDOUT), CXPC_ERROR_TIMEOUT);
+        assert_int_equal(cxpc_error_code_from_errno(EALREADY), CXPC_ERROR_INVALID_STATE);
+        assert_int_equal(cxpc_error_code_from_errno(ENOMSG), CXPC_ERROR_EMPTY);
+        assert_int_equal(cxpc_error_code_from_errno(ENOSYS), CXPC_ERROR_UNSUPPORTED);
+        assert_int_equal(cxpc_error_code_from_errno(EPIPE), CXPC_ERROR_INTERRUPTED);
+        assert_int_equal(cxpc_error_code_from_errno(EINTR), CXPC_ERROR_INTERNAL_ERROR);
+        assert_int_equal(cxpc_error_code_from_errno(EIO), CXPC_ERROR_INTERNAL_ERROR);
+        assert_int_equal(cxpc_error_code_to_errno(CXPC_ERROR_NOT_FOUND), ENOENT);
+        assert_int_equal(cxpc_error_code_to_errno(CXPC_ERROR_TIMEOUT), ETIMEDOUT);
+        for (size_t i = 1; i < _CXPC_ERROR_CODE_MAX; i++)
+                if (i != CXPC_ERROR_INTERNAL_ERROR)
+                        assert_int_equal(cxpc_error_code_from_errno(cxpc_error_code_to_errno(i)), i);
+}
+
+static void test_getters(void **state) {
+        cxpc_object *d, *o;
+        bool b;
+        int64_t i;
+        const char *s;
+
+        assert_int_equal(cxpc_dict_new(&d), 0);
+        assert_int_equal(cxpc_dict_set_bool(d, "f", false), 0);
+        b = true;
+        assert_int_equal(cxpc_dict_get_bool(d, "f", &b), 0);
+        assert_false(b);
+        assert_int_equal(cxpc_dict_get_bool(d, "x", &b), -ENOENT);
+        assert_int_equal(cxpc_dict_get_int64(d, "f", &i), -EMEDIUMTYPE);
+        assert_int_equal(cxpc_int64_get(NULL, &i), -EINVAL);
+        assert_int_equal(cxpc_dict_set_string(d, "bad", "\xed\xa0\x80"), -EILSEQ);
+        assert_int_equal(cxpc_dict_set_string(d, "f", "replaced"), 0);
+        assert_int_equal(cxpc_dict_get_count(d), 1);
+        assert_int_equal(cxpc_dict_get_string(d, "f", &s), 0);
+        assert_string_equal(s, "replaced");
+        assert_int_equal(cxpc_dict_remove(d, "f"), 0);
+        assert_int_equal(cxpc_dict_remove(d, "f"), -ENOENT);
+        assert_int_equal(cxpc_string_newf(&o, "%d-%s", 5, "x"), 0);
+        assert_int_equal(cxpc_string_get(o, &s), 0);
+        assert_string_equal(s, "5-x");
+        cxpc_object_unref(o);
+        assert_null(cxpc_object_unref(NULL));
+        cxpc_object_unref(d);
+}
+
+static void test_big_dict(void **state) {
+        cxpc_object *d;
+        char key[32];
+        assert_int_equal(cxpc_dict_new(&d), 0);
+        for (unsigned i = 0; i < 2000; i++) {
+                snprintf(key, sizeof(key), "k%u", i);
+                assert_int_equal(cxpc_dict_set_uint64(d, key, i), 0);
+        }
+        for (unsigned i = 0; i < 2000; i += 2) {
+                snprintf(key, sizeof(key), "k%u", i);
+                assert_int_equal(cxpc_dict_remove(d, key), 0);
+        }
+        assert_int_equal(cxpc_dict_get_count(d), 1000);
+        for (unsigned i = 0; i < 2000; i++) {
+                uint64_t v;
+                snprintf(key, sizeof(key), "k%u", i);
+                assert_int_equal(cxpc_dict_get_uint64(d, key, &v), i % 2 ? 0 : -ENOENT);
+                if (i % 2)
+                        assert_int_equal(v, i);
+        }
+        const char *k;
+        assert_int_equal(cxpc_dict_get_entry(d, 0, &k, NULL), 0);
+        assert_string_equal(k, "k1"); /* insertion order survives removal */
+        cxpc_object_unref(d);
+}
+
+static void test_copy_equal_fds(void **state) {
+        cxpc_object *d, *c, *shm;
+        int fd, fd2;
+        assert_int_equal(cxpc_dict_new(&d), 0);
+        assert_int_equal(cxpc_dict_set_fd(d, "fd", STDIN_FILENO), 0);
+        assert_int_equal(cxpc_dict_set_data(d, "z", NULL, 0), 0);
+        assert_int_equal(cxpc_shmem_new("abc", 3, &shm), 0);
+        assert_int_equal(cxpc_dict_set(d, "shm", shm), 0);
+        assert_int_equal(cxpc_object_copy(d, &c), 0);
+        assert_true(cxpc_object_equal(d, c));
+        assert_int_equal(cxpc_dict_dup_fd(c, "fd", &fd), 0);
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        assert_int_equal(cxpc_shmem_dup_fd(shm, &fd2), 0);
+        int seals = fcntl(fd2, F_GET_SEALS);
+        assert_int_equal(seals & CXPC_SHMEM_SEALS, CXPC_SHMEM_SEALS);
+        close(fd2);
+        /* a different open file is not equal */
+        cxpc_object *other;
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_int_equal(cxpc_fd_new(devnull, &other), 0);
+        assert_false(cxpc_object_equal(cxpc_dict_get(d, "fd"), other));
+        close(devnull);
+        close(fd);
+        cxpc_object_unref(other);
+        cxpc_object_unref(shm);
+        cxpc_object_unref(c);
+        cxpc_object_unref(d);
+}
+
+static void test_messages(void **state) {
+        cxpc_object *m, *r, *e;
+        cxpc_error_code code;
+        const char *msg;
+        assert_int_equal(cxpc_message_new_request("a.b", &m), 0);
+        assert_string_equal(cxpc_message_get_route(m), "a.b");
+        assert_false(cxpc_message_expects_reply(m));
+        assert_int_equal(cxpc_reply_new(&r), 0);
+        assert_int_equal(cxpc_reply_check(r, NULL, NULL), 0);
+        assert_int_equal(cxpc_error_newf(&e, CXPC_ERROR_NOT_FOUND, "no %s", "x"), 0);
+        assert_int_equal(cxpc_dict_set(r, CXPC_KEY_ERROR, e), 0);
+        assert_ptr_equal(cxpc_message_get_error(r), e);
+        assert_int_equal(cxpc_reply_check(r, &code, &msg), -ENOENT);
+        assert_int_equal(code, CXPC_ERROR_NOT_FOUND);
+        assert_string_equal(msg, "no x");
+        assert_int_equal(cxpc_message_mark_replied(m), 0);
+        assert_int_equal(cxpc_message_mark_replied(m), -EALREADY);
+        cxpc_object_unref(e);
+        cxpc_object_unref(r);
+        cxpc_object_unref(m);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_error_codes), cmocka_unit_test(test_getters),
+                cmocka_unit_test(test_big_dict),    cmocka_unit_test(test_copy_equal_fds),
+                cmocka_unit_test(test_messages),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
