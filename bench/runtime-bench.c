@@ -57,7 +57,6 @@ static int run_wait(char *const argv[]) {
         if (pid == 0) {
                 int null = open("/dev/null", O_RDWR);
                 dup2(null, 1);
-                dup2(null, 2);
                 execv(argv[0], argv);
                 _exit(127);
         }
@@ -105,6 +104,8 @@ static pid_t spawn_service(const char *id, const char *bundle, RuntimeClient **r
         return pid;
 }
 
+static long rss_anon_kib = -1;
+
 static long rss_kib(pid_t pid) {
         char path[64], line[256];
         long kib = -1;
@@ -116,6 +117,8 @@ static long rss_kib(pid_t pid) {
                 return -1;
         while (fgets(line, sizeof(line), f))
                 if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+                        continue;
+                else if (sscanf(line, "RssAnon: %ld", &rss_anon_kib) == 1)
                         break;
         fclose(f);
         return kib;
@@ -135,7 +138,9 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
         service = argv[1];
-        rootfs = argv[2];
+        rootfs = realpath(argv[2], NULL);
+        if (!rootfs)
+                die(argv[2]);
         crun_run = calloc((size_t) rounds, sizeof(double));
         svc_run = calloc((size_t) rounds, sizeof(double));
         crun_exec = calloc((size_t) rounds, sizeof(double));
@@ -258,7 +263,8 @@ int main(int argc, char *argv[]) {
         printf("service run       %7.2f ms  (bootstrap+start+wait+shutdown)\n", sr);
         printf("crun exec         %7.2f ms\n", ce);
         printf("service exec      %7.2f ms  (createProcess+start+wait)\n", se);
-        printf("service RSS       %7ld KiB (container running)\n", rss);
+        printf("service RSS       %7ld KiB (container running; anonymous %ld KiB, the rest shared library pages)\n", rss,
+               rss_anon_kib);
         printf("run_ratio=%.2f exec_ratio=%.2f rss_kib=%ld\n", sr / cr, se / ce, rss);
         return EXIT_SUCCESS;
 }

@@ -18,8 +18,8 @@
 /* Attempts at finding an unused generated id. */
 #define APISERVER_ID_ATTEMPTS 8
 /* How long the API server gives a runtime service for quick calls and for a stop beyond its own timeout. */
-#define APISERVER_RUNTIME_TIMEOUT_USEC (30ull * 1000000ull)
-#define APISERVER_STOP_GRACE_USEC (30ull * 1000000ull)
+#define APISERVER_RUNTIME_TIMEOUT_USEC     (30ull * 1000000ull)
+#define APISERVER_STOP_GRACE_USEC          (30ull * 1000000ull)
 #define APISERVER_STOP_TIMEOUT_DEFAULT_SEC 10
 /* Where --init puts container-init inside the container (/dev is a tmpfs, writable even with --read-only). */
 #define CONTAINER_INIT_PATH "/dev/init"
@@ -36,27 +36,27 @@ struct Container {
         unsigned n_ref;
         Manager *manager;
         char *id;
-        char *dir;            /* $ROOT/containers/<id> */
-        json_t *config;       /* the container configuration; NULL when broken */
+        char *dir;      /* $ROOT/containers/<id> */
+        json_t *config; /* the container configuration; NULL when broken */
         ContainerStatus status;
         char *broken_reason;
-        int64_t created_at;   /* ns since the epoch; 0 = unset */
+        int64_t created_at; /* ns since the epoch; 0 = unset */
         int64_t started_at;
         int64_t exited_at;
-        int exit_code;        /* -1: none yet, or unknown (the runtime service vanished) */
-        pid_t pid;            /* the runtime service's pid; 0 = none */
-        char *last_error;     /* why the last start failed, or why the exit is unknown */
+        int exit_code;    /* -1: none yet, or unknown (the runtime service vanished) */
+        pid_t pid;        /* the runtime service's pid; 0 = none */
+        char *last_error; /* why the last start failed, or why the exit is unknown */
         RuntimeClient *runtime;
         RuntimeClient *retiring; /* told to shut down; its socket name is busy until it exits */
         bool retiring_gone;
-        Pending *starters;    /* starts parked until the retiring service is gone */
+        Pending *starters; /* starts parked until the retiring service is gone */
         size_t n_starters;
         Pending *waiters;
         size_t n_waiters;
-        Pending *stoppers;    /* stop and rm -f requests answered when the exit is recorded */
+        Pending *stoppers; /* stop and rm -f requests answered when the exit is recorded */
         size_t n_stoppers;
-        bool remove_on_exit;  /* rm -f of a running container in flight */
-        bool removed;         /* gone from the registry; late callbacks only clean up */
+        bool remove_on_exit; /* rm -f of a running container in flight */
+        bool removed;        /* gone from the registry; late callbacks only clean up */
 };
 
 struct Manager {
@@ -67,7 +67,7 @@ struct Manager {
         char *run_dir;
         char *containers_dir;
         char *runtime_path;
-        char *init_path;      /* container-init for --init; NULL when not installed */
+        char *init_path; /* container-init for --init; NULL when not installed */
         int lock_fd;
         Container **containers;
         size_t n_containers;

@@ -49,23 +49,21 @@ static int on_sigchld(sd_event_source *s, const struct signalfd_siginfo *si, voi
 static void usage(FILE *f) {
         fprintf(f,
                 "Usage: container-apiserver [--root DIR] [--run-dir DIR] [--runtime PATH]\n"
-                "  --root DIR      registry directory (env CONTAINER_ROOT, default " CONTAINER_ROOT_DEFAULT ")\n"
+                "  --root DIR      registry directory (env CONTAINER_ROOT, default " CONTAINER_ROOT_DEFAULT
+                ")\n"
                 "  --run-dir DIR   sockets (env CONTAINER_RUN_DIR, default " CONTAINER_RUN_DIR_DEFAULT ")\n"
                 "  --runtime PATH  the container-runtime binary (env CONTAINER_RUNTIME)\n");
 }
 
 static int run(int argc, char **argv) {
         static const struct option options[] = {
-                { "root", required_argument, NULL, 'r' },
-                { "run-dir", required_argument, NULL, 'R' },
-                { "runtime", required_argument, NULL, 'x' },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' },
-                {},
+                {"root", required_argument, NULL, 'r'},    {"run-dir", required_argument, NULL, 'R'},
+                {"runtime", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},       {},
         };
         _cleanup_free_ char *sock = NULL, *lock = NULL;
         const char *root = NULL, *run_dir = NULL, *runtime = NULL;
-        Manager m = { .lock_fd = -EBADF };
+        Manager m = {.lock_fd = -EBADF};
         sigset_t ss;
         int c, r;
 
@@ -102,8 +100,10 @@ static int run(int argc, char **argv) {
                 goto out;
         if (runtime)
                 m.runtime_path = strdup(runtime);
-        else if (find_helper_binary("CONTAINER_RUNTIME", "runtime", "container-runtime", &m.runtime_path) < 0) {
-                fprintf(stderr, "container-apiserver: container-runtime not found (set CONTAINER_RUNTIME)\n");
+        else if (find_helper_binary("CONTAINER_RUNTIME", "runtime", "container-runtime", &m.runtime_path) <
+                 0) {
+                fprintf(stderr,
+                        "container-apiserver: container-runtime not found (set CONTAINER_RUNTIME)\n");
                 r = -ENOENT;
                 goto out;
         }
@@ -117,7 +117,8 @@ static int run(int argc, char **argv) {
         if (r >= 0)
                 r = mkdir_p(m.run_dir, 0700);
         if (r < 0) {
-                fprintf(stderr, "container-apiserver: creating %s and %s: %s\n", m.containers_dir, m.run_dir, strerror(-r));
+                fprintf(stderr, "container-apiserver: creating %s and %s: %s\n", m.containers_dir, m.run_dir,
+                        strerror(-r));
                 goto out;
         }
 

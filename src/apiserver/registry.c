@@ -95,13 +95,10 @@ int container_save_state(Container *c) {
 
         if (c->status == CONTAINER_STATUS_BROKEN || c->removed)
                 return 0;
-        j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
-                      "status", container_status_to_string(c->status),
-                      "createdAt", date_or_null(c->created_at),
-                      "startedAt", date_or_null(c->started_at),
-                      "exitCode", c->exit_code >= 0 ? json_integer(c->exit_code) : json_null(),
-                      "exitedAt", date_or_null(c->exited_at),
-                      "pid", c->pid > 0 ? json_integer(c->pid) : json_null(),
+        j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "status", container_status_to_string(c->status),
+                      "createdAt", date_or_null(c->created_at), "startedAt", date_or_null(c->started_at),
+                      "exitCode", c->exit_code >= 0 ? json_integer(c->exit_code) : json_null(), "exitedAt",
+                      date_or_null(c->exited_at), "pid", c->pid > 0 ? json_integer(c->pid) : json_null(),
                       "error", c->last_error ? json_string(c->last_error) : json_null());
         if (!j)
                 return -ENOMEM;
@@ -122,8 +119,8 @@ int container_save_config(Container *c) {
  * API server interprets (image, autoRemove, init). */
 int container_write_bundle(Container *c) {
         static const char *const keys[] = {
-                "id", "rootfs", "process", "mounts", "resources", "hostname",
-                "readOnlyRoot", "sysctls", "labels", "dns", "logging",
+                "id",           "rootfs",  "process", "mounts", "resources", "hostname",
+                "readOnlyRoot", "sysctls", "labels",  "dns",    "logging",
         };
         _cleanup_(json_decrefp) json_t *j = json_object();
         _cleanup_free_ char *bundle = container_bundle_path(c), *path = NULL;
@@ -151,9 +148,10 @@ int container_write_bundle(Container *c) {
                     json_array_extend(args, json_object_get(process, "args")) < 0 ||
                     json_object_set_new(process, "args", args) < 0 ||
                     json_array_append_new(mounts, json_pack("{s:s, s:s, s:s, s:b}", "type", "bind", "source",
-                                                            c->manager->init_path, "destination", CONTAINER_INIT_PATH,
-                                                            "readonly", true)) < 0 ||
-                    json_object_set_new(j, "process", process) < 0 || json_object_set_new(j, "mounts", mounts) < 0)
+                                                            c->manager->init_path, "destination",
+                                                            CONTAINER_INIT_PATH, "readonly", true)) < 0 ||
+                    json_object_set_new(j, "process", process) < 0 ||
+                    json_object_set_new(j, "mounts", mounts) < 0)
                         return -ENOMEM;
         }
         if (mkdir(bundle, 0700) < 0 && errno != EEXIST)
@@ -335,20 +333,16 @@ json_t *container_to_json(Container *c) {
         json_t *process = json_object_get(c->config, "process");
         json_t *j;
 
-        j = json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:o, s:o, s:o, s:o, s:o, s:O?, s:O?, s:o}",
-                      "id", c->id,
-                      "status", container_status_to_string(c->status),
-                      "image", json_object_get(c->config, "image"),
-                      "rootfs", json_object_get(c->config, "rootfs"),
-                      "command", json_object_get(process, "args"),
-                      "createdAt", date_or_null(c->created_at),
-                      "startedAt", date_or_null(c->started_at),
-                      "exitCode", c->exit_code >= 0 ? json_integer(c->exit_code) : json_null(),
-                      "exitedAt", date_or_null(c->exited_at),
-                      "pid", c->pid > 0 ? json_integer(c->pid) : json_null(),
-                      "labels", json_object_get(c->config, "labels"),
-                      "configuration", c->config,
-                      "error", c->broken_reason ? json_string(c->broken_reason)
-                                : c->last_error ? json_string(c->last_error) : json_null());
+        j = json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:o, s:o, s:o, s:o, s:o, s:O?, s:O?, s:o}", "id", c->id,
+                      "status", container_status_to_string(c->status), "image",
+                      json_object_get(c->config, "image"), "rootfs", json_object_get(c->config, "rootfs"),
+                      "command", json_object_get(process, "args"), "createdAt", date_or_null(c->created_at),
+                      "startedAt", date_or_null(c->started_at), "exitCode",
+                      c->exit_code >= 0 ? json_integer(c->exit_code) : json_null(), "exitedAt",
+                      date_or_null(c->exited_at), "pid", c->pid > 0 ? json_integer(c->pid) : json_null(),
+                      "labels", json_object_get(c->config, "labels"), "configuration", c->config, "error",
+                      c->broken_reason ? json_string(c->broken_reason)
+                      : c->last_error  ? json_string(c->last_error)
+                                       : json_null());
         return j;
 }

@@ -23,7 +23,7 @@ int pending_add(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *r
         if (!a)
                 return -ENOMEM;
         *list = a;
-        a[(*n)++] = (Pending) { cxpc_connection_ref(conn), cxpc_object_ref(request) };
+        a[(*n)++] = (Pending){cxpc_connection_ref(conn), cxpc_object_ref(request)};
         return 0;
 }
 
@@ -72,7 +72,8 @@ static int reply_empty(cxpc_connection *conn, cxpc_object *m) {
 }
 
 /* Forwards the runtime service's error code and message unchanged, with context. */
-static int reply_runtime_error(cxpc_connection *conn, cxpc_object *m, Container *c, const char *what, int r) {
+static int reply_runtime_error(cxpc_connection *conn, cxpc_object *m, Container *c, const char *what,
+                               int r) {
         const RuntimeClientError *e = c->runtime ? runtime_client_last_error(c->runtime) : NULL;
 
         if (e && e->remote)
@@ -87,18 +88,21 @@ static Container *lookup(Manager *mgr, cxpc_connection *conn, cxpc_object *m) {
         Container *c;
 
         if (cxpc_dict_get_string(m, "id", &id) < 0) {
-                (void) cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT, "missing container id");
+                (void) cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "missing container id");
                 return NULL;
         }
         if (!container_id_is_valid(id)) {
                 (void) cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
-                                                   "invalid container name \"%.80s\": must match [A-Za-z0-9][A-Za-z0-9_.-]* (1-64 characters)",
+                                                   "invalid container name \"%.80s\": must match "
+                                                   "[A-Za-z0-9][A-Za-z0-9_.-]* (1-64 characters)",
                                                    id);
                 return NULL;
         }
         c = manager_find(mgr, id);
         if (!c)
-                (void) cxpc_connection_reply_error(conn, m, CXPC_ERROR_NOT_FOUND, "no such container: %s", id);
+                (void) cxpc_connection_reply_error(conn, m, CXPC_ERROR_NOT_FOUND, "no such container: %s",
+                                                   id);
         return c;
 }
 
@@ -114,9 +118,7 @@ static bool is_string_array(json_t *a, bool nonempty) {
 
         if (!json_is_array(a) || (nonempty && json_array_size(a) == 0))
                 return false;
-        json_array_foreach(a, i, v)
-                if (!json_is_string(v))
-                        return false;
+        json_array_foreach(a, i, v) if (!json_is_string(v)) return false;
         return true;
 }
 
@@ -178,15 +180,17 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return r;
         cfg = json_loads(text, 0, NULL);
         if (!json_is_object(cfg))
-                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT, "configuration is not an object");
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "configuration is not an object");
 
         r = validate_config(cfg, err, sizeof err);
         if (r < 0)
                 return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "%s", err);
 
         if (json_is_true(json_object_get(cfg, "init")) && !mgr->init_path)
-                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_UNSUPPORTED,
-                                                   "--init: container-init is not installed next to container-apiserver");
+                return cxpc_connection_reply_error(
+                        conn, m, CXPC_ERROR_UNSUPPORTED,
+                        "--init: container-init is not installed next to container-apiserver");
 
         id = json_string_value(json_object_get(cfg, "id"));
         if (json_object_get(cfg, "id") && !json_is_null(json_object_get(cfg, "id"))) {
@@ -196,7 +200,8 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 id = name;
                 if (!container_id_is_valid(id))
                         return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
-                                                           "invalid container name \"%.80s\": must match [A-Za-z0-9][A-Za-z0-9_.-]* (1-64 characters)",
+                                                           "invalid container name \"%.80s\": must match "
+                                                           "[A-Za-z0-9][A-Za-z0-9_.-]* (1-64 characters)",
                                                            id ?: "(not a string)");
                 if (manager_find(mgr, id))
                         return cxpc_connection_reply_error(conn, m, CXPC_ERROR_EXISTS,
@@ -231,8 +236,8 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 if (errno == EEXIST)
                         return cxpc_connection_reply_error(conn, m, CXPC_ERROR_EXISTS,
                                                            "container name %s is already in use", id);
-                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(errno), "creating %s: %m",
-                                                   c->dir);
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(errno),
+                                                   "creating %s: %m", c->dir);
         }
         r = container_save_config(c);
         if (r >= 0)
@@ -244,8 +249,8 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (r < 0) {
                 /* Nothing half-created stays behind. */
                 (void) rm_rf(c->dir);
-                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "creating container %s: %s",
-                                                   id, strerror(-r));
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r),
+                                                   "creating container %s: %s", id, strerror(-r));
         }
 
         r = cxpc_reply_new(&reply);
@@ -284,12 +289,15 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return refuse_broken(conn, m, c);
         if (dup_optional_fd(m, "stdin", &in) < 0 || dup_optional_fd(m, "stdout", &out) < 0 ||
             dup_optional_fd(m, "stderr", &err) < 0)
-                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT, "stdio must be file descriptors");
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "stdio must be file descriptors");
         attach = in >= 0 || out >= 0 || err >= 0;
         if (c->status == CONTAINER_STATUS_RUNNING || c->runtime) {
                 if (attach || c->status != CONTAINER_STATUS_RUNNING)
-                        return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE, "container %s is %s",
-                                                           c->id, c->runtime && c->status != CONTAINER_STATUS_RUNNING ? "stopping" : "already running");
+                        return cxpc_connection_reply_error(
+                                conn, m, CXPC_ERROR_INVALID_STATE, "container %s is %s", c->id,
+                                c->runtime && c->status != CONTAINER_STATUS_RUNNING ? "stopping"
+                                                                                    : "already running");
                 return reply_empty(conn, m); /* docker start of a running container is a no-op */
         }
 
@@ -302,21 +310,28 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
 
         r = container_write_bundle(c);
         if (r < 0)
-                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "writing the bundle of %s: %s",
-                                                   c->id, strerror(-r));
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r),
+                                                   "writing the bundle of %s: %s", c->id, strerror(-r));
         r = container_spawn_runtime(c);
         if (r < 0)
                 return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r),
-                                                   "launching the runtime service of %s: %s", c->id, strerror(-r));
+                                                   "launching the runtime service of %s: %s", c->id,
+                                                   strerror(-r));
 
-        stdio = (RuntimeStdio) { in, out, err };
+        stdio = (RuntimeStdio){in, out, err};
         r = runtime_client_bootstrap(c->runtime, &stdio, NULL, NULL);
         /* Our copies must go now: the client sees EOF only when every copy is closed. */
         in = safe_close(in);
         out = safe_close(out);
         err = safe_close(err);
-        if (r >= 0)
+        if (r >= 0) {
+                int64_t w = 0, h = 0;
+                /* The terminal's first size, before the process can ask for it. */
+                if (cxpc_dict_get_int64(m, "width", &w) >= 0 && cxpc_dict_get_int64(m, "height", &h) >= 0 &&
+                    w > 0 && h > 0 && w <= 65535 && h <= 65535)
+                        (void) runtime_client_resize(c->runtime, c->id, (unsigned) w, (unsigned) h);
                 r = runtime_client_start(c->runtime, c->id);
+        }
         if (r < 0) {
                 const RuntimeClientError *e = runtime_client_last_error(c->runtime);
                 cxpc_error_code code = e->remote ? e->code : cxpc_error_code_from_errno(-r);
@@ -366,7 +381,8 @@ void container_resume_starts(Container *c) {
         for (size_t i = 0; i < n; i++) {
                 int r = c->removed ? -ENOENT : route_start(l[i].conn, l[i].request, c->manager);
                 if (r < 0)
-                        (void) cxpc_connection_reply_error(l[i].conn, l[i].request, cxpc_error_code_from_errno(-r),
+                        (void) cxpc_connection_reply_error(l[i].conn, l[i].request,
+                                                           cxpc_error_code_from_errno(-r),
                                                            "starting container %s: %s", c->id, strerror(-r));
                 cxpc_connection_unref(l[i].conn);
                 cxpc_object_unref(l[i].request);
@@ -419,7 +435,8 @@ static void on_stop_reply(cxpc_connection *rconn, cxpc_object *reply, void *user
             s->container->status == CONTAINER_STATUS_RUNNING && s->container->n_stoppers > 0) {
                 _cleanup_(cxpc_object_unrefp) cxpc_object *err = NULL, *r = NULL;
                 if (cxpc_reply_new(&r) >= 0 &&
-                    cxpc_error_newf(&err, code, "stopping container %s: %s", s->container->id, message ?: "") >= 0 &&
+                    cxpc_error_newf(&err, code, "stopping container %s: %s", s->container->id,
+                                    message ?: "") >= 0 &&
                     cxpc_dict_set(r, CXPC_KEY_ERROR, err) >= 0) {
                         s->container->remove_on_exit = false;
                         pending_reply_all(&s->container->stoppers, &s->container->n_stoppers, r);
@@ -450,7 +467,8 @@ static int stop_async(Container *c, int64_t timeout, const char *signal) {
                 return -ENOMEM;
         s->container = container_ref(c);
         r = cxpc_connection_call_async(runtime_client_get_connection(c->runtime), req,
-                                       (uint64_t) timeout * USEC_PER_SEC + APISERVER_STOP_GRACE_USEC, on_stop_reply, s);
+                                       (uint64_t) timeout * USEC_PER_SEC + APISERVER_STOP_GRACE_USEC,
+                                       on_stop_reply, s);
         if (r < 0) {
                 container_unref(c);
                 free(s);
@@ -471,7 +489,8 @@ static int route_stop(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         (void) cxpc_dict_get_int64(m, "timeout", &timeout);
         (void) cxpc_dict_get_string(m, "signal", &signal);
         if (timeout < 0 || timeout > 24 * 3600)
-                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT, "stop timeout out of range");
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "stop timeout out of range");
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
                 return reply_empty(conn, m); /* stopping a stopped container succeeds, as in docker */
         r = pending_add(&c->stoppers, &c->n_stoppers, conn, m);
@@ -504,10 +523,31 @@ static int route_kill(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         } else
                 (void) cxpc_dict_get_string(m, "signal", &signal);
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
-                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE, "container %s is not running", c->id);
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is not running", c->id);
         r = runtime_client_kill(c->runtime, c->id, signal);
         if (r < 0)
                 return reply_runtime_error(conn, m, c, "killing container", r);
+        return reply_empty(conn, m);
+}
+
+static int route_resize(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        Container *c = lookup(userdata, conn, m);
+        int64_t w = 0, h = 0;
+        int r;
+
+        if (!c)
+                return 0;
+        if (cxpc_dict_get_int64(m, "width", &w) < 0 || cxpc_dict_get_int64(m, "height", &h) < 0 || w < 1 ||
+            h < 1 || w > 65535 || h > 65535)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "width and height: 1 to 65535");
+        if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is not running", c->id);
+        r = runtime_client_resize(c->runtime, c->id, (unsigned) w, (unsigned) h);
+        if (r < 0)
+                return reply_runtime_error(conn, m, c, "resizing the terminal of", r);
         return reply_empty(conn, m);
 }
 
@@ -524,23 +564,24 @@ static int route_delete(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return refuse_broken(conn, m, c);
         if (c->status == CONTAINER_STATUS_RUNNING && c->runtime) {
                 if (!force)
-                        return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
-                                                           "container %s is running: stop it first or use rm -f", c->id);
+                        return cxpc_connection_reply_error(
+                                conn, m, CXPC_ERROR_INVALID_STATE,
+                                "container %s is running: stop it first or use rm -f", c->id);
                 r = pending_add(&c->stoppers, &c->n_stoppers, conn, m);
                 if (r < 0)
                         return r;
                 c->remove_on_exit = true;
                 r = stop_async(c, 0, "SIGKILL");
                 if (r < 0)
-                        return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "killing %s: %s",
-                                                           c->id, strerror(-r));
+                        return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r),
+                                                           "killing %s: %s", c->id, strerror(-r));
                 return 0; /* answered once the exit is recorded and the directory removed */
         }
         container_release_runtime(c);
         r = manager_remove_container(mgr, c);
         if (r < 0)
-                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "removing %s: %s", c->id,
-                                                   strerror(-r));
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r),
+                                                   "removing %s: %s", c->id, strerror(-r));
         return reply_empty(conn, m);
 }
 
@@ -576,7 +617,8 @@ static int route_endpoint(cxpc_connection *conn, cxpc_object *m, void *userdata)
         if (!c)
                 return 0;
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
-                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE, "container %s is not running", c->id);
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is not running", c->id);
         r = runtime_client_create_endpoint(c->runtime, &ep);
         if (r < 0)
                 return reply_runtime_error(conn, m, c, "reaching the runtime service of", r);
@@ -604,7 +646,8 @@ static int route_logs(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         /* The client reads the file itself: an fd, not a copy through us. */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 && errno != ENOENT)
-                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(errno), "opening %s: %m", path);
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(errno),
+                                                   "opening %s: %m", path);
         r = cxpc_reply_new(&reply);
         if (r >= 0 && fd >= 0)
                 r = cxpc_dict_set_fd(reply, "fd", fd);
@@ -623,7 +666,9 @@ static int route_prune(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return -ENOMEM;
         for (size_t i = mgr->n_containers; i > 0; i--) {
                 Container *c = mgr->containers[i - 1];
-                if (c->status != CONTAINER_STATUS_STOPPED || c->runtime)
+                /* Everything not running, as docker's prune; broken ones only go with rm -f. */
+                if ((c->status != CONTAINER_STATUS_STOPPED && c->status != CONTAINER_STATUS_CREATED) ||
+                    c->runtime || c->n_starters > 0)
                         continue;
                 if (json_array_append_new(removed, json_string(c->id)) < 0)
                         return -ENOMEM;
@@ -641,9 +686,10 @@ static int route_status(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         for (size_t i = 0; i < mgr->n_containers; i++)
                 if (mgr->containers[i]->status == CONTAINER_STATUS_RUNNING)
                         running++;
-        j = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:I}", "version", container_version(), "pid", (json_int_t) getpid(),
-                      "root", mgr->root, "runDir", mgr->run_dir, "runtime", mgr->runtime_path,
-                      "containers", (json_int_t) mgr->n_containers, "running", (json_int_t) running);
+        j = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:I}", "version", container_version(), "pid",
+                      (json_int_t) getpid(), "root", mgr->root, "runDir", mgr->run_dir, "runtime",
+                      mgr->runtime_path, "containers", (json_int_t) mgr->n_containers, "running",
+                      (json_int_t) running);
         return reply_json(conn, m, "status", j);
 }
 
@@ -664,19 +710,20 @@ int manager_setup_routes(Manager *mgr) {
                 const char *route;
                 cxpc_route_handler_t handler;
         } table[] = {
-                { APISERVER_ROUTE_CREATE, route_create },
-                { APISERVER_ROUTE_START, route_start },
-                { APISERVER_ROUTE_LIST, route_list },
-                { APISERVER_ROUTE_INSPECT, route_inspect },
-                { APISERVER_ROUTE_STOP, route_stop },
-                { APISERVER_ROUTE_KILL, route_kill },
-                { APISERVER_ROUTE_DELETE, route_delete },
-                { APISERVER_ROUTE_WAIT, route_wait },
-                { APISERVER_ROUTE_ENDPOINT, route_endpoint },
-                { APISERVER_ROUTE_LOGS, route_logs },
-                { APISERVER_ROUTE_PRUNE, route_prune },
-                { APISERVER_ROUTE_SYSTEM_STATUS, route_status },
-                { APISERVER_ROUTE_SYSTEM_SHUTDOWN, route_shutdown },
+                {APISERVER_ROUTE_CREATE, route_create},
+                {APISERVER_ROUTE_START, route_start},
+                {APISERVER_ROUTE_LIST, route_list},
+                {APISERVER_ROUTE_INSPECT, route_inspect},
+                {APISERVER_ROUTE_STOP, route_stop},
+                {APISERVER_ROUTE_KILL, route_kill},
+                {APISERVER_ROUTE_DELETE, route_delete},
+                {APISERVER_ROUTE_WAIT, route_wait},
+                {APISERVER_ROUTE_ENDPOINT, route_endpoint},
+                {APISERVER_ROUTE_LOGS, route_logs},
+                {APISERVER_ROUTE_RESIZE, route_resize},
+                {APISERVER_ROUTE_PRUNE, route_prune},
+                {APISERVER_ROUTE_SYSTEM_STATUS, route_status},
+                {APISERVER_ROUTE_SYSTEM_SHUTDOWN, route_shutdown},
         };
         int r;
 

@@ -28,7 +28,8 @@ static _noreturn_ void exec_runtime(Container *c, const char *bundle, int sock, 
         (void) sigprocmask(SIG_SETMASK, &all, NULL);
         (void) signal(SIGPIPE, SIG_DFL);
 
-        if (dup2(devnull, STDIN_FILENO) < 0 || dup2(logfd, STDOUT_FILENO) < 0 || dup2(logfd, STDERR_FILENO) < 0)
+        if (dup2(devnull, STDIN_FILENO) < 0 || dup2(logfd, STDOUT_FILENO) < 0 ||
+            dup2(logfd, STDERR_FILENO) < 0)
                 _exit(CONTAINER_EXIT_TOOL_FAILED);
         if (sock == RUNTIME_LISTEN_FD) {
                 if (fcntl(sock, F_SETFD, 0) < 0)
@@ -57,7 +58,8 @@ static void on_runtime_disconnect(cxpc_connection *conn, void *userdata) {
 static int watch_disconnect(Container *c, RuntimeClient *rc) {
         int r;
 
-        r = cxpc_connection_add_disconnect_handler(runtime_client_get_connection(rc), on_runtime_disconnect, c);
+        r = cxpc_connection_add_disconnect_handler(runtime_client_get_connection(rc), on_runtime_disconnect,
+                                                   c);
         if (r >= 0)
                 container_ref(c);
         return r;
@@ -133,7 +135,8 @@ void container_release_runtime(Container *c) {
         c->retiring_gone = false;
         if (cxpc_connection_get_state(runtime_client_get_connection(rc)) != CXPC_CONNECTION_CONNECTED ||
             cxpc_message_new_request("runtime/shutdown", &m) < 0 ||
-            cxpc_connection_call_async(runtime_client_get_connection(rc), m, 5 * USEC_PER_SEC, on_shutdown_reply, NULL) < 0) {
+            cxpc_connection_call_async(runtime_client_get_connection(rc), m, 5 * USEC_PER_SEC,
+                                       on_shutdown_reply, NULL) < 0) {
                 runtime_client_free(rc);
                 return;
         }
@@ -205,8 +208,8 @@ static void on_wait_reply(cxpc_connection *conn, cxpc_object *reply, void *userd
                 goto done;
         if (cxpc_reply_check(reply, &code, &message) < 0) {
                 _cleanup_free_ char *reason = NULL;
-                if (asprintf(&reason, "runtime service lost: %s: %s", cxpc_error_code_to_string(code) ?: "unknown",
-                             message ?: "") < 0)
+                if (asprintf(&reason, "runtime service lost: %s: %s",
+                             cxpc_error_code_to_string(code) ?: "unknown", message ?: "") < 0)
                         reason = NULL;
                 container_record_exit(c, -1, 0, reason);
                 goto done;
@@ -234,8 +237,9 @@ int container_watch_exit(Container *c) {
         w = malloc(sizeof *w);
         if (!w)
                 return -ENOMEM;
-        *w = (WaitCall) { .container = container_ref(c), .runtime = c->runtime };
-        r = cxpc_connection_call_async(runtime_client_get_connection(c->runtime), m, CXPC_INFINITY, on_wait_reply, w);
+        *w = (WaitCall){.container = container_ref(c), .runtime = c->runtime};
+        r = cxpc_connection_call_async(runtime_client_get_connection(c->runtime), m, CXPC_INFINITY,
+                                       on_wait_reply, w);
         if (r < 0) {
                 container_unref(c);
                 free(w);
@@ -261,7 +265,8 @@ int container_reattach(Container *c) {
         }
         if (r < 0) {
                 runtime_client_free(rc);
-                container_record_exit(c, -1, 0, "the runtime service was gone when the API server restarted");
+                container_record_exit(c, -1, 0,
+                                      "the runtime service was gone when the API server restarted");
                 return 0;
         }
         (void) watch_disconnect(c, rc);

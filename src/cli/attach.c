@@ -25,23 +25,22 @@
 #define RELAY_BUFFER_SIZE 65536u
 
 /* Signals a non-terminal session forwards to the container process. */
-static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 };
+static const int forwarded_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
 
 typedef struct Session {
         sd_event *event;
-        cxpc_connection *api;  /* container/kill goes here when runtime is NULL */
+        cxpc_connection *api;   /* container/kill goes here when runtime is NULL */
         RuntimeClient *runtime; /* exec: runtime/kill and runtime/wait go straight to the service */
         const char *id;         /* container id, or the exec process id */
         const char *container;
         int exit_code;
-        int master;             /* pty master, -EBADF without -t */
+        bool tty; /* the process has a terminal (the runtime service's pty) */
         bool relay_stdin;
         bool raw;
         struct termios saved;
-        sd_event_source *stdin_source;
-        sd_event_source *master_source;
+        bool abandoned; /* the session is over: late replies are not news */
 } Session;
 
 static int write_all(int fd, const void *p, size_t n) {
@@ -73,11 +72,8 @@ static void session_restore_terminal(Session *s) {
 }
 
 static void session_done(Session *s) {
-        s->stdin_source = sd_event_source_disable_unref(s->stdin_source);
-        s->master_source = sd_event_source_disable_unref(s->master_source);
+        s->abandoned = true;
         session_restore_terminal(s);
-        safe_close(s->master);
-        s->master = -EBADF;
         cxpc_connection_close_unref(s->api);
         s->api = NULL;
         runtime_client_free(s->runtime);
@@ -87,7 +83,9 @@ static void session_done(Session *s) {
 }
 
 static void on_kill_reply(cxpc_connection *c, cxpc_object *reply, void *userdata) {
-        if (cxpc_reply_check(reply, NULL, NULL) < 0)
+        Session *s = userdata;
+
+        if (!s->abandoned && cxpc_reply_check(reply, NULL, NULL) < 0)
                 (void) cli_error_reply(-EIO, "forwarding a signal", reply);
 }
 
@@ -102,70 +100,42 @@ static int on_forward_signal(sd_event_source *src, const struct signalfd_siginfo
         if (r >= 0)
                 r = cxpc_dict_set_string(m, "signal", name);
         if (r >= 0)
-                r = cxpc_connection_call_async(s->runtime ? runtime_client_get_connection(s->runtime) : s->api, m, 0,
-                                               on_kill_reply, s);
+                r = cxpc_connection_call_async(s->runtime ? runtime_client_get_connection(s->runtime)
+                                                          : s->api,
+                                               m, 0, on_kill_reply, s);
         if (r < 0)
                 (void) cli_error(r, "forwarding a signal", "internalError", "%s", strerror(-r));
         return 0;
 }
 
-static int on_winch(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
-        Session *s = userdata;
+static void on_resize_reply(cxpc_connection *c, cxpc_object *reply, void *userdata) {
+        /* A resize that did not take is cosmetic; the session goes on. */
+}
+
+/* Tells the runtime service's pty our terminal's size (run: through the API server; exec:
+ * straight to the runtime service). */
+static void session_resize(Session *s) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
         struct winsize ws;
+        int r;
 
-        /* The pty is ours: resizing it here is what the kernel tells the process about. */
-        if (s->master >= 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0)
-                (void) ioctl(s->master, TIOCSWINSZ, &ws);
-        return 0;
-}
-
-static void drain_master(Session *s) {
-        char buf[RELAY_BUFFER_SIZE];
-
-        if (s->master < 0)
+        if (!s->tty ||
+            (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) < 0 && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0) ||
+            ws.ws_col == 0 || ws.ws_row == 0)
                 return;
-        (void) fcntl(s->master, F_SETFL, fcntl(s->master, F_GETFL) | O_NONBLOCK);
-        for (;;) {
-                ssize_t n = read(s->master, buf, sizeof buf);
-                if (n <= 0)
-                        break;
-                if (write_all(STDOUT_FILENO, buf, (size_t) n) < 0)
-                        break;
-        }
+        r = cli_request(s->runtime ? "runtime/resize" : APISERVER_ROUTE_RESIZE, s->id, &m);
+        if (r >= 0)
+                r = cxpc_dict_set_int64(m, "width", ws.ws_col);
+        if (r >= 0)
+                r = cxpc_dict_set_int64(m, "height", ws.ws_row);
+        if (r >= 0)
+                (void) cxpc_connection_call_async(s->runtime ? runtime_client_get_connection(s->runtime)
+                                                             : s->api,
+                                                  m, 0, on_resize_reply, s);
 }
 
-static int on_master(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        Session *s = userdata;
-        char buf[RELAY_BUFFER_SIZE];
-        ssize_t n;
-
-        n = read(fd, buf, sizeof buf);
-        if (n <= 0) {
-                if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                        return 0;
-                /* EIO: every copy of the slave is closed. */
-                s->master_source = sd_event_source_disable_unref(s->master_source);
-                return 0;
-        }
-        if (write_all(STDOUT_FILENO, buf, (size_t) n) < 0)
-                s->master_source = sd_event_source_disable_unref(s->master_source);
-        return 0;
-}
-
-static int on_stdin(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        Session *s = userdata;
-        char buf[RELAY_BUFFER_SIZE];
-        ssize_t n;
-
-        n = read(fd, buf, sizeof buf);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                return 0;
-        if (n <= 0 || write_all(s->master, buf, (size_t) n) < 0) {
-                /* End of input: send the terminal's EOF character, as a user at a terminal would. */
-                if (n == 0)
-                        (void) write_all(s->master, "\004", 1);
-                s->stdin_source = sd_event_source_disable_unref(s->stdin_source);
-        }
+static int on_winch(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
+        session_resize(userdata);
         return 0;
 }
 
@@ -174,6 +144,8 @@ static void on_wait_reply(cxpc_connection *c, cxpc_object *reply, void *userdata
         int64_t code = -1;
         int r;
 
+        if (s->abandoned)
+                return;
         r = cxpc_reply_check(reply, NULL, NULL);
         if (r < 0) {
                 (void) cli_error_reply(r, "waiting for the container", reply);
@@ -184,17 +156,16 @@ static void on_wait_reply(cxpc_connection *c, cxpc_object *reply, void *userdata
                 s->exit_code = CONTAINER_EXIT_TOOL_FAILED;
         } else
                 s->exit_code = (int) code;
-        drain_master(s);
         (void) sd_event_exit(s->event, 0);
 }
 
-/* Sets up the event loop, signal forwarding and, for -t, the pty (ret_slave gets its slave). */
-static int session_init(Session *s, bool tty, bool interactive, int *ret_slave) {
+/* Sets up the event loop and signal forwarding; with a terminal, raw mode and resizes. */
+static int session_init(Session *s, bool tty, bool interactive) {
         sigset_t ss;
         int r;
 
-        s->master = -EBADF;
         s->exit_code = -1;
+        s->tty = tty;
         r = sd_event_new(&s->event);
         if (r < 0)
                 return r;
@@ -212,45 +183,19 @@ static int session_init(Session *s, bool tty, bool interactive, int *ret_slave) 
                 if (r < 0)
                         return r;
         }
-        if (!tty) {
-                *ret_slave = -EBADF;
+        if (!tty)
                 return 0;
-        }
-
-        _cleanup_close_ int slave = -EBADF;
-        struct winsize ws;
-        char name[PATH_MAX];
-
-        /* The pty lives here, the container gets its slave as stdio: sizes and raw mode are ours
-         * to manage, whatever the runtime service supports. */
-        s->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (s->master < 0)
-                return negative_errno();
-        if (grantpt(s->master) < 0 || unlockpt(s->master) < 0 || ptsname_r(s->master, name, sizeof name) != 0)
-                return negative_errno();
-        slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (slave < 0)
-                return negative_errno();
-        if (isatty(STDIN_FILENO) && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0)
-                (void) ioctl(s->master, TIOCSWINSZ, &ws);
         r = sd_event_add_signal(s->event, NULL, SIGWINCH, on_winch, s);
         if (r < 0)
                 return r;
-        r = sd_event_add_io(s->event, &s->master_source, s->master, EPOLLIN, on_master, s);
-        if (r < 0)
-                return r;
-        if (interactive) {
-                r = sd_event_add_io(s->event, &s->stdin_source, STDIN_FILENO, EPOLLIN, on_stdin, s);
-                if (r < 0)
-                        return r;
-                if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &s->saved) >= 0) {
-                        struct termios raw = s->saved;
-                        cfmakeraw(&raw);
-                        if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) >= 0)
-                                s->raw = true;
-                }
+        /* Our terminal passes every key through (^C included): the container's pty interprets
+         * them. Restored on every way out of the session. */
+        if (interactive && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &s->saved) >= 0) {
+                struct termios raw = s->saved;
+                cfmakeraw(&raw);
+                if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) >= 0)
+                        s->raw = true;
         }
-        *ret_slave = TAKE_FD(slave);
         return 0;
 }
 
@@ -274,9 +219,10 @@ static int env_append(json_t *env, const char *kv) {
         /* A later value for the same name replaces the earlier one. */
         size_t n = (size_t) (eq - kv) + 1, i;
         json_t *v;
-        json_array_foreach(env, i, v)
-                if (strncmp(json_string_value(v), kv, n) == 0)
-                        return json_array_set_new(env, i, json_string(kv)) < 0 ? -ENOMEM : 0;
+        json_array_foreach(env, i, v) if (strncmp(json_string_value(v), kv, n) ==
+                                          0) return json_array_set_new(env, i, json_string(kv)) < 0
+                ? -ENOMEM
+                : 0;
         return json_array_append_new(env, json_string(kv)) < 0 ? -ENOMEM : 0;
 }
 
@@ -310,11 +256,28 @@ static int parse_size(const char *s, int64_t *ret) {
         switch (*end) {
         case 0:
                 break;
-        case 'b': case 'B': mult = 1; end++; break;
-        case 'k': case 'K': mult = 1024; end++; break;
-        case 'm': case 'M': mult = 1024 * 1024; end++; break;
-        case 'g': case 'G': mult = 1024 * 1024 * 1024; end++; break;
-        default: return -EINVAL;
+        case 'b':
+        case 'B':
+                mult = 1;
+                end++;
+                break;
+        case 'k':
+        case 'K':
+                mult = 1024;
+                end++;
+                break;
+        case 'm':
+        case 'M':
+                mult = 1024 * 1024;
+                end++;
+                break;
+        case 'g':
+        case 'G':
+                mult = 1024 * 1024 * 1024;
+                end++;
+                break;
+        default:
+                return -EINVAL;
         }
         if (*end == 'b' || *end == 'B')
                 end++;
@@ -334,17 +297,21 @@ static int volume_parse(json_t *mounts, const char *spec) {
         src = copy;
         dst = strchr(src, ':');
         if (!dst)
-                return cli_error(-EINVAL, "--volume", "invalidArgument", "\"%s\": use HOST_DIR:CONTAINER_DIR[:ro]", spec);
+                return cli_error(-EINVAL, "--volume", "invalidArgument",
+                                 "\"%s\": use HOST_DIR:CONTAINER_DIR[:ro]", spec);
         *dst++ = 0;
         opts = strchr(dst, ':');
         if (opts)
                 *opts++ = 0;
         if (src[0] != '/')
-                return cli_error(-EINVAL, "--volume", "unsupported", "\"%s\": named volumes are not supported; use an absolute host path", spec);
+                return cli_error(-EINVAL, "--volume", "unsupported",
+                                 "\"%s\": named volumes are not supported; use an absolute host path", spec);
         if (dst[0] != '/')
-                return cli_error(-EINVAL, "--volume", "invalidArgument", "\"%s\": the container path must be absolute", spec);
+                return cli_error(-EINVAL, "--volume", "invalidArgument",
+                                 "\"%s\": the container path must be absolute", spec);
         if (opts && !streq(opts, "ro") && !streq(opts, "rw"))
-                return cli_error(-EINVAL, "--volume", "invalidArgument", "\"%s\": options are ro or rw", spec);
+                return cli_error(-EINVAL, "--volume", "invalidArgument", "\"%s\": options are ro or rw",
+                                 spec);
         if (access(src, F_OK) < 0)
                 return cli_error(negative_errno(), "--volume", "notFound", "%s: %m", src);
         m = json_pack("{s:s, s:s, s:s, s:b}", "type", "bind", "source", src, "destination", dst, "readonly",
@@ -375,23 +342,30 @@ static int mount_parse(json_t *mounts, const char *spec) {
                 else if (streq(tok, "tmpfs-size") && v)
                         size = v;
                 else
-                        return cli_error(-EINVAL, "--mount", "invalidArgument", "\"%s\": unknown option %s", spec, tok);
+                        return cli_error(-EINVAL, "--mount", "invalidArgument", "\"%s\": unknown option %s",
+                                         spec, tok);
         }
         if (!dst || dst[0] != '/')
-                return cli_error(-EINVAL, "--mount", "invalidArgument", "\"%s\": target must be an absolute path", spec);
+                return cli_error(-EINVAL, "--mount", "invalidArgument",
+                                 "\"%s\": target must be an absolute path", spec);
         if (streq(type, "bind")) {
                 if (!src || src[0] != '/')
-                        return cli_error(-EINVAL, "--mount", "invalidArgument", "\"%s\": source must be an absolute path", spec);
+                        return cli_error(-EINVAL, "--mount", "invalidArgument",
+                                         "\"%s\": source must be an absolute path", spec);
                 if (access(src, F_OK) < 0)
                         return cli_error(negative_errno(), "--mount", "notFound", "%s: %m", src);
-                m = json_pack("{s:s, s:s, s:s, s:b}", "type", "bind", "source", src, "destination", dst, "readonly", ro);
+                m = json_pack("{s:s, s:s, s:s, s:b}", "type", "bind", "source", src, "destination", dst,
+                              "readonly", ro);
         } else if (streq(type, "tmpfs")) {
                 _cleanup_free_ char *opt = NULL;
                 if (size && asprintf(&opt, "size=%s", size) < 0)
                         return -ENOMEM;
-                m = json_pack("{s:s, s:s, s:b, s:[s?]}", "type", "tmpfs", "destination", dst, "readonly", ro, "options", opt);
+                m = json_pack("{s:s, s:s, s:b}", "type", "tmpfs", "destination", dst, "readonly", ro);
+                if (m && opt && json_object_set_new(m, "options", json_pack("[s]", opt)) < 0)
+                        return -ENOMEM;
         } else
-                return cli_error(-EINVAL, "--mount", "unsupported", "\"%s\": type must be bind or tmpfs", spec);
+                return cli_error(-EINVAL, "--mount", "unsupported", "\"%s\": type must be bind or tmpfs",
+                                 spec);
         return json_array_append_new(mounts, m) < 0 ? -ENOMEM : 0;
 }
 
@@ -428,34 +402,43 @@ static int start_attached(cxpc_connection *conn, const char *id, const AttachOpt
 
 int verb_run(int argc, char **argv, bool create_only) {
         enum {
-                OPT_RM = 0x100, OPT_NAME, OPT_ENV_FILE, OPT_MOUNT, OPT_ENTRYPOINT, OPT_CPUS,
-                OPT_READ_ONLY, OPT_INIT, OPT_ROOTFS, OPT_HOSTNAME,
+                OPT_RM = 0x100,
+                OPT_NAME,
+                OPT_ENV_FILE,
+                OPT_MOUNT,
+                OPT_ENTRYPOINT,
+                OPT_CPUS,
+                OPT_READ_ONLY,
+                OPT_INIT,
+                OPT_ROOTFS,
+                OPT_HOSTNAME,
         };
         static const struct option options[] = {
-                { "detach", no_argument, NULL, 'd' },
-                { "interactive", no_argument, NULL, 'i' },
-                { "tty", no_argument, NULL, 't' },
-                { "rm", no_argument, NULL, OPT_RM },
-                { "name", required_argument, NULL, OPT_NAME },
-                { "env", required_argument, NULL, 'e' },
-                { "env-file", required_argument, NULL, OPT_ENV_FILE },
-                { "volume", required_argument, NULL, 'v' },
-                { "mount", required_argument, NULL, OPT_MOUNT },
-                { "workdir", required_argument, NULL, 'w' },
-                { "user", required_argument, NULL, 'u' },
-                { "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
-                { "cpus", required_argument, NULL, OPT_CPUS },
-                { "memory", required_argument, NULL, 'm' },
-                { "read-only", no_argument, NULL, OPT_READ_ONLY },
-                { "init", no_argument, NULL, OPT_INIT },
-                { "label", required_argument, NULL, 'l' },
-                { "rootfs", required_argument, NULL, OPT_ROOTFS },
-                { "hostname", required_argument, NULL, OPT_HOSTNAME },
-                { "help", no_argument, NULL, 'h' },
+                {"detach", no_argument, NULL, 'd'},
+                {"interactive", no_argument, NULL, 'i'},
+                {"tty", no_argument, NULL, 't'},
+                {"rm", no_argument, NULL, OPT_RM},
+                {"name", required_argument, NULL, OPT_NAME},
+                {"env", required_argument, NULL, 'e'},
+                {"env-file", required_argument, NULL, OPT_ENV_FILE},
+                {"volume", required_argument, NULL, 'v'},
+                {"mount", required_argument, NULL, OPT_MOUNT},
+                {"workdir", required_argument, NULL, 'w'},
+                {"user", required_argument, NULL, 'u'},
+                {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+                {"cpus", required_argument, NULL, OPT_CPUS},
+                {"memory", required_argument, NULL, 'm'},
+                {"read-only", no_argument, NULL, OPT_READ_ONLY},
+                {"init", no_argument, NULL, OPT_INIT},
+                {"label", required_argument, NULL, 'l'},
+                {"rootfs", required_argument, NULL, OPT_ROOTFS},
+                {"hostname", required_argument, NULL, OPT_HOSTNAME},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(json_decrefp) json_t *cfg = NULL, *env = json_array(), *mounts = json_array(),
-                                       *labels = json_object(), *args = json_array(), *resources = json_object();
+                                       *labels = json_object(), *args = json_array(),
+                                       *resources = json_object();
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
         _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL, *config = NULL;
         _cleanup_free_ char *text = NULL, *rootfs = NULL, *id = NULL;
@@ -473,28 +456,50 @@ int verb_run(int argc, char **argv, bool create_only) {
         while ((c = getopt_long(argc, argv, "+dite:v:w:u:m:l:h", options, NULL)) >= 0) {
                 r = 0;
                 switch (c) {
-                case 'd': detach = true; break;
-                case 'i': ao.interactive = true; break;
-                case 't': ao.tty = true; break;
-                case OPT_RM: auto_remove = true; break;
+                case 'd':
+                        detach = true;
+                        break;
+                case 'i':
+                        ao.interactive = true;
+                        break;
+                case 't':
+                        ao.tty = true;
+                        break;
+                case OPT_RM:
+                        auto_remove = true;
+                        break;
                 case OPT_NAME:
                         name = optarg;
                         if (!container_id_is_valid(name))
                                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--name", "invalidArgument",
-                                                 "invalid container name \"%s\": must match [A-Za-z0-9][A-Za-z0-9_.-]* (1-64 characters)", name);
+                                                 "invalid container name \"%s\": must match "
+                                                 "[A-Za-z0-9][A-Za-z0-9_.-]* (1-64 characters)",
+                                                 name);
                         break;
-                case 'e': r = env_append(env, optarg); break;
-                case OPT_ENV_FILE: r = env_file_load(env, optarg); break;
-                case 'v': r = volume_parse(mounts, optarg); break;
-                case OPT_MOUNT: r = mount_parse(mounts, optarg); break;
+                case 'e':
+                        r = env_append(env, optarg);
+                        break;
+                case OPT_ENV_FILE:
+                        r = env_file_load(env, optarg);
+                        break;
+                case 'v':
+                        r = volume_parse(mounts, optarg);
+                        break;
+                case OPT_MOUNT:
+                        r = mount_parse(mounts, optarg);
+                        break;
                 case 'w':
                         workdir = optarg;
                         if (workdir[0] != '/')
                                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--workdir", "invalidArgument",
                                                  "\"%s\": must be an absolute path", workdir);
                         break;
-                case 'u': user = optarg; break;
-                case OPT_ENTRYPOINT: entrypoint = optarg; break;
+                case 'u':
+                        user = optarg;
+                        break;
+                case OPT_ENTRYPOINT:
+                        entrypoint = optarg;
+                        break;
                 case OPT_CPUS: {
                         char *end;
                         double v = strtod(optarg, &end);
@@ -508,17 +513,23 @@ int verb_run(int argc, char **argv, bool create_only) {
                         int64_t v;
                         if (parse_size(optarg, &v) < 0 || v < 4 * 1024 * 1024)
                                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--memory", "invalidArgument",
-                                                 "\"%s\": a size of at least 4m (suffixes b, k, m, g)", optarg);
+                                                 "\"%s\": a size of at least 4m (suffixes b, k, m, g)",
+                                                 optarg);
                         r = json_object_set_new(resources, "memoryBytes", json_integer(v));
                         break;
                 }
-                case OPT_READ_ONLY: read_only = true; break;
-                case OPT_INIT: init = true; break;
+                case OPT_READ_ONLY:
+                        read_only = true;
+                        break;
+                case OPT_INIT:
+                        init = true;
+                        break;
                 case 'l': {
                         const char *eq = strchr(optarg, '=');
                         _cleanup_free_ char *k = NULL;
                         if (eq == optarg)
-                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--label", "invalidArgument", "\"%s\": missing key", optarg);
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--label", "invalidArgument",
+                                                 "\"%s\": missing key", optarg);
                         k = eq ? strndup(optarg, (size_t) (eq - optarg)) : strdup(optarg);
                         if (!k)
                                 return CONTAINER_EXIT_TOOL_FAILED;
@@ -529,9 +540,12 @@ int verb_run(int argc, char **argv, bool create_only) {
                         free(rootfs);
                         rootfs = realpath(optarg, NULL);
                         if (!rootfs)
-                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--rootfs", "notFound", "%s: %m", optarg);
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--rootfs", "notFound",
+                                                 "%s: %m", optarg);
                         break;
-                case OPT_HOSTNAME: hostname = optarg; break;
+                case OPT_HOSTNAME:
+                        hostname = optarg;
+                        break;
                 case 'h':
                         run_help(create_only);
                         return 0;
@@ -548,7 +562,8 @@ int verb_run(int argc, char **argv, bool create_only) {
                                          "give --rootfs DIR or an IMAGE (see container %s --help)", argv[0]);
                 image = argv[optind++];
                 /* Until the image store lands, an "image" that is a directory is a root filesystem. */
-                if ((strchr(image, '/') || streq(image, ".")) && stat(image, &st) >= 0 && S_ISDIR(st.st_mode)) {
+                if ((strchr(image, '/') || streq(image, ".")) && stat(image, &st) >= 0 &&
+                    S_ISDIR(st.st_mode)) {
                         rootfs = realpath(image, NULL);
                         image = NULL;
                         if (!rootfs)
@@ -569,16 +584,18 @@ int verb_run(int argc, char **argv, bool create_only) {
                 return CONTAINER_EXIT_TOOL_FAILED;
         for (size_t i = 0; i < json_array_size(args); i++)
                 if (!json_is_string(json_array_get(args, i)))
-                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "invalidArgument", "arguments must be UTF-8");
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "invalidArgument",
+                                         "arguments must be UTF-8");
 
-        cfg = json_pack("{s:s?, s:s?, s:s?, s:{s:O, s:O, s:s, s:b}, s:O, s:O, s:O, s:b, s:b, s:b, s:b, s:s?}",
-                        "id", name, "image", image, "rootfs", rootfs,
-                        "process", "args", args, "env", env, "cwd", workdir ?: "/", "terminal", false,
-                        "mounts", mounts, "resources", resources, "labels", labels,
-                        "readOnlyRoot", read_only, "init", init, "autoRemove", auto_remove, "tty", ao.tty,
-                        "hostname", hostname);
+        cfg = json_pack(
+                "{s:s?, s:s?, s:s?, s:{s:O, s:O, s:s, s:b}, s:O, s:O, s:O, s:b, s:b, s:b, s:b, s:s?}", "id",
+                name, "image", image, "rootfs", rootfs, "process", "args", args, "env", env, "cwd",
+                workdir ?: "/", "terminal", ao.tty, "mounts", mounts, "resources", resources, "labels",
+                labels, "readOnlyRoot", read_only, "init", init, "autoRemove", auto_remove, "tty", ao.tty,
+                "hostname", hostname);
         if (!cfg)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "internalError", "building the configuration");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "internalError",
+                                 "building the configuration");
         if (user && json_object_set_new(json_object_get(cfg, "process"), "user", json_string(user)) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
 
@@ -600,7 +617,8 @@ int verb_run(int argc, char **argv, bool create_only) {
         {
                 const char *s = NULL;
                 if (cxpc_dict_get_string(reply, "id", &s) < 0 || !(id = strdup(s)))
-                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "creating the container", "internalError", "reply without id");
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "creating the container",
+                                         "internalError", "reply without id");
         }
         if (create_only) {
                 printf("%s\n", id);
@@ -634,14 +652,14 @@ int verb_run(int argc, char **argv, bool create_only) {
 /* Starts a created container with our stdio (or a pty) and waits for its exit. */
 static int start_attached(cxpc_connection *conn, const char *id, const AttachOptions *o) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *wait = NULL, *start = NULL, *reply = NULL;
-        _cleanup_close_ int slave = -EBADF;
-        Session s = { .id = id, .container = id };
+        Session s = {.id = id, .container = id};
         int r;
 
-        r = session_init(&s, o->tty, o->interactive, &slave);
+        r = session_init(&s, o->tty, o->interactive);
         if (r < 0) {
                 session_done(&s);
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "attaching", "internalError", "%s", strerror(-r));
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "attaching", "internalError", "%s",
+                                 strerror(-r));
         }
         s.api = cxpc_connection_ref(conn);
         r = cxpc_connection_attach_event(conn, s.event, 0);
@@ -653,26 +671,28 @@ static int start_attached(cxpc_connection *conn, const char *id, const AttachOpt
                 r = cxpc_connection_call_async(conn, wait, CXPC_INFINITY, on_wait_reply, &s);
         if (r >= 0)
                 r = cli_request(APISERVER_ROUTE_START, id, &start);
-        if (r >= 0) {
-                if (slave >= 0)
-                        r = cxpc_dict_set_fd(start, "stdin", slave);
-                else if (o->interactive)
-                        r = cxpc_dict_set_fd(start, "stdin", STDIN_FILENO);
+        if (r >= 0 && o->interactive)
+                r = cxpc_dict_set_fd(start, "stdin", STDIN_FILENO);
+        if (r >= 0)
+                r = cxpc_dict_set_fd(start, "stdout", STDOUT_FILENO);
+        if (r >= 0)
+                r = cxpc_dict_set_fd(start, "stderr", STDERR_FILENO);
+        if (r >= 0 && o->tty) {
+                struct winsize ws;
+                if ((ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0 ||
+                     ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) >= 0) &&
+                    ws.ws_col > 0 && ws.ws_row > 0) {
+                        r = cxpc_dict_set_int64(start, "width", ws.ws_col);
+                        if (r >= 0)
+                                r = cxpc_dict_set_int64(start, "height", ws.ws_row);
+                }
         }
-        if (r >= 0)
-                r = cxpc_dict_set_fd(start, "stdout", slave >= 0 ? slave : STDOUT_FILENO);
-        if (r >= 0)
-                r = cxpc_dict_set_fd(start, "stderr", slave >= 0 ? slave : STDERR_FILENO);
         if (r < 0) {
                 session_done(&s);
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "starting the container", "internalError", "%s", strerror(-r));
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "starting the container", "internalError", "%s",
+                                 strerror(-r));
         }
-        /* Each fd value in the request holds its own duplicate; drop ours of the slave once sent,
-         * so that the end of the process is the end of the pty. */
         r = cxpc_connection_call(conn, start, CONTAINER_CALL_TIMEOUT_USEC, &reply);
-        cxpc_object_unref(start);
-        start = NULL;
-        slave = safe_close(slave);
         if (r >= 0)
                 r = cxpc_reply_check(reply, NULL, NULL);
         if (r < 0) {
@@ -687,15 +707,16 @@ static int start_attached(cxpc_connection *conn, const char *id, const AttachOpt
         r = sd_event_loop(s.event);
         session_done(&s);
         if (r < 0)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "waiting for the container", "internalError", "%s", strerror(-r));
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "waiting for the container", "internalError",
+                                 "%s", strerror(-r));
         return s.exit_code < 0 ? CONTAINER_EXIT_TOOL_FAILED : s.exit_code;
 }
 
 int verb_start(int argc, char **argv) {
         static const struct option options[] = {
-                { "attach", no_argument, NULL, 'a' },
-                { "interactive", no_argument, NULL, 'i' },
-                { "help", no_argument, NULL, 'h' },
+                {"attach", no_argument, NULL, 'a'},
+                {"interactive", no_argument, NULL, 'i'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
@@ -705,8 +726,12 @@ int verb_start(int argc, char **argv) {
 
         while ((c = getopt_long(argc, argv, "aih", options, NULL)) >= 0)
                 switch (c) {
-                case 'a': attach = true; break;
-                case 'i': ao.interactive = true; break;
+                case 'a':
+                        attach = true;
+                        break;
+                case 'i':
+                        ao.interactive = true;
+                        break;
                 case 'h':
                         printf("Usage: container start [-a] [-i] CONTAINER...\n");
                         return 0;
@@ -714,9 +739,11 @@ int verb_start(int argc, char **argv) {
                         return CONTAINER_EXIT_TOOL_FAILED;
                 }
         if (optind >= argc)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "start", "invalidArgument", "give at least one container");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "start", "invalidArgument",
+                                 "give at least one container");
         if (attach && argc - optind != 1)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "start", "invalidArgument", "--attach takes one container");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "start", "invalidArgument",
+                                 "--attach takes one container");
         if (cli_connect(true, &conn) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         if (attach)
@@ -726,7 +753,8 @@ int verb_start(int argc, char **argv) {
                 char what[128];
 
                 snprintf(what, sizeof what, "starting %s", argv[i]);
-                if (cli_request(APISERVER_ROUTE_START, argv[i], &req) < 0 || cli_call(conn, req, 0, what, NULL) < 0)
+                if (cli_request(APISERVER_ROUTE_START, argv[i], &req) < 0 ||
+                    cli_call(conn, req, 0, what, NULL) < 0)
                         ret = CONTAINER_EXIT_TOOL_FAILED;
                 else
                         printf("%s\n", argv[i]);
@@ -749,11 +777,12 @@ static int get_endpoint(cxpc_connection *conn, const char *id, RuntimeClient **r
                 return r;
         ep = cxpc_dict_get(reply, "endpoint");
         if (cxpc_object_get_type(ep) != CXPC_TYPE_ENDPOINT)
-                return cli_error(-EBADMSG, "reaching the container", "internalError", "reply without endpoint");
+                return cli_error(-EBADMSG, "reaching the container", "internalError",
+                                 "reply without endpoint");
         r = runtime_client_connect_endpoint(ep, ret);
         if (r < 0)
-                return cli_error(r, "reaching the container", "internalError", "connecting to its runtime service: %s",
-                                 strerror(-r));
+                return cli_error(r, "reaching the container", "internalError",
+                                 "connecting to its runtime service: %s", strerror(-r));
         return 0;
 }
 
@@ -769,26 +798,23 @@ int container_runtime_client(const char *id, RuntimeClient **ret) {
 static int runtime_error(RuntimeClient *rc, const char *what, int r) {
         const RuntimeClientError *e = runtime_client_last_error(rc);
 
-        return cli_error(r, what, cxpc_error_code_to_string(e->message[0] ? e->code : cxpc_error_code_from_errno(-r)) ?: "unknown",
+        return cli_error(r, what,
+                         cxpc_error_code_to_string(e->message[0] ? e->code : cxpc_error_code_from_errno(-r))
+                                 ?: "unknown",
                          "%s", e->message[0] ? e->message : strerror(-r));
 }
 
 int verb_exec(int argc, char **argv) {
         static const struct option options[] = {
-                { "detach", no_argument, NULL, 'd' },
-                { "interactive", no_argument, NULL, 'i' },
-                { "tty", no_argument, NULL, 't' },
-                { "env", required_argument, NULL, 'e' },
-                { "workdir", required_argument, NULL, 'w' },
-                { "user", required_argument, NULL, 'u' },
-                { "help", no_argument, NULL, 'h' },
-                {},
+                {"detach", no_argument, NULL, 'd'},        {"interactive", no_argument, NULL, 'i'},
+                {"tty", no_argument, NULL, 't'},           {"env", required_argument, NULL, 'e'},
+                {"workdir", required_argument, NULL, 'w'}, {"user", required_argument, NULL, 'u'},
+                {"help", no_argument, NULL, 'h'},          {},
         };
         _cleanup_(json_decrefp) json_t *env = json_array(), *args = json_array(), *pc = NULL;
         _cleanup_(cxpc_object_unrefp) cxpc_object *process = NULL, *wait = NULL;
         _cleanup_(runtime_client_freep) RuntimeClient *rc = NULL;
         _cleanup_free_ char *text = NULL;
-        _cleanup_close_ int slave = -EBADF;
         const char *workdir = "/", *user = NULL;
         char pid[32], suffix[CONTAINER_ID_GENERATED_LEN + 1];
         AttachOptions ao = {};
@@ -801,9 +827,15 @@ int verb_exec(int argc, char **argv) {
                 return CONTAINER_EXIT_TOOL_FAILED;
         while ((c = getopt_long(argc, argv, "+dite:w:u:h", options, NULL)) >= 0)
                 switch (c) {
-                case 'd': detach = true; break;
-                case 'i': ao.interactive = true; break;
-                case 't': ao.tty = true; break;
+                case 'd':
+                        detach = true;
+                        break;
+                case 'i':
+                        ao.interactive = true;
+                        break;
+                case 't':
+                        ao.tty = true;
+                        break;
                 case 'e':
                         if (env_append(env, optarg) < 0)
                                 return CONTAINER_EXIT_TOOL_FAILED;
@@ -814,21 +846,27 @@ int verb_exec(int argc, char **argv) {
                                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--workdir", "invalidArgument",
                                                  "\"%s\": must be an absolute path", workdir);
                         break;
-                case 'u': user = optarg; break;
+                case 'u':
+                        user = optarg;
+                        break;
                 case 'h':
-                        printf("Usage: container exec [-d] [-i] [-t] [-e K=V] [-w DIR] [-u USER] CONTAINER COMMAND [ARG...]\n");
+                        printf("Usage: container exec [-d] [-i] [-t] [-e K=V] [-w DIR] [-u USER] CONTAINER "
+                               "COMMAND [ARG...]\n");
                         return 0;
                 default:
                         return CONTAINER_EXIT_TOOL_FAILED;
                 }
         if (argc - optind < 2)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exec", "invalidArgument", "give a container and a command");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exec", "invalidArgument",
+                                 "give a container and a command");
         for (int i = optind + 1; i < argc; i++)
-                if (json_array_append_new(args, json_string(argv[i])) < 0 || !json_array_get(args, json_array_size(args) - 1))
+                if (json_array_append_new(args, json_string(argv[i])) < 0 ||
+                    !json_array_get(args, json_array_size(args) - 1))
                         return CONTAINER_EXIT_TOOL_FAILED;
         if (ao.tty && json_array_append_new(env, json_string("TERM=xterm")) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
-        pc = json_pack("{s:O, s:O, s:s, s:b, s:s?}", "args", args, "env", env, "cwd", workdir, "terminal", false, "user", user);
+        pc = json_pack("{s:O, s:O, s:s, s:b, s:s?}", "args", args, "env", env, "cwd", workdir, "terminal",
+                       ao.tty, "user", user);
         text = pc ? json_dumps(pc, JSON_COMPACT) : NULL;
         if (!text || cxpc_object_from_json(text, &process) < 0 || container_id_generate(suffix) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
@@ -837,7 +875,7 @@ int verb_exec(int argc, char **argv) {
         if (container_runtime_client(argv[optind], &rc) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
 
-        r = session_init(&s, ao.tty && !detach, ao.interactive && !detach, &slave);
+        r = session_init(&s, ao.tty && !detach, ao.interactive && !detach);
         if (r < 0) {
                 session_done(&s);
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exec", "internalError", "%s", strerror(-r));
@@ -846,14 +884,19 @@ int verb_exec(int argc, char **argv) {
         s.container = argv[optind];
         if (detach)
                 stdio = RUNTIME_STDIO_NONE;
-        else if (slave >= 0)
-                stdio = (RuntimeStdio) { slave, slave, slave };
         else
-                stdio = (RuntimeStdio) { ao.interactive ? STDIN_FILENO : -1, STDOUT_FILENO, STDERR_FILENO };
+                stdio = (RuntimeStdio){ao.interactive ? STDIN_FILENO : -1, STDOUT_FILENO, STDERR_FILENO};
         r = runtime_client_create_process(rc, pid, process, &stdio);
+        if (r >= 0 && ao.tty && !detach) {
+                struct winsize ws;
+                /* The first size goes before the start; the service keeps it for the pty. */
+                if ((ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0 ||
+                     ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) >= 0) &&
+                    ws.ws_col > 0 && ws.ws_row > 0)
+                        (void) runtime_client_resize(rc, pid, ws.ws_col, ws.ws_row);
+        }
         if (r >= 0)
                 r = runtime_client_start(rc, pid);
-        slave = safe_close(slave);
         if (r < 0) {
                 int code = CONTAINER_EXIT_TOOL_FAILED;
                 session_restore_terminal(&s);
@@ -873,7 +916,8 @@ int verb_exec(int argc, char **argv) {
         if (r >= 0)
                 r = cli_request("runtime/wait", pid, &wait);
         if (r >= 0)
-                r = cxpc_connection_call_async(runtime_client_get_connection(s.runtime), wait, CXPC_INFINITY, on_wait_reply, &s);
+                r = cxpc_connection_call_async(runtime_client_get_connection(s.runtime), wait, CXPC_INFINITY,
+                                               on_wait_reply, &s);
         if (r >= 0)
                 r = sd_event_loop(s.event);
         session_done(&s);
@@ -887,10 +931,10 @@ int verb_exec(int argc, char **argv) {
 /* The runtime service's log file (docs/runtime-io.md): the 8-byte magic "CXLOG1\n\0", then frames of
  * a packed little-endian header (u64 timestamp ns, u8 stream 1|2, u32 length) and the bytes. A file
  * without the magic is shown as raw bytes. */
-#define LOG_MAGIC "CXLOG1\n"
-#define LOG_MAGIC_SIZE 8u
+#define LOG_MAGIC       "CXLOG1\n"
+#define LOG_MAGIC_SIZE  8u
 #define LOG_HEADER_SIZE 13u
-#define LOG_FRAME_MAX (64u * 1024u)
+#define LOG_FRAME_MAX   (64u * 1024u)
 
 typedef struct LogReader {
         int fd;
@@ -936,8 +980,8 @@ static uint32_t le32(const uint8_t *p) {
 
 /* Walks complete frames from the start of the buffer; calls emit (may be NULL) for each.
  * Returns the bytes consumed, or -EBADMSG. */
-static ssize_t log_frames(LogReader *lr, size_t limit, int (*emit)(int stream, const uint8_t *p, size_t n, void *ud),
-                          void *ud) {
+static ssize_t log_frames(LogReader *lr, size_t limit,
+                          int (*emit)(int stream, const uint8_t *p, size_t n, void *ud), void *ud) {
         size_t off = 0;
 
         while (limit - off >= LOG_HEADER_SIZE) {
@@ -947,7 +991,7 @@ static ssize_t log_frames(LogReader *lr, size_t limit, int (*emit)(int stream, c
                 if ((stream != 1 && stream != 2) || n > LOG_FRAME_MAX)
                         return -EBADMSG;
                 if (limit - off - LOG_HEADER_SIZE < n)
-                        break; /* a frame still being written */
+                        break;              /* a frame still being written */
                 (void) le64(lr->buf + off); /* timestamp: not shown */
                 if (emit) {
                         int r = emit(stream, lr->buf + off + LOG_HEADER_SIZE, n, ud);
@@ -964,15 +1008,23 @@ static int emit_frame(int stream, const uint8_t *p, size_t n, void *ud) {
 }
 
 typedef struct TailState {
-        long lines;      /* newlines to skip past, counted from the end */
-        long remaining;  /* newlines still to pass before printing starts */
+        long lines;     /* lines wanted */
+        long remaining; /* newlines still to pass before printing starts */
 } TailState;
 
+typedef struct LineCount {
+        long newlines;
+        int last; /* last byte seen, -1 for none */
+} LineCount;
+
 static int count_frame_lines(int stream, const uint8_t *p, size_t n, void *ud) {
-        long *count = ud;
+        LineCount *lc = ud;
+
         for (size_t i = 0; i < n; i++)
                 if (p[i] == '\n')
-                        (*count)++;
+                        lc->newlines++;
+        if (n > 0)
+                lc->last = p[n - 1];
         return 0;
 }
 
@@ -1012,18 +1064,16 @@ static int log_reader_print(LogReader *lr) {
         if (lr->tail >= 0) {
                 /* Count the lines present now, then skip all but the last `tail` of them. A final
                  * line without a newline counts as a line. */
-                long total = 0;
+                LineCount lc = {.last = -1};
                 TailState t;
+                long total;
 
-                if (log_frames(lr, lr->len, count_frame_lines, &total) < 0)
+                if (log_frames(lr, lr->len, count_frame_lines, &lc) < 0)
                         return -EBADMSG;
+                /* An unterminated last line is a line too. */
+                total = lc.newlines + (lc.last >= 0 && lc.last != '\n');
                 t.lines = lr->tail;
                 t.remaining = total > lr->tail ? total - lr->tail : 0;
-                if (lr->len > 0 && lr->tail > 0 && total >= lr->tail) {
-                        /* An unterminated last line takes one of the `tail` slots. */
-                        size_t end = lr->len;
-                        (void) end;
-                }
                 lr->tail = -1;
                 if (t.lines == 0)
                         used = log_frames(lr, lr->len, NULL, NULL);
@@ -1068,9 +1118,9 @@ static void on_follow_exit(cxpc_connection *c, cxpc_object *reply, void *userdat
 
 int verb_logs(int argc, char **argv) {
         static const struct option options[] = {
-                { "follow", no_argument, NULL, 'f' },
-                { "tail", required_argument, NULL, 'n' },
-                { "help", no_argument, NULL, 'h' },
+                {"follow", no_argument, NULL, 'f'},
+                {"tail", required_argument, NULL, 'n'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
@@ -1086,7 +1136,9 @@ int verb_logs(int argc, char **argv) {
 
         while ((c = getopt_long(argc, argv, "fn:h", options, NULL)) >= 0)
                 switch (c) {
-                case 'f': follow = true; break;
+                case 'f':
+                        follow = true;
+                        break;
                 case 'n': {
                         char *end;
                         if (streq(optarg, "all"))
@@ -1104,37 +1156,42 @@ int verb_logs(int argc, char **argv) {
                         return CONTAINER_EXIT_TOOL_FAILED;
                 }
         if (argc - optind != 1)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "logs", "invalidArgument", "give one container");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "logs", "invalidArgument",
+                                 "give one container");
         if (cli_connect(true, &conn) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
-        if (cli_request(APISERVER_ROUTE_LOGS, argv[optind], &req) < 0 || cli_call(conn, req, 0, "reading the logs", &reply) < 0)
+        if (cli_request(APISERVER_ROUTE_LOGS, argv[optind], &req) < 0 ||
+            cli_call(conn, req, 0, "reading the logs", &reply) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         (void) cxpc_dict_get_bool(reply, "running", &running);
         r = cxpc_dict_dup_fd(reply, "fd", &fd);
         if (r == -ENOENT)
                 return 0; /* nothing was ever written */
         if (r < 0)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "reading the logs", "internalError", "%s", strerror(-r));
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "reading the logs", "internalError", "%s",
+                                 strerror(-r));
 
         /* Watch before reading so that nothing written in between is missed. */
         if (follow && running) {
                 ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
                 snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
                 if (ino < 0 || inotify_add_watch(ino, path, IN_MODIFY) < 0)
-                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "following the logs", "internalError", "inotify: %m");
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "following the logs", "internalError",
+                                         "inotify: %m");
         }
-        lr = (LogReader) { .fd = fd, .format = -1, .tail = lines };
+        lr = (LogReader){.fd = fd, .format = -1, .tail = lines};
         r = log_reader_print(&lr);
         if (r < 0 && r != -EPIPE) {
                 free(lr.buf);
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "reading the logs", "internalError", "%s", strerror(-r));
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "reading the logs", "internalError", "%s",
+                                 strerror(-r));
         }
         if (ino < 0) {
                 free(lr.buf);
                 return 0;
         }
 
-        f = (Follow) { .reader = &lr };
+        f = (Follow){.reader = &lr};
         r = sd_event_new(&event);
         f.event = event;
         if (r >= 0)
@@ -1150,7 +1207,8 @@ int verb_logs(int argc, char **argv) {
                 r = sd_event_loop(event);
         free(lr.buf);
         if (r < 0)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "following the logs", "internalError", "%s", strerror(-r));
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "following the logs", "internalError", "%s",
+                                 strerror(-r));
         return f.result;
 }
 
@@ -1161,7 +1219,8 @@ int verb_wait(int argc, char **argv) {
         int ret = 0;
 
         if (argc < 2)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "wait", "invalidArgument", "give at least one container");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "wait", "invalidArgument",
+                                 "give at least one container");
         if (cli_connect(true, &conn) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         for (int i = 1; i < argc; i++) {

@@ -38,7 +38,8 @@ int cli_error_reply(int r, const char *what, cxpc_object *reply);
 int cli_connect(bool autostart, cxpc_connection **ret);
 /* Synchronous call with a deadline; on an error reply or local failure prints one line naming
  * `what` and returns a negative errno. On success stores the reply if asked. */
-int cli_call(cxpc_connection *c, cxpc_object *req, uint64_t timeout_usec, const char *what, cxpc_object **ret_reply);
+int cli_call(cxpc_connection *c, cxpc_object *req, uint64_t timeout_usec, const char *what,
+             cxpc_object **ret_reply);
 /* A new request for route with "id" set (id may be NULL). */
 int cli_request(const char *route, const char *id, cxpc_object **ret);
 /* Converts a reply value to jansson. */

@@ -19,9 +19,9 @@
 #include "runtime-client.h"
 
 /* Interval of `stats` samples, and the window of its CPU percentage. */
-#define STATS_INTERVAL_USEC (1000ull * 1000ull)
+#define STATS_INTERVAL_USEC   (1000ull * 1000ull)
 #define STATS_CPU_WINDOW_USEC (200ull * 1000ull)
-#define EXPORT_BUFFER_SIZE 65536u
+#define EXPORT_BUFFER_SIZE    65536u
 
 int container_runtime_client(const char *id, RuntimeClient **ret);
 
@@ -77,7 +77,8 @@ static void print_table_row(json_t *c) {
         size_t i, used = 0;
 
         json_array_foreach(cmd, i, v) {
-                int n = snprintf(command + used, sizeof command - used, "%s%s", i ? " " : "", json_string_value(v) ?: "");
+                int n = snprintf(command + used, sizeof command - used, "%s%s", i ? " " : "",
+                                 json_string_value(v) ?: "");
                 if (n < 0 || (size_t) n >= sizeof command - used) {
                         strcpy(command + sizeof command - 4, "...");
                         break;
@@ -95,7 +96,8 @@ static void print_table_row(json_t *c) {
                 json_t *code = json_object_get(c, "exitCode");
                 format_ago(json_date(json_object_get(c, "exitedAt")), ago, sizeof ago);
                 if (json_is_integer(code))
-                        snprintf(st, sizeof st, "Exited (%" JSON_INTEGER_FORMAT ") %s ago", json_integer_value(code), ago);
+                        snprintf(st, sizeof st, "Exited (%" JSON_INTEGER_FORMAT ") %s ago",
+                                 json_integer_value(code), ago);
                 else
                         snprintf(st, sizeof st, "Exited (unknown) %s ago", ago);
         } else if (streq(status, "created"))
@@ -109,10 +111,10 @@ static void print_table_row(json_t *c) {
 
 int verb_ls(int argc, char **argv) {
         static const struct option options[] = {
-                { "all", no_argument, NULL, 'a' },
-                { "quiet", no_argument, NULL, 'q' },
-                { "format", required_argument, NULL, 'F' },
-                { "help", no_argument, NULL, 'h' },
+                {"all", no_argument, NULL, 'a'},
+                {"quiet", no_argument, NULL, 'q'},
+                {"format", required_argument, NULL, 'F'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
@@ -125,8 +127,12 @@ int verb_ls(int argc, char **argv) {
 
         while ((opt = getopt_long(argc, argv, "aqh", options, NULL)) >= 0)
                 switch (opt) {
-                case 'a': all = true; break;
-                case 'q': quiet = true; break;
+                case 'a':
+                        all = true;
+                        break;
+                case 'q':
+                        quiet = true;
+                        break;
                 case 'F':
                         if (parse_output_format(optarg, &format) < 0)
                                 return CONTAINER_EXIT_TOOL_FAILED;
@@ -138,20 +144,20 @@ int verb_ls(int argc, char **argv) {
                         return CONTAINER_EXIT_TOOL_FAILED;
                 }
         if (optind < argc)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "ls", "invalidArgument", "unexpected argument %s", argv[optind]);
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "ls", "invalidArgument",
+                                 "unexpected argument %s", argv[optind]);
         if (cli_connect(true, &conn) < 0 || list_containers(conn, all, &list) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         if (quiet) {
-                json_array_foreach(list, i, c)
-                        printf("%s\n", json_string_value(json_object_get(c, "id")));
+                json_array_foreach(list, i, c) printf("%s\n", json_string_value(json_object_get(c, "id")));
         } else if (format == OUTPUT_JSON) {
                 if (json_dumpf(list, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0)
                         return CONTAINER_EXIT_TOOL_FAILED;
                 putchar('\n');
         } else {
-                printf("%-16s %-32s %-32s %-16s %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS");
-                json_array_foreach(list, i, c)
-                        print_table_row(c);
+                printf("%-16s %-32s %-32s %-16s %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
+                       "STATUS");
+                json_array_foreach(list, i, c) print_table_row(c);
         }
         return fflush(stdout) == 0 ? 0 : CONTAINER_EXIT_TOOL_FAILED;
 }
@@ -164,12 +170,14 @@ int verb_inspect(int argc, char **argv) {
         /* --format json is the only shape; accepted for symmetry with ls. */
         if (argc > first + 1 && streq(argv[first], "--format")) {
                 if (!streq(argv[first + 1], "json"))
-                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--format", "invalidArgument", "inspect prints json");
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--format", "invalidArgument",
+                                         "inspect prints json");
                 first += 2;
         } else if (argc > first && streq(argv[first], "--format=json"))
                 first++;
         if (argc <= first)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "inspect", "invalidArgument", "give at least one container");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "inspect", "invalidArgument",
+                                 "give at least one container");
         if (!out || cli_connect(true, &conn) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         for (int i = first; i < argc; i++) {
@@ -177,7 +185,8 @@ int verb_inspect(int argc, char **argv) {
                 char what[128];
 
                 snprintf(what, sizeof what, "inspecting %.64s", argv[i]);
-                if (cli_request(APISERVER_ROUTE_INSPECT, argv[i], &req) < 0 || cli_call(conn, req, 0, what, &reply) < 0) {
+                if (cli_request(APISERVER_ROUTE_INSPECT, argv[i], &req) < 0 ||
+                    cli_call(conn, req, 0, what, &reply) < 0) {
                         ret = CONTAINER_EXIT_TOOL_FAILED;
                         continue;
                 }
@@ -197,7 +206,8 @@ static int for_each_id(int argc, char **argv, int first, const char *route, cons
         int ret = 0;
 
         if (first >= argc)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, verb, "invalidArgument", "give at least one container");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, verb, "invalidArgument",
+                                 "give at least one container");
         if (cli_connect(true, &conn) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         for (int i = first; i < argc; i++) {
@@ -232,13 +242,13 @@ static int fill_stop(cxpc_object *req, void *ud) {
 
 int verb_stop(int argc, char **argv) {
         static const struct option options[] = {
-                { "time", required_argument, NULL, 't' },
-                { "timeout", required_argument, NULL, 't' },
-                { "signal", required_argument, NULL, 's' },
-                { "help", no_argument, NULL, 'h' },
+                {"time", required_argument, NULL, 't'},
+                {"timeout", required_argument, NULL, 't'},
+                {"signal", required_argument, NULL, 's'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
-        StopArgs a = { .timeout = -1 };
+        StopArgs a = {.timeout = -1};
         int c;
 
         while ((c = getopt_long(argc, argv, "t:s:h", options, NULL)) >= 0)
@@ -251,7 +261,9 @@ int verb_stop(int argc, char **argv) {
                                                  "\"%s\": seconds, 0 to 86400", optarg);
                         break;
                 }
-                case 's': a.signal = optarg; break;
+                case 's':
+                        a.signal = optarg;
+                        break;
                 case 'h':
                         printf("Usage: container stop [-t SECONDS] [-s SIGNAL] CONTAINER...\n");
                         return 0;
@@ -269,8 +281,8 @@ static int fill_kill(cxpc_object *req, void *ud) {
 
 int verb_kill(int argc, char **argv) {
         static const struct option options[] = {
-                { "signal", required_argument, NULL, 's' },
-                { "help", no_argument, NULL, 'h' },
+                {"signal", required_argument, NULL, 's'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         const char *sig = "SIGKILL";
@@ -278,7 +290,9 @@ int verb_kill(int argc, char **argv) {
 
         while ((c = getopt_long(argc, argv, "s:h", options, NULL)) >= 0)
                 switch (c) {
-                case 's': sig = optarg; break;
+                case 's':
+                        sig = optarg;
+                        break;
                 case 'h':
                         printf("Usage: container kill [-s SIGNAL] CONTAINER...\n");
                         return 0;
@@ -294,8 +308,8 @@ static int fill_rm(cxpc_object *req, void *ud) {
 
 int verb_rm(int argc, char **argv) {
         static const struct option options[] = {
-                { "force", no_argument, NULL, 'f' },
-                { "help", no_argument, NULL, 'h' },
+                {"force", no_argument, NULL, 'f'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         bool force = false;
@@ -303,7 +317,9 @@ int verb_rm(int argc, char **argv) {
 
         while ((c = getopt_long(argc, argv, "fh", options, NULL)) >= 0)
                 switch (c) {
-                case 'f': force = true; break;
+                case 'f':
+                        force = true;
+                        break;
                 case 'h':
                         printf("Usage: container rm [-f] CONTAINER...\n");
                         return 0;
@@ -320,7 +336,8 @@ int verb_prune(int argc, char **argv) {
 
         for (int i = 1; i < argc; i++)
                 if (!streq(argv[i], "-f") && !streq(argv[i], "--force"))
-                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "prune", "invalidArgument", "unexpected argument %s", argv[i]);
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "prune", "invalidArgument",
+                                         "unexpected argument %s", argv[i]);
         if (cli_connect(true, &conn) < 0 || cli_request(APISERVER_ROUTE_PRUNE, NULL, &req) < 0 ||
             cli_call(conn, req, 0, "pruning containers", &reply) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
@@ -336,7 +353,7 @@ int verb_prune(int argc, char **argv) {
 /* ---- stats ---- */
 
 static void format_bytes(uint64_t v, char *buf, size_t size) {
-        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
         double d = (double) v;
         size_t u = 0;
 
@@ -368,22 +385,26 @@ static int stats_sample(const char *id, RuntimeStatistics *ret, double *ret_cpu)
         }
         if (r < 0) {
                 const RuntimeClientError *e = runtime_client_last_error(rc);
-                return cli_error(r, what, cxpc_error_code_to_string(e->message[0] ? e->code : cxpc_error_code_from_errno(-r)) ?: "unknown",
-                                 "%s", e->message[0] ? e->message : strerror(-r));
+                return cli_error(
+                        r, what,
+                        cxpc_error_code_to_string(e->message[0] ? e->code : cxpc_error_code_from_errno(-r))
+                                ?: "unknown",
+                        "%s", e->message[0] ? e->message : strerror(-r));
         }
         *ret = b;
         *ret_cpu = b.cpu_usage_ns >= a.cpu_usage_ns
-                           ? 100.0 * (double) (b.cpu_usage_ns - a.cpu_usage_ns) / (double) (STATS_CPU_WINDOW_USEC * NSEC_PER_USEC)
+                           ? 100.0 * (double) (b.cpu_usage_ns - a.cpu_usage_ns) /
+                                     (double) (STATS_CPU_WINDOW_USEC * NSEC_PER_USEC)
                            : 0.0;
         return 0;
 }
 
 int verb_stats(int argc, char **argv) {
         static const struct option options[] = {
-                { "no-stream", no_argument, NULL, 'N' },
-                { "format", required_argument, NULL, 'F' },
-                { "all", no_argument, NULL, 'a' },
-                { "help", no_argument, NULL, 'h' },
+                {"no-stream", no_argument, NULL, 'N'},
+                {"format", required_argument, NULL, 'F'},
+                {"all", no_argument, NULL, 'a'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
@@ -393,14 +414,18 @@ int verb_stats(int argc, char **argv) {
 
         while ((c = getopt_long(argc, argv, "ah", options, NULL)) >= 0)
                 switch (c) {
-                case 'N': stream = false; break;
-                case 'a': break;
+                case 'N':
+                        stream = false;
+                        break;
+                case 'a':
+                        break;
                 case 'F':
                         if (parse_output_format(optarg, &format) < 0)
                                 return CONTAINER_EXIT_TOOL_FAILED;
                         break;
                 case 'h':
-                        printf("Usage: container stats [--no-stream] [--format table|json] [CONTAINER...]\n");
+                        printf("Usage: container stats [--no-stream] [--format table|json] "
+                               "[CONTAINER...]\n");
                         return 0;
                 default:
                         return CONTAINER_EXIT_TOOL_FAILED;
@@ -421,11 +446,12 @@ int verb_stats(int argc, char **argv) {
                         size_t i;
                         if (list_containers(conn, false, &list) < 0)
                                 return CONTAINER_EXIT_TOOL_FAILED;
-                        json_array_foreach(list, i, e)
-                                (void) json_array_append(ids, json_object_get(e, "id"));
+                        json_array_foreach(list, i, e)(void)
+                                json_array_append(ids, json_object_get(e, "id"));
                 }
                 if (format == OUTPUT_TABLE)
-                        printf("%-16s %8s %24s %8s %24s\n", "CONTAINER ID", "CPU %", "MEM USAGE / LIMIT", "PIDS", "BLOCK I/O");
+                        printf("%-16s %8s %24s %8s %24s\n", "CONTAINER ID", "CPU %", "MEM USAGE / LIMIT",
+                               "PIDS", "BLOCK I/O");
                 for (size_t i = 0; i < json_array_size(ids); i++) {
                         const char *id = json_string_value(json_array_get(ids, i));
                         char mem[24], lim[24], rd[24], wr[24], ml[56], io[56];
@@ -437,15 +463,20 @@ int verb_stats(int argc, char **argv) {
                                 continue;
                         }
                         if (format == OUTPUT_JSON) {
-                                (void) json_array_append_new(out, json_pack(
-                                        "{s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "id", id, "cpuPercent", cpu,
-                                        "cpuUsageNs", (json_int_t) st.cpu_usage_ns,
-                                        "memoryUsageBytes", (json_int_t) st.memory_usage_bytes,
-                                        "memoryLimitBytes", st.memory_limit_bytes == UINT64_MAX ? (json_int_t) -1 : (json_int_t) st.memory_limit_bytes,
-                                        "pidsCurrent", (json_int_t) st.pids_current,
-                                        "pidsLimit", st.pids_limit == UINT64_MAX ? (json_int_t) -1 : (json_int_t) st.pids_limit,
-                                        "blockReadBytes", (json_int_t) st.block_read_bytes,
-                                        "blockWriteBytes", (json_int_t) st.block_write_bytes));
+                                (void) json_array_append_new(
+                                        out,
+                                        json_pack("{s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "id", id,
+                                                  "cpuPercent", cpu, "cpuUsageNs",
+                                                  (json_int_t) st.cpu_usage_ns, "memoryUsageBytes",
+                                                  (json_int_t) st.memory_usage_bytes, "memoryLimitBytes",
+                                                  st.memory_limit_bytes == UINT64_MAX
+                                                          ? (json_int_t) -1
+                                                          : (json_int_t) st.memory_limit_bytes,
+                                                  "pidsCurrent", (json_int_t) st.pids_current, "pidsLimit",
+                                                  st.pids_limit == UINT64_MAX ? (json_int_t) -1
+                                                                              : (json_int_t) st.pids_limit,
+                                                  "blockReadBytes", (json_int_t) st.block_read_bytes,
+                                                  "blockWriteBytes", (json_int_t) st.block_write_bytes));
                                 continue;
                         }
                         format_bytes(st.memory_usage_bytes, mem, sizeof mem);
@@ -506,14 +537,16 @@ int verb_cp(int argc, char **argv) {
         if (argc > 1 && (streq(argv[1], "-a") || streq(argv[1], "--archive")))
                 first++;
         if (argc - first != 2)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "cp", "invalidArgument", "give a source and a destination");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "cp", "invalidArgument",
+                                 "give a source and a destination");
         src_c = split_container_path(argv[first], &src_id, &src_path);
         dst_c = split_container_path(argv[first + 1], &dst_id, &dst_path);
         if (src_c == dst_c)
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "cp", "invalidArgument",
                                  "exactly one of source and destination must be CONTAINER:PATH");
         if ((src_c ? src_path : dst_path)[0] != '/')
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "cp", "invalidArgument", "the container path must be absolute");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "cp", "invalidArgument",
+                                 "the container path must be absolute");
         host = absolute_host_path(src_c ? argv[first + 1] : argv[first]);
         if (!host)
                 return CONTAINER_EXIT_TOOL_FAILED;
@@ -521,12 +554,15 @@ int verb_cp(int argc, char **argv) {
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "cp", "notFound", "%s: %m", host);
         if (container_runtime_client(src_c ? src_id : dst_id, &rc) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
-        r = src_c ? runtime_client_copy_out(rc, src_path, host, false) : runtime_client_copy_in(rc, host, dst_path, 0, false);
+        r = src_c ? runtime_client_copy_out(rc, src_path, host, false)
+                  : runtime_client_copy_in(rc, host, dst_path, 0, false);
         if (r < 0) {
                 const RuntimeClientError *e = runtime_client_last_error(rc);
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "copying",
-                                 cxpc_error_code_to_string(e->message[0] ? e->code : cxpc_error_code_from_errno(-r)) ?: "unknown",
-                                 "%s", e->message[0] ? e->message : strerror(-r));
+                return cli_error(
+                        CONTAINER_EXIT_TOOL_FAILED, "copying",
+                        cxpc_error_code_to_string(e->message[0] ? e->code : cxpc_error_code_from_errno(-r))
+                                ?: "unknown",
+                        "%s", e->message[0] ? e->message : strerror(-r));
         }
         return 0;
 }
@@ -548,7 +584,8 @@ static int export_tree(const char *rootfs, int out_fd) {
         (void) archive_read_disk_set_symlink_physical(disk);
         (void) archive_read_disk_set_standard_lookup(disk);
         (void) archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
-        if (archive_write_set_format_pax_restricted(out) != ARCHIVE_OK || archive_write_open_fd(out, out_fd) != ARCHIVE_OK ||
+        if (archive_write_set_format_pax_restricted(out) != ARCHIVE_OK ||
+            archive_write_open_fd(out, out_fd) != ARCHIVE_OK ||
             archive_read_disk_open(disk, rootfs) != ARCHIVE_OK) {
                 r = cli_error(-EIO, "exporting", "internalError", "%s", archive_error_string(disk) ?: archive_error_string(out) ?: "libarchive");
                 goto finish;
@@ -581,13 +618,15 @@ static int export_tree(const char *rootfs, int out_fd) {
                         for (;;) {
                                 la_ssize_t n = archive_read_data(disk, buf, sizeof buf);
                                 if (n < 0) {
-                                        r = cli_error(-EIO, "exporting", "internalError", "%s", archive_error_string(disk));
+                                        r = cli_error(-EIO, "exporting", "internalError", "%s",
+                                                      archive_error_string(disk));
                                         goto finish;
                                 }
                                 if (n == 0)
                                         break;
                                 if (archive_write_data(out, buf, (size_t) n) < 0) {
-                                        r = cli_error(-EIO, "exporting", "internalError", "%s", archive_error_string(out));
+                                        r = cli_error(-EIO, "exporting", "internalError", "%s",
+                                                      archive_error_string(out));
                                         goto finish;
                                 }
                         }
@@ -603,8 +642,8 @@ finish:
 
 int verb_export(int argc, char **argv) {
         static const struct option options[] = {
-                { "output", required_argument, NULL, 'o' },
-                { "help", no_argument, NULL, 'h' },
+                {"output", required_argument, NULL, 'o'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
@@ -617,7 +656,9 @@ int verb_export(int argc, char **argv) {
 
         while ((opt = getopt_long(argc, argv, "o:h", options, NULL)) >= 0)
                 switch (opt) {
-                case 'o': output = optarg; break;
+                case 'o':
+                        output = optarg;
+                        break;
                 case 'h':
                         printf("Usage: container export [-o FILE] CONTAINER\n");
                         return 0;
@@ -625,7 +666,8 @@ int verb_export(int argc, char **argv) {
                         return CONTAINER_EXIT_TOOL_FAILED;
                 }
         if (argc - optind != 1)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "export", "invalidArgument", "give one container");
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "export", "invalidArgument",
+                                 "give one container");
         if (!output && isatty(STDOUT_FILENO))
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "export", "invalidArgument",
                                  "refusing to write a tar archive to a terminal; use -o FILE or redirect");
@@ -634,15 +676,16 @@ int verb_export(int argc, char **argv) {
                 return CONTAINER_EXIT_TOOL_FAILED;
         c = cxpc_dict_get(reply, "container");
         if (cxpc_dict_get_string(c, "rootfs", &rootfs) < 0)
-                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exporting", "unsupported", "%s has no root filesystem directory",
-                                 argv[optind]);
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exporting", "unsupported",
+                                 "%s has no root filesystem directory", argv[optind]);
         if (output) {
                 /* Written beside the target and renamed: a failed export leaves no partial file. */
                 if (asprintf(&tmp, "%s.tmp.XXXXXX", output) < 0)
                         return CONTAINER_EXIT_TOOL_FAILED;
                 fd = mkostemp(tmp, O_CLOEXEC);
                 if (fd < 0)
-                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exporting", "internalError", "%s: %m", output);
+                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "exporting", "internalError", "%s: %m",
+                                         output);
         }
         r = export_tree(rootfs, fd >= 0 ? fd : STDOUT_FILENO);
         if (output) {
@@ -669,16 +712,22 @@ static int system_status(bool quiet_if_down) {
                         printf("container-apiserver is not running (%s)\n", sock);
                 return 1;
         }
-        if (cli_request(APISERVER_ROUTE_SYSTEM_STATUS, NULL, &req) < 0 || cli_call(conn, req, 0, "system status", &reply) < 0)
+        if (cli_request(APISERVER_ROUTE_SYSTEM_STATUS, NULL, &req) < 0 ||
+            cli_call(conn, req, 0, "system status", &reply) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         st = cli_object_to_json(cxpc_dict_get(reply, "status"));
         printf("container-apiserver is running\n"
-               "  version:    %s\n  pid:        %" JSON_INTEGER_FORMAT "\n  root:       %s\n  run dir:    %s\n"
-               "  runtime:    %s\n  containers: %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT " running)\n",
-               json_string_value(json_object_get(st, "version")) ?: "?", json_integer_value(json_object_get(st, "pid")),
-               json_string_value(json_object_get(st, "root")) ?: "?", json_string_value(json_object_get(st, "runDir")) ?: "?",
+               "  version:    %s\n  pid:        %" JSON_INTEGER_FORMAT
+               "\n  root:       %s\n  run dir:    %s\n"
+               "  runtime:    %s\n  containers: %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT
+               " running)\n",
+               json_string_value(json_object_get(st, "version")) ?: "?",
+               json_integer_value(json_object_get(st, "pid")),
+               json_string_value(json_object_get(st, "root")) ?: "?",
+               json_string_value(json_object_get(st, "runDir")) ?: "?",
                json_string_value(json_object_get(st, "runtime")) ?: "?",
-               json_integer_value(json_object_get(st, "containers")), json_integer_value(json_object_get(st, "running")));
+               json_integer_value(json_object_get(st, "containers")),
+               json_integer_value(json_object_get(st, "running")));
         return 0;
 }
 
@@ -709,8 +758,8 @@ int verb_system(int argc, char **argv) {
                         if (cxpc_connection_new_for_path(sock, &probe) < 0)
                                 break;
                         if (waited > CLI_APISERVER_STOP_TIMEOUT_USEC)
-                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "stopping the API server", "timeout",
-                                                 "%s still answers", sock);
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "stopping the API server",
+                                                 "timeout", "%s still answers", sock);
                         (void) usleep(10 * USEC_PER_MSEC);
                 }
                 printf("container-apiserver stopped (containers keep running)\n");
@@ -724,5 +773,6 @@ int verb_system(int argc, char **argv) {
                         printf("container-apiserver: not running\n");
                 return 0;
         }
-        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "system", "invalidArgument", "use start, stop, status or version");
+        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "system", "invalidArgument",
+                         "use start, stop, status or version");
 }

@@ -124,7 +124,8 @@ int cli_connect(bool autostart, cxpc_connection **ret) {
         if (r >= 0)
                 return 0;
         if (!autostart || (r != -ENOENT && r != -ECONNREFUSED))
-                return cli_error(r, "connecting to the API server", cxpc_error_code_to_string(cxpc_error_code_from_errno(-r)),
+                return cli_error(r, "connecting to the API server",
+                                 cxpc_error_code_to_string(cxpc_error_code_from_errno(-r)),
                                  "%s: %s (start it with: container system start)", sock, strerror(-r));
         r = spawn_apiserver();
         if (r < 0)
@@ -137,15 +138,18 @@ int cli_connect(bool autostart, cxpc_connection **ret) {
                 if (r >= 0)
                         return 0;
                 if (now_usec() > deadline)
-                        return cli_error(r, "starting the API server", "timeout",
-                                         "nothing listens on %s after %llus: %s (see apiserver.log in the run directory)",
-                                         sock, (unsigned long long) (CLI_APISERVER_START_TIMEOUT_USEC / USEC_PER_SEC),
-                                         strerror(-r));
+                        return cli_error(
+                                r, "starting the API server", "timeout",
+                                "nothing listens on %s after %llus: %s (see apiserver.log in the run "
+                                "directory)",
+                                sock, (unsigned long long) (CLI_APISERVER_START_TIMEOUT_USEC / USEC_PER_SEC),
+                                strerror(-r));
                 (void) usleep(CLI_APISERVER_START_STEP_USEC);
         }
 }
 
-int cli_call(cxpc_connection *c, cxpc_object *req, uint64_t timeout_usec, const char *what, cxpc_object **ret_reply) {
+int cli_call(cxpc_connection *c, cxpc_object *req, uint64_t timeout_usec, const char *what,
+             cxpc_object **ret_reply) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
         int r;
 
@@ -222,22 +226,22 @@ static void help(FILE *f) {
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
-                { "root", required_argument, NULL, 'r' },
-                { "run-dir", required_argument, NULL, 'R' },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' },
+                {"root", required_argument, NULL, 'r'},
+                {"run-dir", required_argument, NULL, 'R'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
                 {},
         };
         static const struct {
                 const char *name;
                 int (*fn)(int argc, char **argv);
         } verbs[] = {
-                { "start", verb_start },   { "exec", verb_exec },     { "logs", verb_logs },
-                { "wait", verb_wait },     { "ls", verb_ls },         { "ps", verb_ls },
-                { "list", verb_ls },       { "inspect", verb_inspect }, { "stop", verb_stop },
-                { "kill", verb_kill },     { "rm", verb_rm },         { "stats", verb_stats },
-                { "cp", verb_cp },         { "export", verb_export }, { "prune", verb_prune },
-                { "system", verb_system },
+                {"start", verb_start},   {"exec", verb_exec},       {"logs", verb_logs},
+                {"wait", verb_wait},     {"ls", verb_ls},           {"ps", verb_ls},
+                {"list", verb_ls},       {"inspect", verb_inspect}, {"stop", verb_stop},
+                {"kill", verb_kill},     {"rm", verb_rm},           {"stats", verb_stats},
+                {"cp", verb_cp},         {"export", verb_export},   {"prune", verb_prune},
+                {"system", verb_system},
         };
         int c;
 
@@ -277,7 +281,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         if (streq(argv[0], "version")) {
-                char *v[] = { (char *) "system", (char *) "version", NULL };
+                char *v[] = {(char *) "system", (char *) "version", NULL};
                 return verb_system(2, v);
         }
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)

@@ -14,31 +14,32 @@
 /* Generated ids: 12 lowercase hex characters, like docker's short ids. */
 #define CONTAINER_ID_GENERATED_LEN 12u
 
-#define CONTAINER_ROOT_DEFAULT "/var/lib/container"
-#define CONTAINER_RUN_DIR_DEFAULT "/run/container"
+#define CONTAINER_ROOT_DEFAULT     "/var/lib/container"
+#define CONTAINER_RUN_DIR_DEFAULT  "/run/container"
 #define CONTAINER_APISERVER_SOCKET "apiserver.sock"
 
 /* Deadline for ordinary CLI → API server calls and API server → runtime calls. */
 #define CONTAINER_CALL_TIMEOUT_USEC (30ull * 1000000ull)
 
 /* Exit codes of the CLI (docker's conventions). */
-#define CONTAINER_EXIT_TOOL_FAILED 125
+#define CONTAINER_EXIT_TOOL_FAILED    125
 #define CONTAINER_EXIT_NOT_EXECUTABLE 126
-#define CONTAINER_EXIT_NOT_FOUND 127
+#define CONTAINER_EXIT_NOT_FOUND      127
 
 /* Routes of container-apiserver. */
-#define APISERVER_ROUTE_CREATE "container/create"
-#define APISERVER_ROUTE_START "container/start"
-#define APISERVER_ROUTE_LIST "container/list"
-#define APISERVER_ROUTE_INSPECT "container/inspect"
-#define APISERVER_ROUTE_STOP "container/stop"
-#define APISERVER_ROUTE_KILL "container/kill"
-#define APISERVER_ROUTE_DELETE "container/delete"
-#define APISERVER_ROUTE_WAIT "container/wait"
-#define APISERVER_ROUTE_ENDPOINT "container/endpoint"
-#define APISERVER_ROUTE_LOGS "container/logs"
-#define APISERVER_ROUTE_PRUNE "container/prune"
-#define APISERVER_ROUTE_SYSTEM_STATUS "system/status"
+#define APISERVER_ROUTE_CREATE          "container/create"
+#define APISERVER_ROUTE_START           "container/start"
+#define APISERVER_ROUTE_LIST            "container/list"
+#define APISERVER_ROUTE_INSPECT         "container/inspect"
+#define APISERVER_ROUTE_STOP            "container/stop"
+#define APISERVER_ROUTE_KILL            "container/kill"
+#define APISERVER_ROUTE_DELETE          "container/delete"
+#define APISERVER_ROUTE_WAIT            "container/wait"
+#define APISERVER_ROUTE_ENDPOINT        "container/endpoint"
+#define APISERVER_ROUTE_LOGS            "container/logs"
+#define APISERVER_ROUTE_RESIZE          "container/resize"
+#define APISERVER_ROUTE_PRUNE           "container/prune"
+#define APISERVER_ROUTE_SYSTEM_STATUS   "system/status"
 #define APISERVER_ROUTE_SYSTEM_SHUTDOWN "system/shutdown"
 
 typedef enum ContainerStatus {

@@ -56,7 +56,8 @@ static void test_id_generate(void **state) {
 
 static void test_status_names(void **state) {
         for (int i = 0; i < _CONTAINER_STATUS_MAX; i++)
-                assert_int_equal(container_status_from_string(container_status_to_string((ContainerStatus) i)), i);
+                assert_int_equal(
+                        container_status_from_string(container_status_to_string((ContainerStatus) i)), i);
         assert_int_equal(container_status_from_string("exited"), _CONTAINER_STATUS_INVALID);
         assert_int_equal(container_status_from_string(NULL), _CONTAINER_STATUS_INVALID);
         assert_null(container_status_to_string(_CONTAINER_STATUS_MAX));
@@ -125,12 +126,9 @@ static void test_atomic_write_and_rm_rf(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_id_validation),
-                cmocka_unit_test(test_id_generate),
-                cmocka_unit_test(test_status_names),
-                cmocka_unit_test(test_rfc3339),
-                cmocka_unit_test(test_dirs),
-                cmocka_unit_test(test_atomic_write_and_rm_rf),
+                cmocka_unit_test(test_id_validation), cmocka_unit_test(test_id_generate),
+                cmocka_unit_test(test_status_names),  cmocka_unit_test(test_rfc3339),
+                cmocka_unit_test(test_dirs),          cmocka_unit_test(test_atomic_write_and_rm_rf),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

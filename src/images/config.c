@@ -223,7 +223,8 @@ _public_ int image_config_merge(const ImageConfig *image, const ImageOverrides *
             (image->user && !(m->user = strdup(image->user))) ||
             (image->stop_signal && !(m->stop_signal = strdup(image->stop_signal))))
                 return -ENOMEM;
-        if ((r = replace_string(&m->working_dir, o->working_dir)) < 0 || (r = replace_string(&m->user, o->user)) < 0 ||
+        if ((r = replace_string(&m->working_dir, o->working_dir)) < 0 ||
+            (r = replace_string(&m->user, o->user)) < 0 ||
             (r = replace_string(&m->stop_signal, o->stop_signal)) < 0)
                 return r;
         if (!m->working_dir && !(m->working_dir = strdup("/")))

@@ -10,17 +10,18 @@
 #include "image-store.h"
 #include "macro.h"
 
-#define SHA256_HEX_LEN 64
-#define DIGEST_PREFIX "sha256:"
-#define DIGEST_LEN (sizeof(DIGEST_PREFIX) - 1 + SHA256_HEX_LEN)
+#define SHA256_HEX_LEN     64
+#define DIGEST_PREFIX      "sha256:"
+#define DIGEST_LEN         (sizeof(DIGEST_PREFIX) - 1 + SHA256_HEX_LEN)
 #define IMAGE_INDEX_SCHEMA 1
-#define IMAGE_COPY_BUFFER (256u * 1024u)
-#define IMAGE_LOCK_FILE "lock"
-#define IMAGE_INDEX_FILE "index.json"
+#define IMAGE_COPY_BUFFER  (256u * 1024u)
+#define IMAGE_LOCK_FILE    "lock"
+#define IMAGE_INDEX_FILE   "index.json"
 
-#define FOREACH_STRING(d, ...) \
-        for (const char *const *_l_##d = (const char *const[]){ __VA_ARGS__, NULL }, *d; (d = *_l_##d); _l_##d++)
-#define FOREACH_STORE_DIR(d) FOREACH_STRING(d, "blobs/sha256", "layers", "containers", "tmp")
+#define FOREACH_STRING(d, ...)                                                                        \
+        for (const char *const *_l_##d = (const char *const[]){__VA_ARGS__, NULL}, *d; (d = *_l_##d); \
+             _l_##d++)
+#define FOREACH_STORE_DIR(d)        FOREACH_STRING(d, "blobs/sha256", "layers", "containers", "tmp")
 #define FOREACH_CONTAINER_SUBDIR(d) FOREACH_STRING(d, "upper", "work", "lower")
 
 struct ImageStore {
@@ -42,7 +43,7 @@ void sha256_update(Sha256 *h, const void *p, size_t n);
 int sha256_final(Sha256 *h, char out[static DIGEST_LEN + 1]);
 void sha256_done(Sha256 *h);
 
-bool digest_valid(const char *d);       /* "sha256:" + 64 lowercase hex */
+bool digest_valid(const char *d);      /* "sha256:" + 64 lowercase hex */
 const char *digest_hex(const char *d); /* the hex part of a valid digest */
 
 /* Removes a tree below dirfd without following symlinks or crossing mount points. Adds the bytes
@@ -72,7 +73,7 @@ uint64_t now_usec(void);
 int image_name_normalize(const char *in, char **ret);
 
 /* ---- store.c: index ---- */
-int store_lock(ImageStore *s);                 /* returns a lock fd (exclusive flock on ROOT/lock) */
+int store_lock(ImageStore *s);                     /* returns a lock fd (exclusive flock on ROOT/lock) */
 int store_index_load(ImageStore *s, json_t **ret); /* {"schemaVersion":1,"images":{digest:{...}}} */
 int store_index_save(ImageStore *s, json_t *index);
 /* Moves name to image digest (removing it from whatever image had it). */

@@ -20,9 +20,9 @@
 typedef struct ImageStore ImageStore;
 
 /* Limits. */
-#define IMAGE_LAYERS_MAX 128u               /* layers per image */
-#define IMAGE_JSON_MAX (4u * 1024u * 1024u) /* manifests, configs, index files inside archives */
-#define IMAGE_NAME_MAX 255u                 /* name:tag */
+#define IMAGE_LAYERS_MAX       128u                 /* layers per image */
+#define IMAGE_JSON_MAX         (4u * 1024u * 1024u) /* manifests, configs, index files inside archives */
+#define IMAGE_NAME_MAX         255u                 /* name:tag */
 #define IMAGE_CONTAINER_ID_MAX 128u
 
 int image_store_open(const char *root, ImageStore **ret);
@@ -58,12 +58,12 @@ int image_store_load(ImageStore *s, int fd, const ImageLoadOptions *opts, char *
 /* ---- query ---- */
 
 typedef struct ImageInfo {
-        char *digest;        /* manifest digest, "sha256:<hex>": the image's identity in the store */
-        char *config_digest; /* "sha256:<hex>"; its first 12 hex digits are the docker-style ID */
-        char **names;        /* NULL-terminated, "name:tag"; empty when dangling */
-        char *created;       /* RFC 3339 from the config, or NULL */
-        uint64_t size;       /* bytes of config + layer blobs */
-        uint64_t loaded_usec; /* CLOCK_REALTIME when committed */
+        char *digest;          /* manifest digest, "sha256:<hex>": the image's identity in the store */
+        char *config_digest;   /* "sha256:<hex>"; its first 12 hex digits are the docker-style ID */
+        char **names;          /* NULL-terminated, "name:tag"; empty when dangling */
+        char *created;         /* RFC 3339 from the config, or NULL */
+        uint64_t size;         /* bytes of config + layer blobs */
+        uint64_t loaded_usec;  /* CLOCK_REALTIME when committed */
         unsigned n_containers; /* containers holding a reference */
 } ImageInfo;
 
@@ -99,17 +99,18 @@ static inline void image_config_freep(ImageConfig **c) {
                 (void) image_config_free(*c);
 }
 int image_store_get_config(ImageStore *s, const char *ref, ImageConfig **ret);
-int image_config_from_json(json_t *oci_config, ImageConfig **ret); /* the "config" object of an image config */
+int image_config_from_json(json_t *oci_config,
+                           ImageConfig **ret); /* the "config" object of an image config */
 json_t *image_config_to_json(const ImageConfig *c);
 
 /* What the CLI's run/create flags say; NULL / unset fields keep the image's value. */
 typedef struct ImageOverrides {
-        const char *entrypoint;   /* --entrypoint: replaces Entrypoint ("" = none) and clears Cmd */
-        char *const *args;        /* arguments after IMAGE: replace Cmd (NULL or empty: keep) */
-        char *const *env;         /* -e KEY=VALUE appends or overrides by KEY; -e KEY removes KEY */
-        const char *working_dir;  /* -w */
-        const char *user;         /* -u */
-        const char *stop_signal;  /* --stop-signal */
+        const char *entrypoint;  /* --entrypoint: replaces Entrypoint ("" = none) and clears Cmd */
+        char *const *args;       /* arguments after IMAGE: replace Cmd (NULL or empty: keep) */
+        char *const *env;        /* -e KEY=VALUE appends or overrides by KEY; -e KEY removes KEY */
+        const char *working_dir; /* -w */
+        const char *user;        /* -u */
+        const char *stop_signal; /* --stop-signal */
 } ImageOverrides;
 
 /* Applies docker's merge rules. *ret_argv = entrypoint + cmd (-ENOEXEC when empty: nothing to run);

@@ -52,7 +52,7 @@ static const char *flag_value(int argc, char **argv, const char *flag) {
 static int cmd_load(ImageStore *s, int argc, char **argv) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_(image_strv_freep) char **digests = NULL;
-        ImageLoadOptions o = { .default_name = flag_value(argc, argv, "--name") };
+        ImageLoadOptions o = {.default_name = flag_value(argc, argv, "--name")};
         int r;
 
         if (argc < 1)
@@ -90,10 +90,11 @@ static int cmd_ls(ImageStore *s, int argc, char **argv) {
                         json_t *names = json_array();
                         for (size_t k = 0; infos[i].names[k]; k++)
                                 json_array_append_new(names, json_string(infos[i].names[k]));
-                        json_array_append_new(a, json_pack("{s:s, s:s, s:o, s:s?, s:I, s:i}", "digest", infos[i].digest,
-                                                           "id", infos[i].config_digest, "names", names, "created",
-                                                           infos[i].created, "size", (json_int_t) infos[i].size,
-                                                           "containers", (int) infos[i].n_containers));
+                        json_array_append_new(a, json_pack("{s:s, s:s, s:o, s:s?, s:I, s:i}", "digest",
+                                                           infos[i].digest, "id", infos[i].config_digest,
+                                                           "names", names, "created", infos[i].created,
+                                                           "size", (json_int_t) infos[i].size, "containers",
+                                                           (int) infos[i].n_containers));
                 }
                 char *text = json_dumps(a, JSON_INDENT(2));
                 puts(text ?: "[]");
@@ -106,8 +107,9 @@ static int cmd_ls(ImageStore *s, int argc, char **argv) {
                         for (size_t k = 0; k == 0 || infos[i].names[k]; k++) {
                                 const char *name = infos[i].names[k] ?: "<none>:<none>";
                                 const char *colon = strrchr(name, ':');
-                                printf("%-30.*s %-12s %-12.12s        %-21s %.1fMB\n", (int) (colon - name), name,
-                                       colon + 1, id, infos[i].created ?: "", (double) infos[i].size / 1e6);
+                                printf("%-30.*s %-12s %-12.12s        %-21s %.1fMB\n", (int) (colon - name),
+                                       name, colon + 1, id, infos[i].created ?: "",
+                                       (double) infos[i].size / 1e6);
                                 if (!infos[i].names[k])
                                         break;
                         }
@@ -246,17 +248,19 @@ int main(int argc, char **argv) {
                 struct timespec a, b;
                 clock_gettime(CLOCK_MONOTONIC, &a);
                 r = image_store_mount_rootfs(s, argv[1], argv[0], argv[2],
-                                             has_flag(argc, argv, "--read-only") ? IMAGE_MOUNT_READ_ONLY : 0);
+                                             has_flag(argc, argv, "--read-only") ? IMAGE_MOUNT_READ_ONLY
+                                                                                 : 0);
                 clock_gettime(CLOCK_MONOTONIC, &b);
                 if (r < 0)
                         return fail(s, "mount", r);
                 if (has_flag(argc, argv, "--time"))
-                        printf("rootfs_ms=%.3f\n",
-                               (double) (b.tv_sec - a.tv_sec) * 1e3 + (double) (b.tv_nsec - a.tv_nsec) / 1e6);
+                        printf("rootfs_ms=%.3f\n", (double) (b.tv_sec - a.tv_sec) * 1e3 +
+                                                           (double) (b.tv_nsec - a.tv_nsec) / 1e6);
                 return 0;
         }
         if (streq(cmd, "umount") && argc >= 2) {
-                r = image_store_umount_rootfs(s, argv[0], argv[1], has_flag(argc, argv, "--rm") ? IMAGE_UMOUNT_REMOVE : 0);
+                r = image_store_umount_rootfs(s, argv[0], argv[1],
+                                              has_flag(argc, argv, "--rm") ? IMAGE_UMOUNT_REMOVE : 0);
                 return r < 0 ? fail(s, "umount", r) : 0;
         }
         if (streq(cmd, "unref") && argc >= 1) {

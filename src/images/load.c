@@ -15,24 +15,23 @@
 
 #include "image-internal.h"
 
-
 #define ARCHIVE_ENTRIES_MAX 65536u
-#define ARCHIVE_READ_BLOCK (256u * 1024u)
-#define PROGRESS_STEP (1024u * 1024u)
+#define ARCHIVE_READ_BLOCK  (256u * 1024u)
+#define PROGRESS_STEP       (1024u * 1024u)
 
-#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
-#define MT_OCI_LAYER "application/vnd.oci.image.layer.v1.tar"
+#define MT_OCI_INDEX      "application/vnd.oci.image.index.v1+json"
+#define MT_OCI_MANIFEST   "application/vnd.oci.image.manifest.v1+json"
+#define MT_OCI_CONFIG     "application/vnd.oci.image.config.v1+json"
+#define MT_OCI_LAYER      "application/vnd.oci.image.layer.v1.tar"
 #define MT_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
-#define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+#define MT_DOCKER_LIST    "application/vnd.docker.distribution.manifest.list.v2+json"
 
 typedef struct StagedFile {
-        char *path;   /* normalized path inside the archive */
-        char *link;   /* symlink target (docker-archive uses them), else NULL */
+        char *path; /* normalized path inside the archive */
+        char *link; /* symlink target (docker-archive uses them), else NULL */
         char digest[DIGEST_LEN + 1];
         uint64_t size;
-        bool staged;  /* data is in staging/files/<digest hex>; false if the store already has it */
+        bool staged; /* data is in staging/files/<digest hex>; false if the store already has it */
 } StagedFile;
 
 typedef struct LoadImage {
@@ -158,8 +157,8 @@ static int stage_file(Loader *l, struct archive *a, StagedFile *f) {
                 if (r < ARCHIVE_WARN) {
                         sha256_done(&h);
                         (void) unlinkat(l->staging_fd, tmp, 0);
-                        return store_error(l->s, -EBADMSG, "archive is truncated or corrupt (%s): %s", f->path,
-                                           archive_error_string(a));
+                        return store_error(l->s, -EBADMSG, "archive is truncated or corrupt (%s): %s",
+                                           f->path, archive_error_string(a));
                 }
                 sha256_update(&h, buf, size);
                 f->size += size;
@@ -185,7 +184,8 @@ static int stage_file(Loader *l, struct archive *a, StagedFile *f) {
         /* OCI layouts name blobs by digest: the name must match the content. */
         if (strncmp(f->path, "blobs/sha256/", 13) == 0 && !streq(f->path + 13, hex)) {
                 (void) unlinkat(l->staging_fd, tmp, 0);
-                return store_error(l->s, -EBADMSG, "blob %s has wrong digest (content is %s)", f->path, f->digest);
+                return store_error(l->s, -EBADMSG, "blob %s has wrong digest (content is %s)", f->path,
+                                   f->digest);
         }
         if (blob_in_store(l, f->digest)) {
                 (void) unlinkat(l->staging_fd, tmp, 0);
@@ -245,7 +245,7 @@ static int stage_archive(Loader *l) {
                 }
                 l->files = f;
                 f = &l->files[l->n_files];
-                *f = (StagedFile) {};
+                *f = (StagedFile){};
                 r = normalize_member(archive_entry_pathname(e) ?: "", &f->path);
                 if (r < 0)
                         goto finish;
@@ -285,12 +285,13 @@ static StagedFile *find_file(Loader *l, const char *path) {
                 if (f->link[0] == '/')
                         snprintf(joined, sizeof(joined), "%s", f->link + 1);
                 else
-                        snprintf(joined, sizeof(joined), "%.*s%s%s", slash ? (int) (slash - f->path) : 0, f->path,
-                                 slash ? "/" : "", f->link);
+                        snprintf(joined, sizeof(joined), "%.*s%s%s", slash ? (int) (slash - f->path) : 0,
+                                 f->path, slash ? "/" : "", f->link);
                 /* Collapse "dir/../x". */
                 char *out = buf;
                 buf[0] = '\0';
-                for (char *save = NULL, *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                for (char *save = NULL, *c = strtok_r(joined, "/", &save); c;
+                     c = strtok_r(NULL, "/", &save)) {
                         if (streq(c, "."))
                                 continue;
                         if (streq(c, "..")) {
@@ -299,18 +300,27 @@ static StagedFile *find_file(Loader *l, const char *path) {
                                 *out = '\0';
                                 continue;
                         }
-                        out += snprintf(out, (size_t) (buf + sizeof(buf) - out), "%s%s", out == buf ? "" : "/", c);
+                        out += snprintf(out, (size_t) (buf + sizeof(buf) - out), "%s%s",
+                                        out == buf ? "" : "/", c);
                 }
                 path = buf;
         }
         return NULL;
 }
 
+/* By name in an OCI layout, else by content (docker-archive members have other names). */
 static StagedFile *find_blob(Loader *l, const char *digest) {
         char p[64 + DIGEST_LEN];
+        StagedFile *f;
 
         snprintf(p, sizeof(p), "blobs/sha256/%s", digest_hex(digest));
-        return find_file(l, p);
+        f = find_file(l, p);
+        if (f)
+                return f;
+        for (size_t i = 0; i < l->n_files; i++)
+                if (!l->files[i].link && streq(l->files[i].digest, digest))
+                        return &l->files[i];
+        return NULL;
 }
 
 static int open_blob(Loader *l, const char *digest) {
@@ -357,8 +367,8 @@ static int check_descriptor(Loader *l, json_t *desc, const char *what, const cha
         f = find_blob(l, digest);
         if (f) {
                 if (json_is_integer(size) && (uint64_t) json_integer_value(size) != f->size)
-                        return store_error(l->s, -EBADMSG, "%s %s: size %lld in descriptor, %llu in archive", what,
-                                           digest, (long long) json_integer_value(size),
+                        return store_error(l->s, -EBADMSG, "%s %s: size %lld in descriptor, %llu in archive",
+                                           what, digest, (long long) json_integer_value(size),
                                            (unsigned long long) f->size);
         } else if (!blob_in_store(l, digest))
                 return store_error(l->s, -ENOENT, "%s %s: missing blob", what, digest);
@@ -388,8 +398,8 @@ static int ensure_layer(Loader *l, const char *blob_digest, const char *diff_id)
         if (r < 0)
                 return store_error(l->s, r, "layer %s", blob_digest);
         if (!streq(res.diff_id, diff_id))
-                return store_error(l->s, -EBADMSG, "layer %s has diff ID %s, the image config says %s", blob_digest,
-                                   res.diff_id, diff_id);
+                return store_error(l->s, -EBADMSG, "layer %s has diff ID %s, the image config says %s",
+                                   blob_digest, res.diff_id, diff_id);
         snprintf(final, sizeof(final), "layers/%s", digest_hex(diff_id));
         if (renameat(l->staging_fd, tmp, l->staging_fd, final) < 0)
                 return -errno;
@@ -442,14 +452,15 @@ static int add_image(Loader *l, const char *manifest_digest, json_t *manifest, c
                 if (!digest_valid(diff_id))
                         return store_error(l->s, -EBADMSG, "image %s: invalid diff ID", manifest_digest);
                 if (mt && strstr(mt, "nondistributable") == NULL && strstr(mt, "tar") == NULL)
-                        return store_error(l->s, -EOPNOTSUPP, "layer %s has unsupported media type %s", ld, mt);
+                        return store_error(l->s, -EOPNOTSUPP, "layer %s has unsupported media type %s", ld,
+                                           mt);
                 r = ensure_layer(l, ld, diff_id);
                 if (r < 0)
                         return r;
                 size += (uint64_t) json_integer_value(json_object_get(desc, "size"));
-                if (json_array_append_new(layers, json_pack("{s:s, s:s, s:s, s:O}", "digest", ld, "diff_id", diff_id,
-                                                             "mediaType", mt ?: MT_OCI_LAYER, "size",
-                                                             json_object_get(desc, "size"))) < 0)
+                if (json_array_append_new(layers, json_pack("{s:s, s:s, s:s, s:O}", "digest", ld, "diff_id",
+                                                            diff_id, "mediaType", mt ?: MT_OCI_LAYER, "size",
+                                                            json_object_get(desc, "size"))) < 0)
                         return -ENOMEM;
         }
         created = json_string_value(json_object_get(config, "created"));
@@ -459,11 +470,12 @@ static int add_image(Loader *l, const char *manifest_digest, json_t *manifest, c
                 return -ENOMEM;
         l->images = img;
         img = &l->images[l->n_images];
-        *img = (LoadImage) {};
+        *img = (LoadImage){};
         snprintf(img->digest, sizeof(img->digest), "%s", manifest_digest);
         img->names = strv_copy(names);
-        img->entry = json_pack("{s:[], s:s, s:O, s:I, s:s*, s:I}", "names", "config", cfgd, "layers", layers, "size",
-                               (json_int_t) size, "created", created, "loaded", (json_int_t) now_usec());
+        img->entry =
+                json_pack("{s:[], s:s, s:O, s:I, s:s*, s:I}", "names", "config", cfgd, "layers", layers,
+                          "size", (json_int_t) size, "created", created, "loaded", (json_int_t) now_usec());
         l->n_images++;
         if (!img->names || !img->entry)
                 return -ENOMEM;
@@ -508,8 +520,10 @@ static int load_oci_descriptor(Loader *l, json_t *desc, char **names, unsigned d
         r = load_json_blob(l, digest, &j);
         if (r < 0)
                 return r;
-        mt = json_string_value(json_object_get(j, "mediaType")) ?: json_string_value(json_object_get(desc, "mediaType"));
-        if (json_is_array(json_object_get(j, "manifests")) || streq_ptr(mt, MT_OCI_INDEX) || streq_ptr(mt, MT_DOCKER_LIST)) {
+        mt = json_string_value(json_object_get(j, "mediaType"))
+                     ?: json_string_value(json_object_get(desc, "mediaType"));
+        if (json_is_array(json_object_get(j, "manifests")) || streq_ptr(mt, MT_OCI_INDEX) ||
+            streq_ptr(mt, MT_DOCKER_LIST)) {
                 json_t *m, *pick = NULL;
                 size_t i;
 
@@ -518,8 +532,9 @@ static int load_oci_descriptor(Loader *l, json_t *desc, char **names, unsigned d
                 /* A multi-platform index: take this machine's platform (or the only entry). */
                 json_array_foreach(json_object_get(j, "manifests"), i, m) {
                         json_t *p = json_object_get(m, "platform");
-                        if (!p || (streq_ptr(json_string_value(json_object_get(p, "architecture")), host_arch()) &&
-                                   streq_ptr(json_string_value(json_object_get(p, "os")), "linux"))) {
+                        if (!p ||
+                            (streq_ptr(json_string_value(json_object_get(p, "architecture")), host_arch()) &&
+                             streq_ptr(json_string_value(json_object_get(p, "os")), "linux"))) {
                                 pick = m;
                                 break;
                         }
@@ -527,7 +542,8 @@ static int load_oci_descriptor(Loader *l, json_t *desc, char **names, unsigned d
                 if (!pick && json_array_size(json_object_get(j, "manifests")) == 1)
                         pick = json_array_get(json_object_get(j, "manifests"), 0);
                 if (!pick)
-                        return store_error(l->s, -ENOENT, "index %s has no manifest for linux/%s", digest, host_arch());
+                        return store_error(l->s, -ENOENT, "index %s has no manifest for linux/%s", digest,
+                                           host_arch());
                 return load_oci_descriptor(l, pick, names, depth + 1);
         }
         return add_image(l, digest, j, names);
@@ -605,10 +621,11 @@ static int load_docker(Loader *l) {
                         return -ENOMEM;
                 cf = cfgpath ? find_file(l, cfgpath) : NULL;
                 if (!cf)
-                        return store_error(l->s, -ENOENT, "docker archive: missing config %s", cfgpath ?: "(none)");
+                        return store_error(l->s, -ENOENT, "docker archive: missing config %s",
+                                           cfgpath ?: "(none)");
                 manifest = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:[]}", "schemaVersion", 2, "mediaType",
-                                     MT_OCI_MANIFEST, "config", "mediaType", MT_OCI_CONFIG, "digest", cf->digest,
-                                     "size", (json_int_t) cf->size, "layers");
+                                     MT_OCI_MANIFEST, "config", "mediaType", MT_OCI_CONFIG, "digest",
+                                     cf->digest, "size", (json_int_t) cf->size, "layers");
                 if (!manifest)
                         return -ENOMEM;
                 layers = json_object_get(manifest, "layers");
@@ -621,14 +638,16 @@ static int load_docker(Loader *l) {
                         r = sniff_gzip(l, lf->digest, &gz);
                         if (r < 0)
                                 return r;
-                        json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "mediaType",
-                                                                gz ? MT_OCI_LAYER_GZIP : MT_OCI_LAYER, "digest",
-                                                                lf->digest, "size", (json_int_t) lf->size));
+                        json_array_append_new(layers,
+                                              json_pack("{s:s, s:s, s:I}", "mediaType",
+                                                        gz ? MT_OCI_LAYER_GZIP : MT_OCI_LAYER, "digest",
+                                                        lf->digest, "size", (json_int_t) lf->size));
                 }
                 json_array_foreach(json_object_get(item, "RepoTags"), k, v) {
                         _cleanup_free_ char *norm = NULL;
                         if (!json_is_string(v) || image_name_normalize(json_string_value(v), &norm) < 0)
-                                return store_error(l->s, -EBADMSG, "docker archive: invalid name in RepoTags");
+                                return store_error(l->s, -EBADMSG,
+                                                   "docker archive: invalid name in RepoTags");
                         if (strv_push(&names, norm) < 0)
                                 return -ENOMEM;
                 }
@@ -728,7 +747,8 @@ static int commit(Loader *l, char ***ret_digests) {
                 return -ENOMEM;
         for (size_t i = 0; i < l->n_images; i++) {
                 LoadImage *img = &l->images[i];
-                json_t *images = json_object_get(index, "images"), *old = json_object_get(images, img->digest);
+                json_t *images = json_object_get(index, "images"),
+                       *old = json_object_get(images, img->digest);
 
                 if (old)
                         json_object_set(img->entry, "names", json_object_get(old, "names"));
@@ -754,7 +774,7 @@ static int commit(Loader *l, char ***ret_digests) {
 }
 
 _public_ int image_store_load(ImageStore *s, int fd, const ImageLoadOptions *opts, char ***ret_digests) {
-        _cleanup_(loader_done) Loader l = { .s = s, .opts = opts, .in_fd = fd, .staging_fd = -EBADF };
+        _cleanup_(loader_done) Loader l = {.s = s, .opts = opts, .in_fd = fd, .staging_fd = -EBADF};
         char abs[PATH_MAX];
         int r;
 
@@ -786,7 +806,8 @@ _public_ int image_store_load(ImageStore *s, int fd, const ImageLoadOptions *opt
         else if (find_file(&l, "manifest.json"))
                 r = load_docker(&l);
         else
-                r = store_error(s, -EBADMSG, "not an OCI or docker image archive (no index.json or manifest.json)");
+                r = store_error(s, -EBADMSG,
+                                "not an OCI or docker image archive (no index.json or manifest.json)");
         if (r < 0)
                 return r;
         r = commit(&l, ret_digests);

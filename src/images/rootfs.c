@@ -12,7 +12,6 @@
 
 #include "image-internal.h"
 
-
 #define OVERLAY_OPTIONS_MAX 4096 /* one page: the limit of mount(2)'s data argument */
 
 /* The new mount API takes one lower directory per call ("lowerdir+", Linux 6.8), so the number of
@@ -68,13 +67,13 @@ static bool path_ok_for_options(const char *p) {
         return !strpbrk(p, ":,\\");
 }
 
-_public_ int image_store_mount_rootfs(ImageStore *s, const char *ref, const char *container_id, const char *target,
-                                      unsigned flags) {
+_public_ int image_store_mount_rootfs(ImageStore *s, const char *ref, const char *container_id,
+                                      const char *target, unsigned flags) {
         _cleanup_close_ int lock = -EBADF;
         _cleanup_(json_decrefp) json_t *index = NULL, *rec = NULL;
         _cleanup_(image_strv_freep) char **lowers = NULL;
         _cleanup_free_ char *upper = NULL, *work = NULL;
-        char dir[PATH_MAX], p[PATH_MAX];
+        char dir[IMAGE_CONTAINER_ID_MAX + 32], p[PATH_MAX];
         bool read_only = flags & IMAGE_MOUNT_READ_ONLY;
         json_t *layers;
         int r;
@@ -117,12 +116,14 @@ _public_ int image_store_mount_rootfs(ImageStore *s, const char *ref, const char
                 if (asprintf(&lowers[n++], "%s/layers/%s", s->root, digest_hex(d)) < 0)
                         return -ENOMEM;
         }
-        if (!lowers[0]) {
-                /* An image without layers: an empty lower directory keeps overlay happy. */
+        /* overlay needs a lower directory, and two of them when there is no upper one: an empty
+         * directory at the bottom changes nothing in the merged view. */
+        if (!lowers[0] || (read_only && !lowers[1])) {
+                size_t n = lowers[0] ? 1 : 0;
                 snprintf(p, sizeof(p), "%s/lower", dir);
                 if (mkdirat(s->root_fd, p, 0755) < 0 && errno != EEXIST)
                         return -errno;
-                if (asprintf(&lowers[0], "%s/%s", s->root, p) < 0)
+                if (asprintf(&lowers[n], "%s/%s", s->root, p) < 0)
                         return -ENOMEM;
         }
         if (!read_only) {
@@ -131,7 +132,8 @@ _public_ int image_store_mount_rootfs(ImageStore *s, const char *ref, const char
                         if (mkdirat(s->root_fd, p, 0755) < 0 && errno != EEXIST)
                                 return -errno;
                 }
-                if (asprintf(&upper, "%s/%s/upper", s->root, dir) < 0 || asprintf(&work, "%s/%s/work", s->root, dir) < 0)
+                if (asprintf(&upper, "%s/%s/upper", s->root, dir) < 0 ||
+                    asprintf(&work, "%s/%s/work", s->root, dir) < 0)
                         return -ENOMEM;
         }
 
@@ -139,7 +141,7 @@ _public_ int image_store_mount_rootfs(ImageStore *s, const char *ref, const char
         if (r == -ENOSYS || r == -EINVAL)
                 r = mount_overlay_legacy(lowers, upper, work, target, read_only);
         if (r < 0)
-                return store_error(s, r, "cannot mount overlay root filesystem at %s: %s", target, strerror(-r));
+                return store_error(s, r, "cannot mount overlay root filesystem at %s", target);
         return 0;
 }
 
@@ -187,11 +189,13 @@ _public_ int image_export_rootfs(const char *rootfs, int fd) {
         archive_read_disk_set_standard_lookup(disk);
         archive_read_disk_set_symlink_physical(disk);
         /* Not into /proc, /sys or volumes mounted below the root. */
-        archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS | ARCHIVE_READDISK_NO_FFLAGS |
-                                                 ARCHIVE_READDISK_NO_SPARSE);
+        archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS |
+                                                     ARCHIVE_READDISK_NO_FFLAGS |
+                                                     ARCHIVE_READDISK_NO_SPARSE);
         archive_write_set_format_pax_restricted(out);
         archive_entry_linkresolver_set_strategy(lr, archive_format(out));
-        if (archive_write_open_fd(out, fd) != ARCHIVE_OK || archive_read_disk_open(disk, rootfs) != ARCHIVE_OK) {
+        if (archive_write_open_fd(out, fd) != ARCHIVE_OK ||
+            archive_read_disk_open(disk, rootfs) != ARCHIVE_OK) {
                 r = -EIO;
                 goto finish;
         }

@@ -11,11 +11,11 @@
 
 #include "image-internal.h"
 
-
 #define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
+#define MT_OCI_INDEX    "application/vnd.oci.image.index.v1+json"
 
-static int write_member(struct archive *out, const char *path, mode_t type, const void *data, uint64_t size) {
+static int write_member(struct archive *out, const char *path, mode_t type, const void *data,
+                        uint64_t size) {
         struct archive_entry *e = archive_entry_new();
         int r = 0;
 
@@ -107,19 +107,18 @@ _public_ int image_store_save(ImageStore *s, char *const *refs, int fd) {
                         return store_error(s, -ENOENT, "no such image: %s", refs[i]);
                 json_object_set_new(blobs, digest, json_true());
                 json_object_set(blobs, json_string_value(json_object_get(img, "config")), json_true());
-                json_array_foreach(json_object_get(img, "layers"), n, l)
-                        json_object_set_new(blobs, json_string_value(json_object_get(l, "digest")), json_true());
+                json_array_foreach(json_object_get(img, "layers"), n, l) json_object_set_new(
+                        blobs, json_string_value(json_object_get(l, "digest")), json_true());
                 /* One descriptor per name, like skopeo; a name given as the reference comes first. */
                 names = json_object_get(img, "names");
                 if (json_array_size(names) == 0)
-                        json_array_append_new(manifests, json_pack("{s:s, s:s, s:I}", "mediaType", MT_OCI_MANIFEST,
-                                                                   "digest", digest, "size",
+                        json_array_append_new(manifests, json_pack("{s:s, s:s, s:I}", "mediaType",
+                                                                   MT_OCI_MANIFEST, "digest", digest, "size",
                                                                    (json_int_t) blob_size(s, digest)));
-                json_array_foreach(names, n, v)
-                        json_array_append_new(manifests,
-                                              json_pack("{s:s, s:s, s:I, s:{s:O}}", "mediaType", MT_OCI_MANIFEST,
-                                                        "digest", digest, "size", (json_int_t) blob_size(s, digest),
-                                                        "annotations", "org.opencontainers.image.ref.name", v));
+                json_array_foreach(names, n, v) json_array_append_new(
+                        manifests, json_pack("{s:s, s:s, s:I, s:{s:O}}", "mediaType", MT_OCI_MANIFEST,
+                                             "digest", digest, "size", (json_int_t) blob_size(s, digest),
+                                             "annotations", "org.opencontainers.image.ref.name", v));
         }
         oci_text = json_dumps(oci, JSON_COMPACT);
         if (!oci_text)

@@ -10,7 +10,6 @@
 
 #include "image-internal.h"
 
-
 #define STALE_STAGING_PREFIX "load-"
 
 _public_ int image_store_open(const char *root, ImageStore **ret) {
@@ -118,19 +117,17 @@ static void image_drop_name(json_t *img, const char *name) {
         size_t i;
         json_t *v;
 
-        json_array_foreach(names, i, v)
-                if (streq(json_string_value(v), name)) {
-                        json_array_remove(names, i);
-                        return;
-                }
+        json_array_foreach(names, i, v) if (streq(json_string_value(v), name)) {
+                json_array_remove(names, i);
+                return;
+        }
 }
 
 void index_set_name(json_t *index, const char *digest, const char *name) {
         const char *k;
         json_t *img, *names;
 
-        json_object_foreach(index_images(index), k, img)
-                image_drop_name(img, name);
+        json_object_foreach(index_images(index), k, img) image_drop_name(img, name);
         img = json_object_get(index_images(index), digest);
         names = json_object_get(img, "names");
         if (json_is_array(names))
@@ -207,8 +204,8 @@ static json_t *image_ref_record(const char *digest, json_t *img) {
         json_t *ref, *blobs, *layers, *l;
         size_t i;
 
-        ref = json_pack("{s:s, s:[s, O], s:[]}", "image", digest, "blobs", digest, json_object_get(img, "config"),
-                        "layers");
+        ref = json_pack("{s:s, s:[s, O], s:[]}", "image", digest, "blobs", digest,
+                        json_object_get(img, "config"), "layers");
         if (!ref)
                 return NULL;
         blobs = json_object_get(ref, "blobs");
@@ -224,12 +221,10 @@ static void mark_record(json_t *rec, json_t *blobs, json_t *layers) {
         size_t i;
         json_t *v;
 
-        json_array_foreach(json_object_get(rec, "blobs"), i, v)
-                if (json_is_string(v))
-                        json_object_set_new(blobs, json_string_value(v), json_true());
-        json_array_foreach(json_object_get(rec, "layers"), i, v)
-                if (json_is_string(v))
-                        json_object_set_new(layers, json_string_value(v), json_true());
+        json_array_foreach(json_object_get(rec, "blobs"), i, v) if (json_is_string(v))
+                json_object_set_new(blobs, json_string_value(v), json_true());
+        json_array_foreach(json_object_get(rec, "layers"), i, v) if (json_is_string(v))
+                json_object_set_new(layers, json_string_value(v), json_true());
 }
 
 typedef struct MarkSets {
@@ -287,7 +282,7 @@ static void gc_dir(int root_fd, const char *dir, json_t *keep, const char *key_p
                 return;
         }
         while ((de = readdir(d))) {
-                char key[DIGEST_LEN + 64];
+                char key[sizeof(de->d_name) + 16];
 
                 if (de->d_name[0] == '.')
                         continue;
@@ -301,7 +296,7 @@ static void gc_dir(int root_fd, const char *dir, json_t *keep, const char *key_p
 
 int store_gc_locked(ImageStore *s, json_t *index, uint64_t *ret_freed) {
         _cleanup_(json_decrefp) json_t *blobs = json_object(), *layers = json_object();
-        MarkSets m = { .blobs = blobs, .layers = layers };
+        MarkSets m = {.blobs = blobs, .layers = layers};
         uint64_t freed = 0;
         const char *k;
         json_t *img;
@@ -357,9 +352,8 @@ static bool image_has_name(json_t *img, const char *name) {
         size_t i;
         json_t *v;
 
-        json_array_foreach(json_object_get(img, "names"), i, v)
-                if (streq_ptr(json_string_value(v), name))
-                        return true;
+        json_array_foreach(json_object_get(img, "names"), i,
+                           v) if (streq_ptr(json_string_value(v), name)) return true;
         return false;
 }
 
@@ -384,13 +378,13 @@ static int index_resolve(ImageStore *s, json_t *index, const char *ref, const ch
                 if (asprintf(&local, "localhost/%s", name) < 0)
                         return -ENOMEM;
                 for (int pass = 0; pass < 2; pass++)
-                        json_object_foreach(images, k, img)
-                                if (image_has_name(img, pass == 0 ? name : local)) {
-                                        *ret_digest = k;
-                                        if (ret_name)
-                                                *ret_name = strdup(pass == 0 ? name : local);
-                                        return 0;
-                                }
+                        json_object_foreach(images, k,
+                                            img) if (image_has_name(img, pass == 0 ? name : local)) {
+                                *ret_digest = k;
+                                if (ret_name)
+                                        *ret_name = strdup(pass == 0 ? name : local);
+                                return 0;
+                        }
         }
         if (strncmp(hex, DIGEST_PREFIX, strlen(DIGEST_PREFIX)) == 0)
                 hex += strlen(DIGEST_PREFIX);
@@ -537,8 +531,9 @@ _public_ int image_store_inspect(ImageStore *s, const char *ref, json_t **ret) {
                 json_array_append(layers, json_object_get(v, "diff_id"));
         out = json_pack("{s:s, s:s, s:O, s:O*, s:I, s:I, s:O*, s:O*, s:O*, s:O*, s:O, s:O, s:I}", "Id", cfgd,
                         "Digest", digest, "RepoTags", json_object_get(img, "names"), "Created",
-                        json_object_get(cfg, "created"), "Size", json_integer_value(json_object_get(img, "size")),
-                        "Loaded", json_integer_value(json_object_get(img, "loaded")), "Architecture",
+                        json_object_get(cfg, "created"), "Size",
+                        json_integer_value(json_object_get(img, "size")), "Loaded",
+                        json_integer_value(json_object_get(img, "loaded")), "Architecture",
                         json_object_get(cfg, "architecture"), "Os", json_object_get(cfg, "os"), "Author",
                         json_object_get(cfg, "author"), "Config", json_object_get(cfg, "config"), "RootFS",
                         json_object_get(cfg, "rootfs") ?: json_null(), "Layers", layers, "Containers",
@@ -688,7 +683,7 @@ _public_ int image_store_prune(ImageStore *s, unsigned flags, uint64_t *ret_free
 int store_ref_container_locked(ImageStore *s, json_t *index, const char *ref, const char *container_id,
                                char **ret_digest) {
         _cleanup_(json_decrefp) json_t *rec = NULL, *old = NULL;
-        char dir[PATH_MAX], path[PATH_MAX];
+        char dir[IMAGE_CONTAINER_ID_MAX + 32], path[PATH_MAX];
         const char *digest;
         int r;
 
@@ -741,7 +736,7 @@ _public_ int image_store_ref_container(ImageStore *s, const char *ref, const cha
 
 _public_ int image_store_unref_container(ImageStore *s, const char *container_id) {
         _cleanup_close_ int lock = -EBADF, dfd = -EBADF;
-        char dir[PATH_MAX];
+        char dir[IMAGE_CONTAINER_ID_MAX + 32];
         int r;
 
         assert_return(s, -EINVAL);

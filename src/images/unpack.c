@@ -18,10 +18,10 @@
 
 #include "image-internal.h"
 
-#define WHITEOUT_PREFIX ".wh."
-#define WHITEOUT_OPAQUE ".wh..wh..opq"
+#define WHITEOUT_PREFIX      ".wh."
+#define WHITEOUT_OPAQUE      ".wh..wh..opq"
 #define OVERLAY_XATTR_PREFIX "trusted.overlay."
-#define UNPACK_READ_BLOCK (128u * 1024u)
+#define UNPACK_READ_BLOCK    (128u * 1024u)
 
 typedef struct Unpacker {
         ImageStore *s;
@@ -105,7 +105,8 @@ static int walk_create(Unpacker *u, const char *path, const char *full) {
                 if (next < 0) {
                         if (errno == ELOOP || errno == ENOTDIR)
                                 return store_error(u->s, -EPERM,
-                                                   "layer entry %s goes through a symlink or non-directory", full);
+                                                   "layer entry %s goes through a symlink or non-directory",
+                                                   full);
                         return -errno;
                 }
                 safe_close(cur);
@@ -125,7 +126,8 @@ static int open_parent(Unpacker *u, const char *parent, const char *full) {
         unpacker_drop_cache(u);
         fd = open_beneath(u->root_fd, parent);
         if (fd == -ELOOP || fd == -EXDEV || fd == -ENOTDIR)
-                return store_error(u->s, -EPERM, "layer entry %s goes through a symlink or non-directory", full);
+                return store_error(u->s, -EPERM, "layer entry %s goes through a symlink or non-directory",
+                                   full);
         if (fd < 0)
                 fd = walk_create(u, parent, full); /* missing parents, or no openat2 */
         if (fd < 0)
@@ -191,9 +193,10 @@ static int set_owner_mode(Unpacker *u, int fd, const char *name, struct archive_
 
 static void set_times(int fd, const char *name, struct archive_entry *e) {
         struct timespec ts[2] = {
-                { .tv_sec = archive_entry_atime_is_set(e) ? archive_entry_atime(e) : archive_entry_mtime(e),
-                  .tv_nsec = archive_entry_atime_is_set(e) ? archive_entry_atime_nsec(e) : archive_entry_mtime_nsec(e) },
-                { .tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e) },
+                {.tv_sec = archive_entry_atime_is_set(e) ? archive_entry_atime(e) : archive_entry_mtime(e),
+                 .tv_nsec = archive_entry_atime_is_set(e) ? archive_entry_atime_nsec(e)
+                                                          : archive_entry_mtime_nsec(e)},
+                {.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)},
         };
 
         if (name)
@@ -229,7 +232,8 @@ static int write_data(Unpacker *u, struct archive *a, int fd, const char *path) 
                 if (r == ARCHIVE_EOF)
                         break;
                 if (r < ARCHIVE_WARN)
-                        return store_error(u->s, -EBADMSG, "layer data of %s: %s", path, archive_error_string(a));
+                        return store_error(u->s, -EBADMSG, "layer data of %s: %s", path,
+                                           archive_error_string(a));
                 while (size > 0) {
                         ssize_t n = pwrite(fd, buf, size, offset);
                         if (n < 0) {
@@ -305,8 +309,9 @@ static int unpack_entry(Unpacker *u, struct archive *a, struct archive_entry *e)
                         if (tfd_owned == -ENOSYS)
                                 tfd = tfd_owned = walk_create(u, link_path, hardlink);
                         if (tfd < 0)
-                                return store_error(u->s, -EPERM, "hard link %s -> %s leaves the layer or is missing",
-                                                   path, hardlink);
+                                return store_error(u->s, -EPERM,
+                                                   "hard link %s -> %s leaves the layer or is missing", path,
+                                                   hardlink);
                         tname = slash + 1;
                 } else {
                         tfd = u->root_fd;
@@ -389,7 +394,8 @@ static int unpack_entry(Unpacker *u, struct archive *a, struct archive_entry *e)
                         /* The target is stored, never followed by us: no check needed. */
                         if (!target || symlinkat(target, pfd, name) < 0)
                                 return store_error(u->s, target ? -errno : -EBADMSG, "symlink %s: %m", path);
-                } else if (mknodat(pfd, name, type | (archive_entry_perm(e) & 07777), archive_entry_rdev(e)) < 0)
+                } else if (mknodat(pfd, name, type | (archive_entry_perm(e) & 07777),
+                                   archive_entry_rdev(e)) < 0)
                         return store_error(u->s, -errno, "mknod %s: %m", path);
                 r = set_owner_mode(u, pfd, name, e, type == AE_IFLNK);
                 if (r < 0)
@@ -424,7 +430,7 @@ static la_ssize_t raw_read_cb(struct archive *a, void *userdata, const void **bu
 }
 
 int layer_unpack(ImageStore *s, int blob_fd, int dir_fd, LayerUnpackResult *ret) {
-        Unpacker u = { .s = s, .root_fd = dir_fd, .parent_fd = -EBADF, .is_root = geteuid() == 0 };
+        Unpacker u = {.s = s, .root_fd = dir_fd, .parent_fd = -EBADF, .is_root = geteuid() == 0};
         struct archive *tar = NULL;
         struct archive_entry *e;
         LayerUnpackResult res = {};

@@ -170,7 +170,8 @@ static uint64_t du_fd(int fd, dev_t dev) {
                         continue;
                 sum += (uint64_t) st.st_blocks * 512u;
                 if (S_ISDIR(st.st_mode) && st.st_dev == dev) {
-                        int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        int cfd = openat(dirfd(d), de->d_name,
+                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (cfd >= 0)
                                 sum += du_fd(cfd, dev);
                 }

@@ -14,6 +14,8 @@
 
 /* Records read per io wakeup before yielding to other event sources (fairness). */
 #define CONNECTION_READ_BATCH_MAX 32u
+/* Every this many requests, one read ahead checks whether the peer pipelines. */
+#define CONNECTION_READ_AHEAD_PROBE 16u
 /* Messages held back while a synchronous call waits for its reply. */
 #define CONNECTION_INBOUND_QUEUE_MAX 4096u
 /* Buckets of the pending-reply table (chained; a power of two). */
@@ -23,10 +25,10 @@
 
 /* Finer than the public state: the public one is derived by connection_public_state(). */
 typedef enum ConnectionState {
-        CONNECTION_RUNNING,       /* connected, I/O possible */
-        CONNECTION_INTERRUPTED,   /* peer went away (EOF, ECONNRESET, EPIPE) */
-        CONNECTION_INVALIDATED,   /* protocol error or refused by policy */
-        CONNECTION_CLOSED,        /* closed locally */
+        CONNECTION_RUNNING,     /* connected, I/O possible */
+        CONNECTION_INTERRUPTED, /* peer went away (EOF, ECONNRESET, EPIPE) */
+        CONNECTION_INVALIDATED, /* protocol error or refused by policy */
+        CONNECTION_CLOSED,      /* closed locally */
         _CONNECTION_STATE_MAX,
         _CONNECTION_STATE_INVALID = -EINVAL,
 } ConnectionState;
@@ -39,9 +41,9 @@ struct PendingCall {
         uint64_t id;
         cxpc_reply_handler_t handler;
         void *userdata;
-        uint64_t deadline;
-        sd_event_source *timer;
-        PendingCall *next; /* bucket chain */
+        uint64_t deadline;              /* CXPC_INFINITY: not in the deadline list */
+        PendingCall *next;              /* bucket chain */
+        PendingCall *dl_prev, *dl_next; /* deadline list, earliest first */
 };
 
 typedef struct OutboundItem OutboundItem;
@@ -75,8 +77,8 @@ struct cxpc_connection {
 
         struct ucred peer;
         bool have_peer;
-        uid_t euid;              /* ours, cached for the per-message default policy */
-        int peer_pidfd;          /* fetched lazily; -EOPNOTSUPP when the kernel lacks it */
+        uid_t euid;     /* ours, cached for the per-message default policy */
+        int peer_pidfd; /* fetched lazily; -EOPNOTSUPP when the kernel lacks it */
 
         sd_event *event;
         int64_t priority;
@@ -93,6 +95,12 @@ struct cxpc_connection {
 
         PendingCall *pending[CONNECTION_PENDING_BUCKETS];
         size_t n_pending;
+        /* One timer for all calls, armed at (or before) the earliest deadline. It is not moved
+         * when calls complete: an early wakeup just re-arms it, which is far cheaper than
+         * re-programming the timerfd on every reply. */
+        PendingCall *dl_head, *dl_tail;
+        sd_event_source *deadline_timer;
+        uint64_t timer_armed_at; /* CXPC_INFINITY when disarmed */
 
         cxpc_message_handler_t handler;
         void *handler_userdata;
@@ -103,8 +111,8 @@ struct cxpc_connection {
 
         DisconnectHandler *disconnect_handlers;
         size_t n_disconnect_handlers;
-        unsigned dispatching;      /* > 0 while a handler of ours runs */
-        bool disconnect_pending;   /* state left RUNNING; cleanup not yet run */
+        unsigned dispatching;    /* > 0 while a handler of ours runs */
+        bool disconnect_pending; /* state left RUNNING; cleanup not yet run */
         bool disconnect_done;
         cxpc_error_code disconnect_code; /* for the synthesized replies of pending calls */
 
@@ -113,6 +121,10 @@ struct cxpc_connection {
         cxpc_listener *listener;
         cxpc_connection *listener_prev, *listener_next;
         bool self_ref;
+
+        /* Read-ahead after a request: on when the last speculative read found another record. */
+        bool read_ahead;
+        unsigned requests_since_probe;
 };
 
 /* A connection around a connected socket (ownership taken, also on failure). */

@@ -67,8 +67,8 @@ static void connection_set_state(cxpc_connection *c, ConnectionState state) {
                 return;
 
         if (debug_enabled())
-                fprintf(stderr, "cxpc: connection fd %d: %s -> %s\n", c->fd, connection_state_table[c->state],
-                        connection_state_table[state]);
+                fprintf(stderr, "cxpc: connection fd %d: %s -> %s\n", c->fd,
+                        connection_state_table[c->state], connection_state_table[state]);
         c->state = state;
 
         c->io_source = sd_event_source_disable_unref(c->io_source);
@@ -111,12 +111,13 @@ int connection_new(int fd, cxpc_connection **ret) {
         cxpc_connection *c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        *c = (cxpc_connection) {
+        *c = (cxpc_connection){
                 .n_ref = 1,
                 .state = CONNECTION_RUNNING,
                 .fd = -EBADF,
                 .next_id = 1,
                 .rcvtimeo = CXPC_INFINITY,
+                .timer_armed_at = CXPC_INFINITY,
                 .peer_pidfd = -EBADF,
                 .euid = geteuid(),
         };
@@ -151,7 +152,7 @@ _public_ int cxpc_connection_new_from_fd(int fd, cxpc_connection **ret) {
 }
 
 _public_ int cxpc_connection_new_for_path(const char *path, cxpc_connection **ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
         assert_return(path && path[0], -EINVAL);
         assert_return(ret, -EINVAL);
@@ -165,7 +166,8 @@ _public_ int cxpc_connection_new_for_path(const char *path, cxpc_connection **re
         if (fd < 0)
                 return negative_errno();
         for (;;) {
-                if (connect(fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + l + 1)) >= 0)
+                if (connect(fd, (struct sockaddr *) &sa,
+                            (socklen_t) (offsetof(struct sockaddr_un, sun_path) + l + 1)) >= 0)
                         break;
                 if (errno == EINTR)
                         continue;
@@ -192,7 +194,8 @@ _public_ int cxpc_connection_new_for_endpoint(const cxpc_object *endpoint, cxpc_
          * to make non-blocking, so bound the wait for the listener to drain it. */
         uint64_t deadline = deadline_from_timeout(0);
         for (;;) {
-                int r = socket_send_fd_record(efd, ENDPOINT_CONNECT_MAGIC, sizeof(ENDPOINT_CONNECT_MAGIC), theirs);
+                int r = socket_send_fd_record(efd, ENDPOINT_CONNECT_MAGIC, sizeof(ENDPOINT_CONNECT_MAGIC),
+                                              theirs);
                 if (r >= 0)
                         break;
                 if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN)
@@ -217,22 +220,56 @@ static PendingCall **pending_bucket(cxpc_connection *c, uint64_t id) {
         return &c->pending[id & (CONNECTION_PENDING_BUCKETS - 1)];
 }
 
+static void deadline_list_remove(cxpc_connection *c, PendingCall *p) {
+        if (p->deadline == CXPC_INFINITY)
+                return;
+        if (p->dl_prev)
+                p->dl_prev->dl_next = p->dl_next;
+        else
+                c->dl_head = p->dl_next;
+        if (p->dl_next)
+                p->dl_next->dl_prev = p->dl_prev;
+        else
+                c->dl_tail = p->dl_prev;
+        p->dl_prev = p->dl_next = NULL;
+}
+
+static void deadline_list_insert(cxpc_connection *c, PendingCall *p) {
+        if (p->deadline == CXPC_INFINITY)
+                return;
+        /* Calls mostly share one timeout, so the new one usually goes last: scan from the tail. */
+        PendingCall *after = c->dl_tail;
+        while (after && after->deadline > p->deadline)
+                after = after->dl_prev;
+        p->dl_prev = after;
+        p->dl_next = after ? after->dl_next : c->dl_head;
+        if (p->dl_next)
+                p->dl_next->dl_prev = p;
+        else
+                c->dl_tail = p;
+        if (after)
+                after->dl_next = p;
+        else
+                c->dl_head = p;
+}
+
+static PendingCall *pending_unlink(cxpc_connection *c, PendingCall **slot) {
+        PendingCall *found = *slot;
+        *slot = found->next;
+        found->next = NULL;
+        c->n_pending--;
+        deadline_list_remove(c, found);
+        return found;
+}
+
 static PendingCall *pending_remove(cxpc_connection *c, uint64_t id) {
         for (PendingCall **p = pending_bucket(c, id); *p; p = &(*p)->next)
-                if ((*p)->id == id) {
-                        PendingCall *found = *p;
-                        *p = found->next;
-                        found->next = NULL;
-                        c->n_pending--;
-                        return found;
-                }
+                if ((*p)->id == id)
+                        return pending_unlink(c, p);
         return NULL;
 }
 
 static PendingCall *pending_free(PendingCall *p) {
-        if (!p)
-                return NULL;
-        sd_event_source_disable_unref(p->timer);
         free(p);
         return NULL;
 }
@@ -256,7 +293,6 @@ static int synthesize_error_reply(cxpc_error_code code, const char *text, cxpc_o
 
 /* Hands a reply (real or synthesized) to a pending call and forgets the call. */
 static void pending_complete(cxpc_connection *c, PendingCall *p, cxpc_object *reply) {
-        p->timer = sd_event_source_disable_unref(p->timer);
         c->dispatching++;
         p->handler(c, reply, p->userdata);
         c->dispatching--;
@@ -275,26 +311,64 @@ static void pending_fail(cxpc_connection *c, PendingCall *p, cxpc_error_code cod
         pending_complete(c, p, reply);
 }
 
-static int pending_timer_cb(sd_event_source *s, uint64_t usec, void *userdata) {
-        PendingCall *p = userdata;
-        _cleanup_(cxpc_connection_unrefp) cxpc_connection *c = cxpc_connection_ref(p->connection);
+static int deadline_timer_cb(sd_event_source *s, uint64_t usec, void *userdata);
 
-        /* Forget the call first: a reply arriving later finds nothing and is dropped. */
-        PendingCall *found = pending_remove(c, p->id);
-        assert(found == p);
-        pending_fail(c, found, CXPC_ERROR_TIMEOUT, "call timed out");
+/* Makes sure the timer fires no later than the earliest deadline. */
+static int deadline_timer_arm(cxpc_connection *c) {
+        int r;
+
+        if (!c->dl_head || !c->event)
+                return 0;
+        uint64_t when = c->dl_head->deadline;
+        if (c->deadline_timer && c->timer_armed_at <= when)
+                return 0;
+        if (!c->deadline_timer) {
+                r = sd_event_add_time(c->event, &c->deadline_timer, CLOCK_MONOTONIC, when,
+                                      CONNECTION_TIMER_ACCURACY_USEC, deadline_timer_cb, c);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_priority(c->deadline_timer, c->priority);
+                (void) sd_event_source_set_description(c->deadline_timer, "cxpc-call-deadlines");
+        } else {
+                r = sd_event_source_set_time(c->deadline_timer, when);
+                if (r < 0)
+                        return r;
+                r = sd_event_source_set_enabled(c->deadline_timer, SD_EVENT_ONESHOT);
+                if (r < 0)
+                        return r;
+        }
+        c->timer_armed_at = when;
+        return 0;
+}
+
+static int deadline_timer_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        _cleanup_(cxpc_connection_unrefp) cxpc_connection *c = cxpc_connection_ref(userdata);
+        uint64_t now = 0;
+
+        c->timer_armed_at = CXPC_INFINITY;
+        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
+                now = now_usec();
+        /* Forget each expired call first: a reply arriving later finds nothing and is dropped. */
+        while (c->dl_head && c->dl_head->deadline <= now) {
+                PendingCall *p = pending_remove(c, c->dl_head->id);
+                assert(p);
+                pending_fail(c, p, CXPC_ERROR_TIMEOUT, "call timed out");
+        }
+        if (c->dl_head && deadline_timer_arm(c) < 0)
+                /* cannot wait any more: fail now rather than never */
+                while (c->dl_head) {
+                        PendingCall *p = pending_remove(c, c->dl_head->id);
+                        pending_fail(c, p, CXPC_ERROR_TIMEOUT, "call deadline could not be armed");
+                }
         return 0;
 }
 
 static void connection_fail_all_pending(cxpc_connection *c, cxpc_error_code code, const char *text) {
         while (c->n_pending > 0)
                 for (size_t b = 0; b < CONNECTION_PENDING_BUCKETS; b++) {
-                        PendingCall *p = c->pending[b];
-                        if (!p)
+                        if (!c->pending[b])
                                 continue;
-                        c->pending[b] = p->next;
-                        p->next = NULL;
-                        c->n_pending--;
+                        PendingCall *p = pending_unlink(c, &c->pending[b]);
                         pending_fail(c, p, code, text);
                         break;
                 }
@@ -312,7 +386,7 @@ static int inbound_enqueue(cxpc_connection *c, cxpc_object *m, const cxpc_frame_
                 cxpc_object_unref(m);
                 return -ENOMEM;
         }
-        *i = (InboundItem) { .message = m, .info = *info };
+        *i = (InboundItem){.message = m, .info = *info};
         if (c->in_tail)
                 c->in_tail->next = i;
         else
@@ -376,8 +450,8 @@ static void connection_finish_disconnect(cxpc_connection *c) {
         if (c->defer_source)
                 (void) sd_event_source_set_enabled(c->defer_source, SD_EVENT_OFF);
         connection_fail_all_pending(c, c->disconnect_code,
-                                    c->disconnect_code == CXPC_ERROR_CANCELLED ? "connection closed" :
-                                                                                 "connection interrupted");
+                                    c->disconnect_code == CXPC_ERROR_CANCELLED ? "connection closed"
+                                                                               : "connection interrupted");
 
         c->dispatching++;
         for (size_t i = 0; i < c->n_disconnect_handlers; i++)
@@ -475,7 +549,7 @@ static int connection_send_frame(cxpc_connection *c, cxpc_frame *f) {
         OutboundItem *i = malloc(sizeof(*i));
         if (!i)
                 return -ENOMEM;
-        *i = (OutboundItem) { .frame = TAKE_PTR(frame) };
+        *i = (OutboundItem){.frame = TAKE_PTR(frame)};
         if (c->out_tail)
                 c->out_tail->next = i;
         else
@@ -487,7 +561,8 @@ static int connection_send_frame(cxpc_connection *c, cxpc_frame *f) {
         return 0;
 }
 
-static int connection_send_message(cxpc_connection *c, cxpc_object *m, uint64_t id, uint64_t reply_to, unsigned flags) {
+static int connection_send_message(cxpc_connection *c, cxpc_object *m, uint64_t id, uint64_t reply_to,
+                                   unsigned flags) {
         cxpc_frame *f = NULL;
         int r = cxpc_frame_encode(m, id, reply_to, flags, &f);
         if (r < 0)
@@ -546,7 +621,8 @@ static int connection_dispatch_message(cxpc_connection *c, cxpc_object *m, const
         r = c->policy ? c->policy(c, message, c->policy_userdata) : default_policy(c);
         if (r < 0) {
                 unsigned uid = c->have_peer ? (unsigned) c->peer.uid : (unsigned) -1;
-                fprintf(stderr, "cxpc: refusing message from peer uid %u (policy); closing connection\n", uid);
+                fprintf(stderr, "cxpc: refusing message from peer uid %u (policy); closing connection\n",
+                        uid);
                 if (wants_reply)
                         (void) cxpc_connection_reply_error(c, message, CXPC_ERROR_UNSUPPORTED,
                                                            "permission denied: uid %u not allowed", uid);
@@ -571,14 +647,19 @@ static int connection_dispatch_message(cxpc_connection *c, cxpc_object *m, const
 
 /* Reads and dispatches up to a batch of records. */
 static void connection_read(cxpc_connection *c) {
+        bool speculating = false;
+
         for (unsigned n = 0; n < CONNECTION_READ_BATCH_MAX && CONNECTION_STATE_IS_ALIVE(c->state); n++) {
                 cxpc_object *m = NULL;
                 cxpc_frame_info info;
                 RecvError why = RECV_ERROR_NONE;
 
                 int r = socket_receive_message(c->fd, &c->rbuf, MSG_DONTWAIT, &m, &info, &why);
-                if (r == -EAGAIN)
+                if (r == -EAGAIN) {
+                        if (n > 0)
+                                c->read_ahead = false; /* nothing was waiting: stop reading ahead */
                         return;
+                }
                 if (r == 0 || errno_is_disconnect(r)) {
                         connection_disconnect(c, CONNECTION_INTERRUPTED);
                         return;
@@ -588,19 +669,29 @@ static void connection_read(cxpc_connection *c) {
                         return;
                 }
                 if (r < 0) {
-                        fprintf(stderr, "cxpc: failed to receive message: %s; closing connection\n", strerror(-r));
+                        fprintf(stderr, "cxpc: failed to receive message: %s; closing connection\n",
+                                strerror(-r));
                         connection_disconnect(c, CONNECTION_INVALIDATED);
                         return;
                 }
 
                 bool request = info.flags & CXPC_FRAME_WANTS_REPLY;
                 (void) connection_dispatch_message(c, m, &info);
+                if (speculating) {
+                        c->read_ahead = true; /* the peer pipelines: keep reading */
+                        speculating = false;
+                }
 
                 /* The sender of a request usually waits for our reply and has sent nothing else:
-                 * skip the recvmsg() that would only say EAGAIN. epoll is level-triggered, so
-                 * anything that did arrive wakes us again. */
-                if (request)
-                        return;
+                 * skip the recvmsg() that would only say EAGAIN (epoll is level-triggered, so
+                 * anything that did arrive wakes us again). Peers that pipeline are detected by
+                 * an occasional probe read and then get read ahead until a read comes back empty. */
+                if (request && !c->read_ahead) {
+                        if (++c->requests_since_probe < CONNECTION_READ_AHEAD_PROBE)
+                                return;
+                        c->requests_since_probe = 0;
+                        speculating = true;
+                }
         }
 }
 
@@ -614,8 +705,8 @@ static int connection_io_cb(sd_event_source *s, int fd, uint32_t revents, void *
         if ((revents & EPOLLOUT) && CONNECTION_STATE_IS_ALIVE(c->state)) {
                 int r = connection_write_queue(c);
                 if (r < 0) {
-                        connection_disconnect(c, errno_is_disconnect(r) ? CONNECTION_INTERRUPTED :
-                                                                          CONNECTION_INVALIDATED);
+                        connection_disconnect(c, errno_is_disconnect(r) ? CONNECTION_INTERRUPTED
+                                                                        : CONNECTION_INVALIDATED);
                         return 0;
                 }
                 connection_update_io_events(c);
@@ -645,6 +736,7 @@ static cxpc_connection *connection_free(cxpc_connection *c) {
 
         c->io_source = sd_event_source_disable_unref(c->io_source);
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
+        c->deadline_timer = sd_event_source_disable_unref(c->deadline_timer);
         for (size_t b = 0; b < CONNECTION_PENDING_BUCKETS; b++)
                 for (PendingCall *p = c->pending[b], *next; p; p = next) {
                         next = p->next;
@@ -767,6 +859,8 @@ _public_ int cxpc_connection_detach_event(cxpc_connection *c) {
         connection_fail_all_pending(c, CXPC_ERROR_CANCELLED, "event loop detached");
         c->io_source = sd_event_source_disable_unref(c->io_source);
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
+        c->deadline_timer = sd_event_source_disable_unref(c->deadline_timer);
+        c->timer_armed_at = CXPC_INFINITY;
         c->event = sd_event_unref(c->event);
         c->io_events = 0;
         return 0;
@@ -778,7 +872,8 @@ _public_ sd_event *cxpc_connection_get_event(cxpc_connection *c) {
 
 /* ---- configuration ---- */
 
-_public_ int cxpc_connection_set_message_handler(cxpc_connection *c, cxpc_message_handler_t handler, void *userdata) {
+_public_ int cxpc_connection_set_message_handler(cxpc_connection *c, cxpc_message_handler_t handler,
+                                                 void *userdata) {
         assert_return(c, -EINVAL);
         c->handler = handler;
         c->handler_userdata = userdata;
@@ -793,15 +888,17 @@ _public_ int cxpc_connection_set_router(cxpc_connection *c, cxpc_router *router)
         return 0;
 }
 
-_public_ int cxpc_connection_add_disconnect_handler(cxpc_connection *c, cxpc_disconnect_handler_t handler, void *userdata) {
+_public_ int cxpc_connection_add_disconnect_handler(cxpc_connection *c, cxpc_disconnect_handler_t handler,
+                                                    void *userdata) {
         assert_return(c, -EINVAL);
         assert_return(handler, -EINVAL);
         assert_return(!c->disconnect_done, -ENOTCONN);
 
-        DisconnectHandler *n = reallocarray(c->disconnect_handlers, c->n_disconnect_handlers + 1, sizeof(*n));
+        DisconnectHandler *n =
+                reallocarray(c->disconnect_handlers, c->n_disconnect_handlers + 1, sizeof(*n));
         if (!n)
                 return -ENOMEM;
-        n[c->n_disconnect_handlers++] = (DisconnectHandler) { handler, userdata };
+        n[c->n_disconnect_handlers++] = (DisconnectHandler){handler, userdata};
         c->disconnect_handlers = n;
         return 0;
 }
@@ -918,25 +1015,13 @@ _public_ int cxpc_connection_call_async(cxpc_connection *c, cxpc_object *message
         PendingCall *p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        *p = (PendingCall) {
+        *p = (PendingCall){
                 .connection = c,
                 .id = c->next_id++,
                 .handler = handler,
                 .userdata = userdata,
                 .deadline = deadline_from_timeout(timeout_usec),
         };
-        if (p->deadline != CXPC_INFINITY) {
-                r = sd_event_add_time(c->event, &p->timer, CLOCK_MONOTONIC, p->deadline,
-                                      CONNECTION_TIMER_ACCURACY_USEC, pending_timer_cb, p);
-                if (r >= 0)
-                        r = sd_event_source_set_priority(p->timer, c->priority);
-                if (r < 0) {
-                        pending_free(p);
-                        return r;
-                }
-                (void) sd_event_source_set_description(p->timer, "cxpc-call-deadline");
-        }
-
         r = connection_send_message(c, message, p->id, 0, CXPC_FRAME_WANTS_REPLY);
         if (r < 0) {
                 pending_free(p);
@@ -946,6 +1031,14 @@ _public_ int cxpc_connection_call_async(cxpc_connection *c, cxpc_object *message
         p->next = *b;
         *b = p;
         c->n_pending++;
+        deadline_list_insert(c, p);
+        r = deadline_timer_arm(c);
+        if (r < 0) {
+                /* The message is out; without a deadline timer the call must not linger forever. */
+                pending_fail(c, pending_remove(c, p->id), CXPC_ERROR_INTERNAL_ERROR,
+                             "cannot arm deadline timer");
+                return 0;
+        }
         return 0;
 }
 
@@ -965,7 +1058,8 @@ static int connection_set_rcvtimeo(cxpc_connection *c, uint64_t usec) {
         return 0;
 }
 
-_public_ int cxpc_connection_call(cxpc_connection *c, cxpc_object *message, uint64_t timeout_usec, cxpc_object **ret_reply) {
+_public_ int cxpc_connection_call(cxpc_connection *c, cxpc_object *message, uint64_t timeout_usec,
+                                  cxpc_object **ret_reply) {
         cxpc_frame *f = NULL;
         int r;
 
@@ -1045,7 +1139,8 @@ _public_ int cxpc_connection_call(cxpc_connection *c, cxpc_object *message, uint
 
                 r = inbound_enqueue(c, m, &info);
                 if (r < 0) {
-                        fprintf(stderr, "cxpc: too many messages queued during a synchronous call; closing connection\n");
+                        fprintf(stderr, "cxpc: too many messages queued during a synchronous call; closing "
+                                        "connection\n");
                         connection_disconnect(c, CONNECTION_INVALIDATED);
                         return r;
                 }
@@ -1116,7 +1211,8 @@ _public_ int cxpc_connection_reply_error(cxpc_connection *c, cxpc_object *reques
 
 int connection_reply_errno(cxpc_connection *c, cxpc_object *request, int error) {
         error = abs(error);
-        return cxpc_connection_reply_error(c, request, cxpc_error_code_from_errno(error), "%s", strerror(error));
+        return cxpc_connection_reply_error(c, request, cxpc_error_code_from_errno(error), "%s",
+                                           strerror(error));
 }
 
 _public_ int cxpc_connection_flush(cxpc_connection *c, uint64_t timeout_usec) {

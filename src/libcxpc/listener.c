@@ -25,8 +25,8 @@
 #include "socket-util.h"
 
 /* Connections accepted per wakeup before other event sources get a turn. */
-#define LISTENER_ACCEPT_BATCH_MAX 64u
-#define LISTENER_BACKLOG 4096
+#define LISTENER_ACCEPT_BATCH_MAX   64u
+#define LISTENER_BACKLOG            4096
 #define LISTENER_CONNECT_RECORD_MAX 64u
 
 typedef enum ListenerKind {
@@ -44,8 +44,8 @@ typedef struct UidCount {
 struct cxpc_listener {
         unsigned n_ref;
         ListenerKind kind;
-        int fd;           /* listening socket, or our end of the connector socketpair */
-        char *path;       /* the socket file we created, removed on close */
+        int fd;     /* listening socket, or our end of the connector socketpair */
+        char *path; /* the socket file we created, removed on close */
         cxpc_object *endpoint;
 
         sd_event *event;
@@ -73,7 +73,7 @@ static UidCount *listener_uid(cxpc_listener *l, uid_t uid, bool create) {
         if (!n)
                 return NULL;
         l->uids = n;
-        n[l->n_uids] = (UidCount) { .uid = uid };
+        n[l->n_uids] = (UidCount){.uid = uid};
         return &n[l->n_uids++];
 }
 
@@ -114,8 +114,8 @@ static void listener_add_connection(cxpc_listener *l, int fd) {
         if (c->have_peer) {
                 UidCount *u = listener_uid(l, c->peer.uid, true);
                 if (!u || u->count >= CXPC_CONNECTIONS_PER_UID_MAX) {
-                        fprintf(stderr, "cxpc: refusing connection from uid %u: %s\n", (unsigned) c->peer.uid,
-                                u ? "too many connections" : "out of memory");
+                        fprintf(stderr, "cxpc: refusing connection from uid %u: %s\n",
+                                (unsigned) c->peer.uid, u ? "too many connections" : "out of memory");
                         cxpc_connection_close(c);
                         return;
                 }
@@ -158,7 +158,8 @@ static int listener_accept_one(cxpc_listener *l) {
                 _cleanup_close_ int sfd = fd;
                 /* Anyone holding the endpoint can write here: accept only a well-formed connect
                  * record whose fd is a connected AF_UNIX SEQPACKET socket. */
-                if (!connection_is_endpoint_connect(buf, size) || sd_is_socket(sfd, AF_UNIX, SOCK_SEQPACKET, 0) <= 0) {
+                if (!connection_is_endpoint_connect(buf, size) ||
+                    sd_is_socket(sfd, AF_UNIX, SOCK_SEQPACKET, 0) <= 0) {
                         fprintf(stderr, "cxpc: ignoring malformed connect record on endpoint\n");
                         return 0;
                 }
@@ -212,7 +213,7 @@ static int listener_new(sd_event *event, ListenerKind kind, int fd, cxpc_listene
         cxpc_listener *l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
-        *l = (cxpc_listener) {
+        *l = (cxpc_listener){
                 .n_ref = 1,
                 .kind = kind,
                 .fd = -EBADF,
@@ -276,7 +277,7 @@ static bool socket_path_is_live(const struct sockaddr_un *sa, socklen_t salen) {
 }
 
 _public_ int cxpc_listener_new_for_path(sd_event *event, const char *path, cxpc_listener **ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         int r;
 
         assert_return(path && path[0], -EINVAL);
@@ -445,7 +446,8 @@ _public_ cxpc_listener *cxpc_listener_unref(cxpc_listener *l) {
         return NULL;
 }
 
-_public_ int cxpc_listener_set_accept_handler(cxpc_listener *l, cxpc_connection_accept_handler_t handler, void *userdata) {
+_public_ int cxpc_listener_set_accept_handler(cxpc_listener *l, cxpc_connection_accept_handler_t handler,
+                                              void *userdata) {
         assert_return(l, -EINVAL);
         l->accept_handler = handler;
         l->accept_userdata = userdata;

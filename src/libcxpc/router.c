@@ -100,7 +100,8 @@ _public_ cxpc_router *cxpc_router_unref(cxpc_router *r) {
         return NULL;
 }
 
-_public_ int cxpc_router_add(cxpc_router *r, const char *route, cxpc_route_handler_t handler, void *userdata) {
+_public_ int cxpc_router_add(cxpc_router *r, const char *route, cxpc_route_handler_t handler,
+                             void *userdata) {
         assert_return(r, -EINVAL);
         assert_return(route, -EINVAL);
         assert_return(handler, -EINVAL);
@@ -125,7 +126,7 @@ _public_ int cxpc_router_add(cxpc_router *r, const char *route, cxpc_route_handl
                 return -ENOMEM;
 
         uint32_t h = route_hash(route);
-        r->routes[r->n_routes] = (Route) { .name = name, .hash = h, .handler = handler, .userdata = userdata };
+        r->routes[r->n_routes] = (Route){.name = name, .hash = h, .handler = handler, .userdata = userdata};
         size_t k = h & (r->index_size - 1);
         while (r->index[k])
                 k = (k + 1) & (r->index_size - 1);
@@ -186,7 +187,8 @@ _public_ int cxpc_router_dispatch(cxpc_router *r, cxpc_connection *c, cxpc_objec
         if (!route) {
                 if (wants_reply)
                         (void) cxpc_connection_reply_error(c, message, CXPC_ERROR_UNSUPPORTED,
-                                                           "message has no route (key \"%s\")", CXPC_KEY_ROUTE);
+                                                           "message has no route (key \"%s\")",
+                                                           CXPC_KEY_ROUTE);
                 return 0;
         }
         if (streq(route, CXPC_ROUTE_INTROSPECT))

@@ -76,7 +76,7 @@ int socket_receive_message(int fd, cxpc_recv_buffer *b, int flags, cxpc_object *
 
         assert(fd >= 0 && b && b->data && ret_message);
 
-        struct iovec iov = { .iov_base = b->data, .iov_len = b->size };
+        struct iovec iov = {.iov_base = b->data, .iov_len = b->size};
         struct msghdr mh = {
                 .msg_iov = &iov,
                 .msg_iovlen = 1,
@@ -129,7 +129,7 @@ int socket_wait(int fd, short events, uint64_t deadline) {
                         uint64_t ms = (deadline - n + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
                         timeout_ms = ms > INT32_MAX ? INT32_MAX : (int) ms;
                 }
-                struct pollfd p = { .fd = fd, .events = events };
+                struct pollfd p = {.fd = fd, .events = events};
                 int k = poll(&p, 1, timeout_ms);
                 if (k < 0) {
                         if (errno == EINTR)
@@ -161,7 +161,7 @@ int socket_send_fd_record(int sockfd, const void *data, size_t size, int fd) {
                 struct cmsghdr align;
                 uint8_t buf[CMSG_SPACE(sizeof(int))];
         } control = {};
-        struct iovec iov = { .iov_base = (void *) data, .iov_len = size };
+        struct iovec iov = {.iov_base = (void *) data, .iov_len = size};
         struct msghdr mh = {
                 .msg_iov = &iov,
                 .msg_iovlen = 1,
@@ -191,7 +191,7 @@ int socket_receive_fd_record(int sockfd, void *buf, size_t size, size_t *ret_siz
                 uint8_t buf[CMSG_SPACE(sizeof(int))];
         } control;
         int fds[1];
-        struct iovec iov = { .iov_base = buf, .iov_len = size };
+        struct iovec iov = {.iov_base = buf, .iov_len = size};
         struct msghdr mh = {
                 .msg_iov = &iov,
                 .msg_iovlen = 1,

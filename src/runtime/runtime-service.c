@@ -562,9 +562,13 @@ static void stdio_fill_defaults(Runtime *rt, Proc *p, int stdio[3]) {
 }
 
 #if HAVE_RUNTIME_IO
+/* The relays hold the client's fds until freed: free them when done, so the client sees EOF. */
 static void on_pty_done(PtyRelay *relay, int error, void *userdata) {
+        Proc *p = userdata;
+
         if (error < 0)
-                log_msg("terminal relay of %s: %s", ((Proc *) userdata)->id, strerror(-error));
+                log_msg("terminal relay of %s: %s", p->id, strerror(-error));
+        p->pty = pty_relay_free(relay);
 }
 
 static void on_console(ConsoleSocket *cs, int error, int master_fd, void *userdata) {
@@ -590,8 +594,11 @@ static void on_console(ConsoleSocket *cs, int error, int master_fd, void *userda
 }
 
 static void on_relay_done(StdioRelay *relay, int error, void *userdata) {
+        Proc *p = userdata;
+
         if (error < 0)
-                log_msg("stdio of %s: %s", ((Proc *) userdata)->id, strerror(-error));
+                log_msg("stdio of %s: %s", p->id, strerror(-error));
+        p->relay = stdio_relay_free(relay);
 }
 
 /* Decides how the process's stdio is wired (docs/runtime.md) and returns the fds the OCI runtime
@@ -829,7 +836,10 @@ static Proc *get_proc(Runtime *rt, cxpc_connection *c, cxpc_object *m) {
         if (get_id(rt, c, m, &id) < 0)
                 return NULL;
         p = proc_find(rt, id);
-        if (!p)
+        if (!p && streq(id, rt->id))
+                /* The init process exists from bootstrap on. */
+                (void) reply_invalid_state(rt, c, m);
+        else if (!p)
                 (void) cxpc_connection_reply_error(c, m, CXPC_ERROR_NOT_FOUND, "no process %s", id);
         return p;
 }

@@ -23,7 +23,7 @@
 
 #include "cxpc/cxpc.h"
 
-#define DEFER_USEC (50u * 1000u)
+#define DEFER_USEC         (50u * 1000u)
 #define MAX_ANON_LISTENERS 16
 
 static sd_event *event;
@@ -104,7 +104,7 @@ static int route_defer(cxpc_connection *c, cxpc_object *m, void *userdata) {
         Deferred *d = malloc(sizeof(*d));
         if (!d)
                 return -ENOMEM;
-        *d = (Deferred) { cxpc_connection_ref(c), cxpc_object_ref(m) };
+        *d = (Deferred){cxpc_connection_ref(c), cxpc_object_ref(m)};
         int r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, DEFER_USEC, 0, deferred_cb, d);
         if (r < 0) {
                 cxpc_object_unref(d->request);
@@ -284,12 +284,10 @@ static int route_exit(cxpc_connection *c, cxpc_object *m, void *userdata) {
 }
 
 int main(int argc, char **argv) {
-        static const struct option options[] = {
-                { "path", required_argument, NULL, 'p' },
-                { "activated", no_argument, NULL, 'a' },
-                { "ready-fd", required_argument, NULL, 'r' },
-                {}
-        };
+        static const struct option options[] = {{"path", required_argument, NULL, 'p'},
+                                                {"activated", no_argument, NULL, 'a'},
+                                                {"ready-fd", required_argument, NULL, 'r'},
+                                                {}};
         const char *path = NULL;
         bool activated = false;
         int ready_fd = -1, c, r;
@@ -331,13 +329,11 @@ int main(int argc, char **argv) {
                 const char *name;
                 cxpc_route_handler_t handler;
         } routes[] = {
-                { "echo", route_echo },           { "oneway", route_oneway },
-                { "fail", route_fail },           { "silent", route_silent },
-                { "suicide", route_suicide },     { "close", route_close },
-                { "defer", route_defer },         { "fd/read", route_fd_read },
-                { "fd/make", route_fd_make },     { "stats", route_stats },
-                { "notify", route_notify },       { "endpoint/new", route_endpoint_new },
-                { "relay", route_relay },         { "exit", route_exit },
+                {"echo", route_echo},     {"oneway", route_oneway},   {"fail", route_fail},
+                {"silent", route_silent}, {"suicide", route_suicide}, {"close", route_close},
+                {"defer", route_defer},   {"fd/read", route_fd_read}, {"fd/make", route_fd_make},
+                {"stats", route_stats},   {"notify", route_notify},   {"endpoint/new", route_endpoint_new},
+                {"relay", route_relay},   {"exit", route_exit},
         };
         for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
                 r = cxpc_router_add(router, routes[i].name, routes[i].handler, NULL);
@@ -345,7 +341,8 @@ int main(int argc, char **argv) {
                         goto fail;
         }
 
-        r = path ? cxpc_listener_new_for_path(event, path, &listener) : cxpc_listener_new_activated(event, &listener);
+        r = path ? cxpc_listener_new_for_path(event, path, &listener)
+                 : cxpc_listener_new_activated(event, &listener);
         if (r < 0)
                 goto fail;
         (void) cxpc_listener_set_router(listener, router);

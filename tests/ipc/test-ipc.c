@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,9 +33,9 @@
 #include "cxpc/cxpc.h"
 
 #define SERVER_START_TIMEOUT_MS 10000
-#define MANY_CONNECTIONS 1000
-#define DEADLINE_USEC (200u * 1000u)
-#define DEADLINE_SLACK_USEC (1500u * 1000u) /* shared 2-CPU machine: generous upper bound */
+#define MANY_CONNECTIONS        1000
+#define DEADLINE_USEC           (200u * 1000u)
+#define DEADLINE_SLACK_USEC     (1500u * 1000u) /* shared 2-CPU machine: generous upper bound */
 
 typedef struct Fixture {
         char dir[64];
@@ -57,9 +58,12 @@ static pid_t spawn_server(const char *path, int activation_fd) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+                /* Never outlive the test, even when it is killed on timeout. */
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 /* fd 3 is the activation socket (if any), fd 4 the ready pipe */
                 if (activation_fd >= 0) {
-                        if (dup2(activation_fd, 3) < 0)
+                        /* dup2() onto itself would keep O_CLOEXEC: clear it explicitly */
+                        if (dup2(activation_fd, 3) < 0 || fcntl(3, F_SETFD, 0) < 0)
                                 _exit(127);
                         char pidstr[32];
                         snprintf(pidstr, sizeof(pidstr), "%d", (int) getpid());
@@ -69,7 +73,7 @@ static pid_t spawn_server(const char *path, int activation_fd) {
                         unsetenv("LISTEN_FDS");
                         unsetenv("LISTEN_PID");
                 }
-                if (dup2(p[1], 4) < 0)
+                if (dup2(p[1], 4) < 0 || fcntl(4, F_SETFD, 0) < 0)
                         _exit(127);
                 if (path)
                         execl(IPC_SERVER, IPC_SERVER, "--path", path, "--ready-fd", "4", (char *) NULL);
@@ -78,12 +82,16 @@ static pid_t spawn_server(const char *path, int activation_fd) {
                 _exit(127);
         }
         close(p[1]);
-        struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-        assert_int_equal(poll(&pfd, 1, SERVER_START_TIMEOUT_MS), 1);
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
         char c = 0;
-        assert_int_equal(read(p[0], &c, 1), 1);
-        assert_int_equal(c, 'R');
+        bool ready = poll(&pfd, 1, SERVER_START_TIMEOUT_MS) == 1 && read(p[0], &c, 1) == 1 && c == 'R';
         close(p[0]);
+        if (!ready) {
+                fprintf(stderr, "ipc-server did not start\n");
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return -1;
+        }
         return pid;
 }
 
@@ -133,14 +141,20 @@ static int setup(void **state) {
         Fixture *f = calloc(1, sizeof(*f));
         assert_non_null(f);
         fixture_dir(f);
-        f->pid = spawn_server(f->path, -1);
         *state = f;
+        f->pid = spawn_server(f->path, -1);
+        if (f->pid < 0) {
+                fixture_rmdir(f);
+                free(f);
+                return -1;
+        }
         return 0;
 }
 
 static int teardown(void **state) {
         Fixture *f = *state;
-        stop_server(f->pid, f->expect_killed);
+        if (f->pid > 0)
+                stop_server(f->pid, f->expect_killed);
         fixture_rmdir(f);
         free(f);
         return 0;
@@ -381,6 +395,7 @@ static void test_endpoint_third_process(void **state) {
 
         snprintf(relay_path, sizeof(relay_path), "%s/relay/relay.sock", f->dir);
         pid_t relay = spawn_server(relay_path, -1);
+        assert_true(relay > 0);
 
         /* The server makes an anonymous listener and hands out its endpoint. */
         cxpc_connection *c = connect_to(f);
@@ -495,7 +510,8 @@ static void test_peer_killed_async(void **state) {
         assert_int_equal(cxpc_connection_call_async(c, m, 10 * 1000000u, on_reply, &a), 0);
         cxpc_object_unref(m);
         run_until(e, &a.done, 5 * 1000000u);
-        assert_int_equal(cxpc_reply_check(a.reply, &code, NULL), -cxpc_error_code_to_errno(CXPC_ERROR_INTERRUPTED));
+        assert_int_equal(cxpc_reply_check(a.reply, &code, NULL),
+                         -cxpc_error_code_to_errno(CXPC_ERROR_INTERRUPTED));
         assert_int_equal(code, CXPC_ERROR_INTERRUPTED);
         assert_int_equal(disconnects, 1);
         assert_int_equal(cxpc_connection_get_state(c), CXPC_CONNECTION_INTERRUPTED);
@@ -508,7 +524,7 @@ static void test_peer_killed_async(void **state) {
 
 /* Sends one raw record on a fresh socket and expects the server to hang up on it. */
 static void send_bad_record(const Fixture *f, const void *data, size_t size, const int *fds, size_t n_fds) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         strcpy(sa.sun_path, f->path);
         int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         assert_true(s >= 0);
@@ -518,8 +534,8 @@ static void send_bad_record(const Fixture *f, const void *data, size_t size, con
                 struct cmsghdr align;
                 uint8_t buf[CMSG_SPACE(sizeof(int) * 250)];
         } control = {};
-        struct iovec iov = { .iov_base = (void *) data, .iov_len = size };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        struct iovec iov = {.iov_base = (void *) data, .iov_len = size};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
         if (n_fds > 0) {
                 assert_true(n_fds <= 250);
                 mh.msg_control = &control;
@@ -532,7 +548,7 @@ static void send_bad_record(const Fixture *f, const void *data, size_t size, con
         }
         assert_int_equal(sendmsg(s, &mh, MSG_NOSIGNAL), (ssize_t) size);
 
-        struct timeval tv = { .tv_sec = 5 };
+        struct timeval tv = {.tv_sec = 5};
         assert_int_equal(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
         char buf[64];
         ssize_t n = recv(s, buf, sizeof(buf), 0);
@@ -551,13 +567,14 @@ static void test_malformed_frames(void **state) {
         unsigned baseline = count_proc_fds(f->pid);
 
         /* bad magic */
-        h = (cxpc_frame_header) { .magic = 0xdeadbeef, .version = CXPC_PROTOCOL_VERSION, .id = 1 };
+        h = (cxpc_frame_header){.magic = 0xdeadbeef, .version = CXPC_PROTOCOL_VERSION, .id = 1};
         send_bad_record(f, &h, sizeof(h), NULL, 0);
         /* truncated header */
-        h = (cxpc_frame_header) { .magic = CXPC_FRAME_MAGIC, .version = CXPC_PROTOCOL_VERSION, .id = 1 };
+        h = (cxpc_frame_header){.magic = CXPC_FRAME_MAGIC, .version = CXPC_PROTOCOL_VERSION, .id = 1};
         send_bad_record(f, &h, 10, NULL, 0);
         /* body size lies */
-        h = (cxpc_frame_header) { .magic = CXPC_FRAME_MAGIC, .version = CXPC_PROTOCOL_VERSION, .id = 1, .body_size = 4096 };
+        h = (cxpc_frame_header){
+                .magic = CXPC_FRAME_MAGIC, .version = CXPC_PROTOCOL_VERSION, .id = 1, .body_size = 4096};
         memcpy(rec, &h, sizeof(h));
         memset(rec + sizeof(h), 0x11, 16);
         send_bad_record(f, rec, sizeof(rec), NULL, 0);
@@ -567,10 +584,11 @@ static void test_malformed_frames(void **state) {
         assert_true(devnull >= 0);
         for (size_t i = 0; i < 200; i++)
                 fds[i] = devnull;
-        h = (cxpc_frame_header) { .magic = CXPC_FRAME_MAGIC, .version = CXPC_PROTOCOL_VERSION, .id = 1, .n_fds = 200 };
+        h = (cxpc_frame_header){
+                .magic = CXPC_FRAME_MAGIC, .version = CXPC_PROTOCOL_VERSION, .id = 1, .n_fds = 200};
         send_bad_record(f, &h, sizeof(h), fds, 200);
         /* fds the header does not announce */
-        h = (cxpc_frame_header) { .magic = CXPC_FRAME_MAGIC, .version = CXPC_PROTOCOL_VERSION, .id = 1 };
+        h = (cxpc_frame_header){.magic = CXPC_FRAME_MAGIC, .version = CXPC_PROTOCOL_VERSION, .id = 1};
         send_bad_record(f, &h, sizeof(h), fds, 3);
         close(devnull);
         /* garbage */
@@ -579,8 +597,10 @@ static void test_malformed_frames(void **state) {
         send_bad_record(f, rec, sizeof(rec), NULL, 0);
         /* oversized record */
         memset(big, 0x5a, sizeof(big));
-        h = (cxpc_frame_header) { .magic = CXPC_FRAME_MAGIC, .version = CXPC_PROTOCOL_VERSION, .id = 1,
-                                  .body_size = sizeof(big) - sizeof(h) };
+        h = (cxpc_frame_header){.magic = CXPC_FRAME_MAGIC,
+                                .version = CXPC_PROTOCOL_VERSION,
+                                .id = 1,
+                                .body_size = sizeof(big) - sizeof(h)};
         memcpy(big, &h, sizeof(h));
         send_bad_record(f, big, sizeof(big), NULL, 0);
 
@@ -617,6 +637,7 @@ static void test_policy_other_uid(void **state) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 dup2(p[1], STDOUT_FILENO);
                 execlp("setpriv", "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
                        IPC_CLIENT, f->path, "echo", (char *) NULL);
@@ -708,9 +729,9 @@ static void test_unknown_route(void **state) {
 static void test_introspection(void **state) {
         Fixture *f = *state;
         cxpc_connection *c = connect_to(f);
-        static const char *const expected[] = { "echo", "oneway", "fail", "silent", "suicide", "close", "defer",
-                                                "fd/read", "fd/make", "stats", "notify", "endpoint/new",
-                                                "relay", "exit" };
+        static const char *const expected[] = {"echo",   "oneway",       "fail",    "silent",  "suicide",
+                                               "close",  "defer",        "fd/read", "fd/make", "stats",
+                                               "notify", "endpoint/new", "relay",   "exit"};
 
         cxpc_object *reply = call_ok(c, CXPC_ROUTE_INTROSPECT);
         cxpc_object *routes = cxpc_dict_get(reply, "routes");
@@ -727,7 +748,7 @@ static void test_introspection(void **state) {
 
 static void test_socket_activation(void **state) {
         Fixture f = {};
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
         fixture_dir(&f);
         snprintf(f.path, sizeof(f.path), "%s/server.sock", f.dir);
@@ -739,6 +760,7 @@ static void test_socket_activation(void **state) {
 
         f.pid = spawn_server(NULL, s);
         close(s);
+        assert_true(f.pid > 0);
 
         cxpc_connection *c = connect_to(&f);
         cxpc_object *reply = call_ok(c, "echo");
@@ -793,7 +815,8 @@ static void test_disconnect_handlers(void **state) {
         cxpc_connection *c = connect_to(f);
         assert_int_equal(sd_event_new(&e), 0);
         assert_int_equal(cxpc_connection_attach_event(c, e, 0), 0);
-        assert_int_equal(cxpc_connection_add_disconnect_handler(c, on_disconnect_count, &client_disconnects), 0);
+        assert_int_equal(cxpc_connection_add_disconnect_handler(c, on_disconnect_count, &client_disconnects),
+                         0);
         cxpc_object_unref(call_ok(c, "close"));
         uint64_t end = now_us() + 5 * 1000000u;
         while (client_disconnects == 0 && now_us() < end)
@@ -865,7 +888,7 @@ static void test_stale_and_live_socket(void **state) {
         snprintf(path, sizeof(path), "%s/server.sock", dir);
         assert_int_equal(mkdir(dir, 0700), 0);
         int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         strcpy(sa.sun_path, path);
         assert_int_equal(bind(s, (struct sockaddr *) &sa, sizeof(sa)), 0);
         close(s);

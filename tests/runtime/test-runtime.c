@@ -43,6 +43,9 @@ typedef struct Fixture {
 } Fixture;
 
 static const char *service_binary;
+/* The fixture of the running test, so that the teardown can clean up after a failed assertion. */
+static Fixture current_copy;
+static Fixture *current;
 static const char *rootfs;
 static unsigned counter;
 
@@ -78,6 +81,7 @@ static void fixture_start_full(Fixture *f, const char *process_json, bool privat
         int sv[2];
 
         memset(f, 0, sizeof(*f));
+        current = f;
         strcpy(f->dir, "/tmp/runtime-test-XXXXXX");
         assert_non_null(mkdtemp(f->dir));
         snprintf(f->bundle, sizeof(f->bundle), "%s/bundle", f->dir);
@@ -113,6 +117,9 @@ static void fixture_start_full(Fixture *f, const char *process_json, bool privat
         assert_int_equal(runtime_client_new_from_connection(conn, &f->client), 0);
         cxpc_connection_unref(conn);
         runtime_client_set_timeout(f->client, TEST_CALL_TIMEOUT_USEC);
+        /* A failed assertion unwinds the test's stack: keep a copy for the teardown. */
+        current_copy = *f;
+        current = &current_copy;
 }
 
 static bool path_exists(const char *dir, const char *id) {
@@ -127,11 +134,17 @@ static void fixture_finish(Fixture *f, bool expect_clean_exit) {
         int status = 0;
         char p[512];
 
+        current = NULL;
         f->client = runtime_client_free(f->client);
         for (int i = 0; i < 1000; i++) {
                 pid_t r = waitpid(f->service, &status, WNOHANG);
                 if (r == f->service)
                         break;
+                if (r < 0 && errno == ECHILD) {
+                        /* Already reaped by the test itself (test_service_sigkill). */
+                        status = 0;
+                        break;
+                }
                 if (i == 999) {
                         kill(f->service, SIGKILL);
                         waitpid(f->service, &status, 0);
@@ -678,6 +691,34 @@ static void test_bad_config(void **state) {
         fixture_finish(&f, true);
 }
 
+/* After a failed assertion: SIGTERM makes the service take its container down and exit; then
+ * reap everything and remove the test directory. */
+static int teardown(void **state) {
+        Fixture *f = current;
+
+        current = NULL;
+        if (!f)
+                return 0;
+        /* The client may have been freed already; its socket closing is what we need anyway. */
+        f->client = NULL;
+        if (f->service > 0 && kill(f->service, SIGTERM) == 0) {
+                for (int i = 0; i < 500 && waitpid(f->service, NULL, WNOHANG) == 0; i++)
+                        usleep(10000);
+                if (kill(f->service, SIGKILL) == 0)
+                        waitpid(f->service, NULL, 0);
+        }
+        for (int i = 0; i < 200 && path_exists("/sys/fs/cgroup/pids/container", f->id); i++) {
+                while (waitpid(-1, NULL, WNOHANG) > 0)
+                        ;
+                usleep(10000);
+        }
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+                ;
+        if (f->dir[0])
+                rm_rf(f->dir);
+        return 0;
+}
+
 static bool io_unsupported(Fixture *f, int r) {
         const RuntimeClientError *e = runtime_client_last_error(f->client);
         return r < 0 && e->remote && e->code == CXPC_ERROR_UNSUPPORTED;
@@ -686,7 +727,8 @@ static bool io_unsupported(Fixture *f, int r) {
 static void read_host_file(const char *path, char *buf, size_t size) {
         FILE *fp = fopen(path, "re");
         size_t n;
-        assert_non_null(fp);
+        if (!fp)
+                fail_msg("cannot open %s: %m", path);
         n = fread(buf, 1, size - 1, fp);
         buf[n] = 0;
         fclose(fp);
@@ -845,24 +887,24 @@ static void test_dial(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_exit_true),
-                cmocka_unit_test(test_exit_false),
-                cmocka_unit_test(test_exit_42),
-                cmocka_unit_test(test_exit_signal),
-                cmocka_unit_test(test_stop_timeout_137),
-                cmocka_unit_test(test_stop_graceful),
-                cmocka_unit_test(test_preconditions),
-                cmocka_unit_test(test_state_statistics_endpoint),
-                cmocka_unit_test(test_stdio_100mb),
-                cmocka_unit_test(test_exec),
-                cmocka_unit_test(test_concurrent),
-                cmocka_unit_test(test_service_sigkill),
-                cmocka_unit_test(test_first_connection_drop),
-                cmocka_unit_test(test_bad_config),
-                cmocka_unit_test(test_copy),
-                cmocka_unit_test(test_terminal_resize),
-                cmocka_unit_test(test_dial),
-                cmocka_unit_test(test_exec_fd_leak),
+                cmocka_unit_test_teardown(test_exit_true, teardown),
+                cmocka_unit_test_teardown(test_exit_false, teardown),
+                cmocka_unit_test_teardown(test_exit_42, teardown),
+                cmocka_unit_test_teardown(test_exit_signal, teardown),
+                cmocka_unit_test_teardown(test_stop_timeout_137, teardown),
+                cmocka_unit_test_teardown(test_stop_graceful, teardown),
+                cmocka_unit_test_teardown(test_preconditions, teardown),
+                cmocka_unit_test_teardown(test_state_statistics_endpoint, teardown),
+                cmocka_unit_test_teardown(test_stdio_100mb, teardown),
+                cmocka_unit_test_teardown(test_exec, teardown),
+                cmocka_unit_test_teardown(test_concurrent, teardown),
+                cmocka_unit_test_teardown(test_service_sigkill, teardown),
+                cmocka_unit_test_teardown(test_first_connection_drop, teardown),
+                cmocka_unit_test_teardown(test_bad_config, teardown),
+                cmocka_unit_test_teardown(test_copy, teardown),
+                cmocka_unit_test_teardown(test_terminal_resize, teardown),
+                cmocka_unit_test_teardown(test_dial, teardown),
+                cmocka_unit_test_teardown(test_exec_fd_leak, teardown),
         };
 
         if (geteuid() != 0) {

@@ -484,8 +484,9 @@ static void *tar_reader(void *userdata) {
         }
         archive_read_support_format_tar(in);
         archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-                                                     ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                                     ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+                                                     ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+        /* Not SECURE_NOABSOLUTEPATHS: entry names are checked below and then rewritten to
+         * absolute paths under host_path. */
         archive_write_disk_set_standard_lookup(disk);
         if (archive_read_open_fd(in, job->fd, 64 * 1024) != ARCHIVE_OK) {
                 r = -EIO;

@@ -45,7 +45,8 @@ int client_fd_prepare(int fd, bool for_write, int *ret_fd, ClientFdKind *ret_kin
                 *ret_fd = TAKE_FD(owned);
                 return 0;
         }
-        if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+        /* Character devices other than terminals (/dev/null) cannot be polled: like files. */
+        if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || (S_ISCHR(st.st_mode) && !isatty(fd))) {
                 *ret_kind = CLIENT_FD_FILE;
                 *ret_fd = TAKE_FD(owned);
                 return 0;

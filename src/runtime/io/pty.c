@@ -89,6 +89,7 @@ static int console_on_conn(sd_event_source *s, int fd, uint32_t revents, void *u
 
 static int console_on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         ConsoleSocket *cs = userdata;
+        sd_event *event = sd_event_source_get_event(s); /* before s goes away below */
         int c, r;
 
         c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -102,7 +103,7 @@ static int console_on_listen(sd_event_source *s, int fd, uint32_t revents, void 
         cs->listen_source = sd_event_source_disable_unref(cs->listen_source);
         cs->listen_fd = safe_close(cs->listen_fd);
         cs->conn_fd = c;
-        r = sd_event_add_io(sd_event_source_get_event(s), &cs->conn_source, c, EPOLLIN, console_on_conn, cs);
+        r = sd_event_add_io(event, &cs->conn_source, c, EPOLLIN, console_on_conn, cs);
         if (r < 0)
                 console_socket_finish(cs, r, -EBADF);
         return 0;
