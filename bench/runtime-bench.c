@@ -5,7 +5,7 @@
  *   exec: createProcess+start+wait vs `crun exec` of /bin/true into a running container
  *   rss:  the service's VmRSS while a container runs
  * usage: runtime-bench SERVICE_BINARY ROOTFS [ROUNDS]
- * Last line: run_ratio=X exec_ratio=Y rss_kib=Z
+ * Last line: run_ratio=X exec_ratio=Y service_rss_kib=Z
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -265,6 +265,6 @@ int main(int argc, char *argv[]) {
         printf("service exec      %7.2f ms  (createProcess+start+wait)\n", se);
         printf("service RSS       %7ld KiB (container running; anonymous %ld KiB, the rest shared library pages)\n", rss,
                rss_anon_kib);
-        printf("run_ratio=%.2f exec_ratio=%.2f rss_kib=%ld\n", sr / cr, se / ce, rss);
+        printf("run_ratio=%.2f exec_ratio=%.2f service_rss_kib=%ld\n", sr / cr, se / ce, rss);
         return EXIT_SUCCESS;
 }

@@ -83,7 +83,7 @@ static int print_object(const cxpc_object *o, bool compact, FILE *f) {
 }
 
 static int do_call(const char *socket_path, const char *route, const char *json, const options *o) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *request = NULL, *reply = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *request = NULL, *reply = NULL, *route_obj = NULL;
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *c = NULL;
         int r;
 
@@ -103,7 +103,6 @@ static int do_call(const char *socket_path, const char *route, const char *json,
                         goto oom;
         }
 
-        _cleanup_(cxpc_object_unrefp) cxpc_object *route_obj = NULL;
         r = cxpc_string_new(route, &route_obj);
         if (r < 0) {
                 fprintf(stderr, "cxpc: invalid route name '%s': %s\n", route, strerror(-r));

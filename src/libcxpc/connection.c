@@ -444,7 +444,7 @@ static void connection_finish_disconnect(cxpc_connection *c) {
         c->disconnect_done = true;
         c->disconnect_pending = false;
 
-        _cleanup_(cxpc_connection_unrefp) cxpc_connection *ref = cxpc_connection_ref(c);
+        _cleanup_(cxpc_connection_unrefp) _unused_ cxpc_connection *ref = cxpc_connection_ref(c);
 
         inbound_clear(c);
         if (c->defer_source)
@@ -792,7 +792,7 @@ _public_ void cxpc_connection_close(cxpc_connection *c) {
         connection_set_state(c, CONNECTION_CLOSED);
         /* Called by the user: finish synchronously, unless one of our handlers is running. */
         if (c->disconnect_pending && c->dispatching == 0) {
-                _cleanup_(cxpc_connection_unrefp) cxpc_connection *ref = cxpc_connection_ref(c);
+                _cleanup_(cxpc_connection_unrefp) _unused_ cxpc_connection *ref = cxpc_connection_ref(c);
                 connection_finish_disconnect(c);
         }
 }
@@ -855,7 +855,7 @@ _public_ int cxpc_connection_detach_event(cxpc_connection *c) {
         if (!c->event)
                 return 0;
         /* Async calls cannot complete without the loop. */
-        _cleanup_(cxpc_connection_unrefp) cxpc_connection *ref = cxpc_connection_ref(c);
+        _cleanup_(cxpc_connection_unrefp) _unused_ cxpc_connection *ref = cxpc_connection_ref(c);
         connection_fail_all_pending(c, CXPC_ERROR_CANCELLED, "event loop detached");
         c->io_source = sd_event_source_disable_unref(c->io_source);
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
@@ -1070,7 +1070,7 @@ _public_ int cxpc_connection_call(cxpc_connection *c, cxpc_object *message, uint
         if (!CONNECTION_STATE_IS_ALIVE(c->state))
                 return -ENOTCONN;
 
-        _cleanup_(cxpc_connection_unrefp) cxpc_connection *ref = cxpc_connection_ref(c);
+        _cleanup_(cxpc_connection_unrefp) _unused_ cxpc_connection *ref = cxpc_connection_ref(c);
         if (timeout_usec == 0)
                 timeout_usec = CXPC_DEFAULT_TIMEOUT_USEC;
         uint64_t deadline = deadline_from_timeout(timeout_usec);
@@ -1222,6 +1222,6 @@ _public_ int cxpc_connection_flush(cxpc_connection *c, uint64_t timeout_usec) {
                 return -ENOTCONN;
         if (!c->out_head)
                 return 0;
-        _cleanup_(cxpc_connection_unrefp) cxpc_connection *ref = cxpc_connection_ref(c);
+        _cleanup_(cxpc_connection_unrefp) _unused_ cxpc_connection *ref = cxpc_connection_ref(c);
         return connection_flush_until(c, deadline_from_timeout(timeout_usec));
 }

@@ -139,7 +139,7 @@ static void listener_add_connection(cxpc_listener *l, int fd) {
         }
 
         if (l->accept_handler) {
-                _cleanup_(cxpc_connection_unrefp) cxpc_connection *ref = cxpc_connection_ref(c);
+                _cleanup_(cxpc_connection_unrefp) _unused_ cxpc_connection *ref = cxpc_connection_ref(c);
                 r = l->accept_handler(l, c, l->accept_userdata);
                 if (r < 0)
                         cxpc_connection_close(c);
