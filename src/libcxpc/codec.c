@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "macro.h"
 #include "object-internal.h"
+#include "socket-util.h"
 
 /* Type tags on the wire are the cxpc_type values; they are part of the protocol. Tags past them
  * are other encodings of those types. */
@@ -895,58 +896,10 @@ void cxpc_recv_buffer_done(cxpc_recv_buffer *b) {
 
 int cxpc_frame_receive(int sockfd, cxpc_recv_buffer *b, cxpc_object **ret_message,
                        cxpc_frame_info *ret_info) {
-        union {
-                struct cmsghdr align;
-                uint8_t buf[CODEC_CMSG_SPACE];
-        } control;
-        int fds[CXPC_FDS_PER_MESSAGE_MAX];
-        size_t n_fds = 0;
-        ssize_t n;
-
         if (sockfd < 0 || !b || !b->data || b->size < CXPC_FRAME_HEADER_SIZE + CXPC_INLINE_BODY_MAX ||
             !ret_message)
                 return -EINVAL;
-
-        struct iovec iov = {.iov_base = b->data, .iov_len = b->size};
-        struct msghdr mh = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = &control,
-                .msg_controllen = sizeof(control),
-        };
-        do
-                n = recvmsg(sockfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return negative_errno();
-
-        /* Collect the fds first, so that every failure below closes them. */
-        bool surplus = false;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue; /* e.g. SCM_CREDENTIALS */
-                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                const uint8_t *data = CMSG_DATA(c);
-                for (size_t i = 0; i < k; i++) {
-                        int fd;
-                        memcpy(&fd, data + i * sizeof(int), sizeof(int));
-                        if (n_fds < ELEMENTSOF(fds))
-                                fds[n_fds++] = fd;
-                        else {
-                                surplus = true;
-                                safe_close(fd);
-                        }
-                }
-        }
-
-        if (n == 0 && n_fds == 0)
-                return 0; /* EOF */
-        if (surplus || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
-                close_many(fds, n_fds);
-                return -EBADMSG;
-        }
-        int r = cxpc_record_decode(b->data, (size_t) n, fds, n_fds, ret_message, ret_info);
-        if (r < 0)
-                return r == -ENOMEM ? r : -EBADMSG;
-        return 1;
+        /* One receive path for the library: the connection layer's, which also says why a record
+         * was refused. */
+        return socket_receive_message(sockfd, b, MSG_DONTWAIT, ret_message, ret_info, NULL);
 }
