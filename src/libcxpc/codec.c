@@ -31,10 +31,6 @@ _Static_assert(CXPC_DATA_MEMFD_MIN >= CXPC_INLINE_BODY_MAX, "memfd data never fi
 #define CODEC_EXTERNAL_MIN (16u * 1024u)
 /* Seals a body memfd must carry. */
 #define CODEC_BODY_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
-/* Room for SCM_RIGHTS plus an SCM_CREDENTIALS the socket may add. */
-#define CODEC_CMSG_SPACE \
-        (CMSG_SPACE(sizeof(int) * CXPC_FDS_PER_MESSAGE_MAX) + CMSG_SPACE(sizeof(struct ucred)))
-
 /* ---- sizing pass ---- */
 
 typedef struct size_state {

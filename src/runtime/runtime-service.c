@@ -67,6 +67,11 @@ typedef struct Proc {
         int pidfd;
         int exit_code;
         int64_t exited_at;
+        /* Reaped, but its output is still draining (the exit is recorded once that is done). */
+        bool exit_pending;
+        int pending_exit_code;
+        int64_t pending_exited_at;
+        sd_event_source *drain_timer;
         unsigned seq;
         Pending *waiters;
         size_t n_waiters;
@@ -223,6 +228,7 @@ static Proc *proc_free(Proc *p) {
         }
         close_many(p->stdio, 3);
         safe_close(p->pidfd);
+        sd_event_source_disable_unref(p->drain_timer);
 #if HAVE_RUNTIME_IO
         stdio_relay_free(p->relay);
         console_socket_free(p->console);
@@ -243,7 +249,7 @@ static Proc *proc_find(Runtime *rt, const char *id) {
 
 static Proc *proc_find_pid(Runtime *rt, pid_t pid) {
         for (Proc *p = rt->procs; p; p = p->next)
-                if (p->pid == pid && p->status != PROC_EXITED)
+                if (p->pid == pid && p->status != PROC_EXITED && !p->exit_pending)
                         return p;
         return NULL;
 }
@@ -325,10 +331,13 @@ static int exit_code_from_siginfo(int code, int status) {
 static void runtime_begin_cleanup(Runtime *rt);
 static void runtime_maybe_exit(Runtime *rt);
 
-static void proc_exited(Runtime *rt, Proc *p, int code) {
+/* Records the exit and answers the waiters. */
+static void proc_exit_finish(Runtime *rt, Proc *p, int code, int64_t exited_at) {
+        p->exit_pending = false;
+        p->drain_timer = sd_event_source_disable_unref(p->drain_timer);
         p->status = PROC_EXITED;
         p->exit_code = code;
-        p->exited_at = now_realtime_ns();
+        p->exited_at = exited_at;
         p->pidfd = safe_close(p->pidfd);
         close_many(p->stdio, 3);
         for (int i = 0; i < 3; i++)
@@ -345,6 +354,49 @@ static void proc_exited(Runtime *rt, Proc *p, int code) {
                 runtime_begin_cleanup(rt);
         }
         proc_reply_waiters(p);
+}
+
+/* Whether a relay still carries the process's output to the log or the client. */
+static bool proc_output_open(Proc *p) {
+#if HAVE_RUNTIME_IO
+        return p->relay || p->pty;
+#else
+        return false;
+#endif
+}
+
+static void proc_exit_pending_finish(Proc *p) {
+        if (p->exit_pending)
+                proc_exit_finish(p->rt, p, p->pending_exit_code, p->pending_exited_at);
+}
+
+static int on_drain_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Proc *p = userdata;
+
+        log_msg("output of %s still open %u ms after its exit, not waiting for it", p->id,
+                RUNTIME_OUTPUT_DRAIN_USEC / 1000U);
+        proc_exit_pending_finish(p);
+        return 0;
+}
+
+/* The process is gone. Its exit becomes visible (wait replies, state, cleanup) only once its
+ * output reached EOF and was logged and relayed, so that `logs` right after `wait` is complete;
+ * bounded by RUNTIME_OUTPUT_DRAIN_USEC for a grandchild that keeps the pipes open. */
+static void proc_exited(Runtime *rt, Proc *p, int code) {
+        int64_t now = now_realtime_ns();
+
+        if (p->exit_pending || p->status == PROC_EXITED)
+                return;
+        if (!proc_output_open(p) ||
+            sd_event_add_time_relative(rt->event, &p->drain_timer, CLOCK_MONOTONIC, RUNTIME_OUTPUT_DRAIN_USEC, 0,
+                                       on_drain_timeout, p) < 0) {
+                proc_exit_finish(rt, p, code, now);
+                return;
+        }
+        (void) sd_event_source_set_description(p->drain_timer, "output-drain");
+        p->exit_pending = true;
+        p->pending_exit_code = code;
+        p->pending_exited_at = now;
 }
 
 /* ---- children: the OCI runtime invocations ---- */
@@ -569,6 +621,8 @@ static void on_pty_done(PtyRelay *relay, int error, void *userdata) {
         if (error < 0)
                 log_msg("terminal relay of %s: %s", p->id, strerror(-error));
         p->pty = pty_relay_free(relay);
+        if (!proc_output_open(p))
+                proc_exit_pending_finish(p);
 }
 
 static void on_console(ConsoleSocket *cs, int error, int master_fd, void *userdata) {
@@ -599,6 +653,8 @@ static void on_relay_done(StdioRelay *relay, int error, void *userdata) {
         if (error < 0)
                 log_msg("stdio of %s: %s", p->id, strerror(-error));
         p->relay = stdio_relay_free(relay);
+        if (!proc_output_open(p))
+                proc_exit_pending_finish(p);
 }
 
 /* Decides how the process's stdio is wired (docs/runtime.md) and returns the fds the OCI runtime

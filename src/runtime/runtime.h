@@ -18,6 +18,9 @@
 #define RUNTIME_PROCESSES_MAX 1024u       /* registered exec processes, exited ones included */
 #define RUNTIME_WAITERS_MAX 1024u         /* deferred replies per process */
 #define RUNTIME_ORPHAN_EXITS_MAX 64u      /* exits reaped before we learnt the pid */
+/* After a process exits, how long its exit waits for its output to reach EOF and the log (a
+ * grandchild may keep the pipes open). */
+#define RUNTIME_OUTPUT_DRAIN_USEC (2U * 1000U * 1000U)
 #define RUNTIME_PROCESS_ID_MAX 256u
 #define RUNTIME_ENDPOINTS_MAX 256u        /* anonymous listeners kept alive */
 

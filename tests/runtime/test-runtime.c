@@ -203,6 +203,60 @@ static void test_exit_42(void **state) {
         run_to_exit("{\"args\":[\"/bin/sh\",\"-c\",\"exit 42\"]}", 42);
 }
 
+/* Sums the payload bytes per stream of the framed log (docs/runtime-io.md): magic, then frames
+ * of u64 timestamp | u8 stream | u32 length (packed, little endian) + payload. */
+static void log_count_bytes(const char *path, size_t ret_bytes[3], char *last_stderr, size_t last_size) {
+        FILE *f = fopen(path, "re");
+        unsigned char hdr[13];
+        char magic[8];
+
+        assert_non_null(f);
+        ret_bytes[0] = ret_bytes[1] = ret_bytes[2] = 0;
+        assert_int_equal(fread(magic, 1, sizeof(magic), f), sizeof(magic));
+        assert_memory_equal(magic, "CXLOG1\n", 8);
+        while (fread(hdr, 1, sizeof(hdr), f) == sizeof(hdr)) {
+                unsigned stream = hdr[8];
+                uint32_t len = (uint32_t) hdr[9] | (uint32_t) hdr[10] << 8 | (uint32_t) hdr[11] << 16 |
+                               (uint32_t) hdr[12] << 24;
+                char *buf = malloc(len ?: 1);
+
+                assert_non_null(buf);
+                assert_true(stream == 1 || stream == 2);
+                assert_int_equal(fread(buf, 1, len, f), len);
+                ret_bytes[stream] += len;
+                if (stream == 2 && last_stderr && last_size > 0) {
+                        size_t n = len < last_size - 1 ? len : last_size - 1;
+                        memcpy(last_stderr, buf + len - n, n);
+                        last_stderr[n] = 0;
+                }
+                free(buf);
+        }
+        assert_int_equal(fclose(f), 0);
+}
+
+/* The init writes more than a pipe holds and exits at once: when wait replies, all of it must
+ * be in the log already (the exit is recorded only after the output reached EOF and the log). */
+static void test_wait_after_output_logged(void **state) {
+        for (int round = 0; round < 3; round++) {
+                Fixture f;
+                size_t bytes[3];
+                char path[256], tail[16] = "";
+                int code = -1;
+
+                fixture_start(&f, "{\"args\":[\"/bin/sh\",\"-c\",\"dd if=/dev/zero bs=65536 count=32 2>/dev/null; echo end >&2\"]}");
+                assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
+                assert_int_equal(runtime_client_start(f.client, f.id), 0);
+                assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+                assert_int_equal(code, 0);
+                snprintf(path, sizeof(path), "%s/container.log", f.bundle);
+                log_count_bytes(path, bytes, tail, sizeof(tail));
+                assert_int_equal(bytes[1], 32u * 65536u);
+                assert_string_equal(tail, "end\n");
+                assert_int_equal(runtime_client_shutdown(f.client), 0);
+                fixture_finish(&f, true);
+        }
+}
+
 static void test_exit_signal(void **state) {
         /* PID 1 of a namespace can only die of a signal it handles or SIGKILL from outside; the
          * shell sends itself SIGKILL... which the kernel ignores for PID 1 from inside. So raise a
@@ -902,6 +956,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_first_connection_drop, teardown),
                 cmocka_unit_test_teardown(test_bad_config, teardown),
                 cmocka_unit_test_teardown(test_copy, teardown),
+                cmocka_unit_test_teardown(test_wait_after_output_logged, teardown),
                 cmocka_unit_test_teardown(test_terminal_resize, teardown),
                 cmocka_unit_test_teardown(test_dial, teardown),
                 cmocka_unit_test_teardown(test_exec_fd_leak, teardown),
