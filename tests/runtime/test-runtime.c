@@ -234,27 +234,69 @@ static void log_count_bytes(const char *path, size_t ret_bytes[3], char *last_st
         assert_int_equal(fclose(f), 0);
 }
 
-/* The init writes more than a pipe holds and exits at once: when wait replies, all of it must
- * be in the log already (the exit is recorded only after the output reached EOF and the log). */
-static void test_wait_after_output_logged(void **state) {
-        for (int round = 0; round < 3; round++) {
-                Fixture f;
-                size_t bytes[3];
-                char path[256], tail[16] = "";
-                int code = -1;
+typedef struct SlowReader {
+        int fd;
+        size_t want;
+} SlowReader;
 
-                fixture_start(&f, "{\"args\":[\"/bin/sh\",\"-c\",\"dd if=/dev/zero bs=65536 count=32 2>/dev/null; echo end >&2\"]}");
-                assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
-                assert_int_equal(runtime_client_start(f.client, f.id), 0);
-                assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
-                assert_int_equal(code, 0);
-                snprintf(path, sizeof(path), "%s/container.log", f.bundle);
-                log_count_bytes(path, bytes, tail, sizeof(tail));
-                assert_int_equal(bytes[1], 32u * 65536u);
-                assert_string_equal(tail, "end\n");
-                assert_int_equal(runtime_client_shutdown(f.client), 0);
-                fixture_finish(&f, true);
+/* Reads nothing for a while, then drains `want` bytes. */
+static void *slow_reader(void *userdata) {
+        SlowReader *sr = userdata;
+        char buf[4096];
+        size_t got = 0;
+
+        usleep(300 * 1000);
+        while (got < sr->want) {
+                ssize_t n = read(sr->fd, buf, sizeof(buf));
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
         }
+        return NULL;
+}
+
+/* The init prints and exits at once while the attached client is not reading yet (its pipe is
+ * full), so the service cannot have logged the output when the exit is reaped. When wait
+ * replies, the log must hold everything: the exit is recorded only after the output reached EOF
+ * and the log. */
+static void test_wait_after_output_logged(void **state) {
+        Fixture f;
+        size_t bytes[3];
+        char path[256], tail[16] = "";
+        int p[2], code = -1;
+        size_t filled = 0;
+        SlowReader sr;
+        pthread_t t;
+
+        fixture_start(&f, "{\"args\":[\"/bin/sh\",\"-c\",\"echo hello; echo end >&2\"]}");
+        /* The client's stdout pipe, filled up before the process starts. */
+        assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+        for (;;) {
+                char junk[4096] = {};
+                ssize_t n = write(p[1], junk, sizeof(junk));
+                if (n < 0) {
+                        assert_int_equal(errno, EAGAIN);
+                        break;
+                }
+                filled += (size_t) n;
+        }
+        assert_int_equal(fcntl(p[0], F_SETFL, 0), 0);
+        RuntimeStdio stdio = { -1, p[1], -1 };
+        assert_int_equal(runtime_client_bootstrap(f.client, &stdio, NULL, NULL), 0);
+        assert_int_equal(close(p[1]), 0);
+        sr = (SlowReader) { .fd = p[0], .want = filled + strlen("hello\n") };
+        assert_int_equal(pthread_create(&t, NULL, slow_reader, &sr), 0);
+        assert_int_equal(runtime_client_start(f.client, f.id), 0);
+        assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 0);
+        snprintf(path, sizeof(path), "%s/container.log", f.bundle);
+        log_count_bytes(path, bytes, tail, sizeof(tail));
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(close(p[0]), 0);
+        assert_int_equal(bytes[1], strlen("hello\n"));
+        assert_string_equal(tail, "end\n");
+        assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
 }
 
 static void test_exit_signal(void **state) {
@@ -823,6 +865,22 @@ static void test_copy(void **state) {
         snprintf(dst, sizeof(dst), "%s/out", f.dir);
         assert_int_equal(runtime_client_copy_out(f.client, "/tmp/in", dst, false), 0);
         snprintf(path, sizeof(path), "%s/a.txt", dst);
+        read_host_file(path, buf, sizeof(buf));
+        assert_string_equal(buf, "alpha\n");
+        /* A host destination below a symlink the user chose (a symlinked /tmp, say) is fine:
+         * only symlinks the stream brings along are refused. As a new name and into a directory. */
+        snprintf(path, sizeof(path), "%s/real", f.dir);
+        assert_int_equal(mkdir(path, 0755), 0);
+        snprintf(dst, sizeof(dst), "%s/lnk", f.dir);
+        assert_int_equal(symlink(path, dst), 0);
+        snprintf(dst, sizeof(dst), "%s/lnk/out2", f.dir);
+        assert_int_equal(runtime_client_copy_out(f.client, "/tmp/in", dst, false), 0);
+        snprintf(path, sizeof(path), "%s/real/out2/sub/b.txt", f.dir);
+        read_host_file(path, buf, sizeof(buf));
+        assert_string_equal(buf, "beta\n");
+        snprintf(dst, sizeof(dst), "%s/lnk", f.dir);
+        assert_int_equal(runtime_client_copy_out(f.client, "/tmp/in/a.txt", dst, false), 0);
+        snprintf(path, sizeof(path), "%s/real/a.txt", f.dir);
         read_host_file(path, buf, sizeof(buf));
         assert_string_equal(buf, "alpha\n");
 

@@ -357,6 +357,13 @@ typedef struct TarJob {
         int r;
 } TarJob;
 
+/* libarchive reports its own refusals (e.g. "Cannot extract through symlink") with
+ * ARCHIVE_ERRNO_MISC, which is -1: never let that turn into a positive "success". */
+static int archive_negative_errno(struct archive *a, int fallback) {
+        int e = archive_errno(a);
+        return e > 0 ? -e : -fallback;
+}
+
 static void block_sigpipe(void) {
         sigset_t ss;
         sigemptyset(&ss);
@@ -401,7 +408,7 @@ static void *tar_writer(void *userdata) {
         archive_read_disk_set_standard_lookup(disk);
         archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
         if (archive_read_disk_open(disk, copy) != ARCHIVE_OK) {
-                r = -(archive_errno(disk) ?: ENOENT);
+                r = archive_negative_errno(disk, ENOENT);
                 goto finish;
         }
         for (;;) {
@@ -417,7 +424,7 @@ static void *tar_writer(void *userdata) {
                 if (ar == ARCHIVE_EOF)
                         break;
                 if (ar < ARCHIVE_WARN) {
-                        r = -(archive_errno(disk) ?: EIO);
+                        r = archive_negative_errno(disk, EIO);
                         break;
                 }
                 archive_read_disk_descend(disk);
@@ -426,7 +433,7 @@ static void *tar_writer(void *userdata) {
                 if (path && strncmp(path, copy, parent_len) == 0)
                         archive_entry_copy_pathname(entry, path + parent_len);
                 if (archive_write_header(out, entry) < ARCHIVE_WARN) {
-                        r = -(archive_errno(out) ?: EIO);
+                        r = archive_negative_errno(out, EIO);
                         break;
                 }
                 if (archive_entry_filetype(entry) == AE_IFREG && archive_entry_size(entry) > 0) {
@@ -467,15 +474,55 @@ finish:
 
 /* Extracts a tar stream into host_path: a single top-level entry becomes host_path itself unless
  * host_path is an existing directory, in which case entries land inside it (like cp). */
+/* host_path with the symlinks of its existing part resolved (the parent, or host_path itself if
+ * it is a directory): SECURE_SYMLINKS refuses every symlink on an absolute path, also in the
+ * prefix the user chose (e.g. a symlinked /tmp); it must only judge what the stream adds. */
+static int resolve_host_path(const char *host_path, bool into_dir, char **ret) {
+        _cleanup_free_ char *copy = strdup(host_path), *dir = NULL;
+        char *slash, *t;
+
+        if (!copy)
+                return -ENOMEM;
+        for (size_t n = strlen(copy); n > 1 && copy[n - 1] == '/'; n--)
+                copy[n - 1] = 0;
+        if (into_dir) {
+                t = realpath(copy, NULL);
+                if (!t)
+                        return negative_errno();
+                *ret = t;
+                return 0;
+        }
+        slash = strrchr(copy, '/');
+        if (slash == copy)
+                dir = strdup("/");
+        else if (slash) {
+                *slash = 0;
+                dir = realpath(copy, NULL);
+                if (!dir)
+                        return negative_errno();
+        } else
+                dir = realpath(".", NULL);
+        if (!dir)
+                return -ENOMEM;
+        if (asprintf(&t, "%s/%s", streq(dir, "/") ? "" : dir, slash ? slash + 1 : copy) < 0)
+                return -ENOMEM;
+        *ret = t;
+        return 0;
+}
+
 static void *tar_reader(void *userdata) {
         TarJob *job = userdata;
         struct archive *in = NULL, *disk = NULL;
         struct archive_entry *entry;
+        _cleanup_free_ char *host_path = NULL;
         struct stat st;
         bool into_dir = stat(job->host_path, &st) == 0 && S_ISDIR(st.st_mode);
-        int r = 0;
+        int r;
 
         block_sigpipe();
+        r = resolve_host_path(job->host_path, into_dir, &host_path);
+        if (r < 0)
+                goto finish;
         in = archive_read_new();
         disk = archive_write_disk_new();
         if (!in || !disk) {
@@ -509,9 +556,9 @@ static void *tar_reader(void *userdata) {
                 }
                 rest = strchr(name, '/');
                 if (into_dir)
-                        r = asprintf(&dest, "%s/%s", job->host_path, name) < 0 ? -ENOMEM : 0;
+                        r = asprintf(&dest, "%s/%s", host_path, name) < 0 ? -ENOMEM : 0;
                 else
-                        r = asprintf(&dest, "%s%s", job->host_path, rest ?: "") < 0 ? -ENOMEM : 0;
+                        r = asprintf(&dest, "%s%s", host_path, rest ?: "") < 0 ? -ENOMEM : 0;
                 if (r < 0)
                         break;
                 archive_entry_copy_pathname(entry, dest);
@@ -523,14 +570,14 @@ static void *tar_reader(void *userdata) {
                                 r = -EPERM;
                                 break;
                         }
-                        if (asprintf(&hl, into_dir ? "%s/%s" : "%s%s", job->host_path, into_dir ? h : (hrest ?: "")) < 0) {
+                        if (asprintf(&hl, into_dir ? "%s/%s" : "%s%s", host_path, into_dir ? h : (hrest ?: "")) < 0) {
                                 r = -ENOMEM;
                                 break;
                         }
                         archive_entry_copy_hardlink(entry, hl);
                 }
                 if (archive_read_extract2(in, entry, disk) < ARCHIVE_WARN) {
-                        r = -(archive_errno(disk) ?: EIO);
+                        r = archive_negative_errno(disk, EIO);
                         break;
                 }
         }
