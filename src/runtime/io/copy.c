@@ -332,18 +332,7 @@ int copy_archive_path(const char *source, int tar_fd, char **ret_message) {
         return 0;
 }
 
-/* Closes every fd but the two given (the child runs no exec, so CLOEXEC does not help). */
-static void close_all_but(int a, int b) {
-        int lo = MIN(a, b), hi = MAX(a, b);
-
-        if (lo > 3)
-                (void) close_range(3, (unsigned) lo - 1, 0);
-        if (hi > lo + 1)
-                (void) close_range((unsigned) lo + 1, (unsigned) hi - 1, 0);
-        (void) close_range((unsigned) hi + 1, ~0U, 0);
-}
-
-_noreturn_ static void copy_child(CopyDirection direction, const CopyOptions *o, int tar_fd, int result_fd) {
+_noreturn_ void copy_worker_main(CopyDirection direction, const CopyOptions *o, int tar_fd, int result_fd) {
         _cleanup_free_ char *msg = NULL;
         CopyResult res = {};
         sigset_t all;
@@ -355,7 +344,6 @@ _noreturn_ static void copy_child(CopyDirection direction, const CopyOptions *o,
         (void) signal(SIGPIPE, SIG_IGN);
         sigfillset(&all);
         (void) sigprocmask(SIG_UNBLOCK, &all, NULL);
-        close_all_but(tar_fd, result_fd);
 
         /* Load glibc's charset conversion tables from the host now: libarchive may need them
          * for pax names, and after chroot they would be read from the container's tree. */
@@ -380,129 +368,3 @@ _noreturn_ static void copy_child(CopyDirection direction, const CopyOptions *o,
         _exit(r < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
 }
 
-int copy_start(CopyDirection direction, const CopyOptions *options, int tar_fd, pid_t *ret_pid,
-               int *ret_result_fd) {
-        _cleanup_close_ int rfd = -EBADF, wfd = -EBADF;
-        int p[2];
-        pid_t pid;
-
-        assert_return(direction >= 0 && direction < _COPY_DIRECTION_MAX, -EINVAL);
-        assert_return(options && options->root && options->path && options->path[0], -EINVAL);
-        assert_return((options->file_mode & ~07777U) == 0, -EINVAL);
-        assert_return(tar_fd >= 0, -EBADF);
-        assert_return(ret_pid && ret_result_fd, -EINVAL);
-
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return negative_errno();
-        rfd = p[0];
-        wfd = p[1];
-
-        pid = fork();
-        if (pid < 0)
-                return negative_errno();
-        if (pid == 0)
-                copy_child(direction, options, tar_fd, wfd);
-
-        wfd = safe_close(wfd);
-        if (fd_set_nonblock(rfd, true) < 0) {
-                int r = negative_errno();
-                (void) kill(pid, SIGKILL);
-                return r;
-        }
-        *ret_pid = pid;
-        *ret_result_fd = TAKE_FD(rfd);
-        return 0;
-}
-
-int copy_result_read(int result_fd, CopyResult *ret) {
-        CopyResult res;
-        ssize_t n;
-
-        assert_return(result_fd >= 0, -EBADF);
-        assert_return(ret, -EINVAL);
-
-        do
-                n = read(result_fd, &res, sizeof(res));
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return negative_errno(); /* -EAGAIN: still working */
-        if ((size_t) n != sizeof(res)) {
-                /* EOF (or a torn record, which a single write ≤ PIPE_BUF cannot produce). */
-                res = (CopyResult) { .error = -EIO };
-                (void) snprintf(res.message, sizeof(res.message), "copy helper died");
-        } else {
-                res.message[sizeof(res.message) - 1] = 0;
-                if (res.error > 0)
-                        res.error = -EIO;
-        }
-        *ret = res;
-        return 0;
-}
-
-struct CopyJob {
-        sd_event_source *source;
-        int result_fd;
-        pid_t pid;
-        bool finished;
-        copy_done_t callback;
-        void *userdata;
-};
-
-static int copy_job_on_result(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        CopyJob *j = userdata;
-        CopyResult res;
-        int r;
-
-        r = copy_result_read(fd, &res);
-        if (r == -EAGAIN)
-                return 0;
-        if (r < 0)
-                res = (CopyResult) { .error = r };
-        j->finished = true;
-        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        j->callback(j, res.error, res.message, j->userdata);
-        return 0;
-}
-
-int copy_job_new(sd_event *event, CopyDirection direction, const CopyOptions *options, int tar_fd,
-                 copy_done_t callback, void *userdata, CopyJob **ret) {
-        _cleanup_(copy_job_freep) CopyJob *j = NULL;
-        int r;
-
-        assert_return(event && callback && ret, -EINVAL);
-
-        j = calloc(1, sizeof(*j));
-        if (!j)
-                return -ENOMEM;
-        j->result_fd = -EBADF;
-        j->pid = 0;
-        j->callback = callback;
-        j->userdata = userdata;
-
-        r = copy_start(direction, options, tar_fd, &j->pid, &j->result_fd);
-        if (r < 0)
-                return r;
-        r = sd_event_add_io(event, &j->source, j->result_fd, EPOLLIN, copy_job_on_result, j);
-        if (r < 0)
-                return r;
-        (void) sd_event_source_set_description(j->source, "copy-result");
-        *ret = TAKE_PTR(j);
-        return 0;
-}
-
-pid_t copy_job_get_pid(CopyJob *job) {
-        assert_return(job, -EINVAL);
-        return job->pid;
-}
-
-CopyJob *copy_job_free(CopyJob *job) {
-        if (!job)
-                return NULL;
-        /* Unfinished: stop the worker. Reaping stays with the service's SIGCHLD handler. */
-        if (!job->finished && job->pid > 0)
-                (void) kill(job->pid, SIGKILL);
-        sd_event_source_disable_unref(job->source);
-        safe_close(job->result_fd);
-        free(job);
-        return NULL;
-}

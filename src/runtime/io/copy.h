@@ -6,6 +6,9 @@
  * a symlink (even one planted by the container while we work) can reach outside of it, and so
  * that the service's event loop never blocks on the file system.
  *
+ * The child executes the container-runtime-copy helper (found next to the service's executable,
+ * or at $CONTAINER_RUNTIME_COPY), so that the service itself does not link libarchive.
+ *
  * Completion is signalled through a result pipe, not through waitpid(): the child writes one
  * CopyResult record and exits, the parent sees the record and then EOF. The service, being a
  * subreaper that reaps with waitid(P_ALL), reaps the child itself; these functions never call
@@ -87,3 +90,7 @@ static inline void copy_job_freep(CopyJob **j) {
 int copy_extract_stream(int tar_fd, const char *destination, uint32_t file_mode, bool create_parents,
                         char **ret_message);
 int copy_archive_path(const char *source, int tar_fd, char **ret_message);
+
+/* The body of the container-runtime-copy helper (copy-helper.c): chroot into options->root, run
+ * the worker for the direction, write one CopyResult to result_fd, exit. */
+__attribute__((noreturn)) void copy_worker_main(CopyDirection direction, const CopyOptions *options, int tar_fd, int result_fd);
