@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "container-common.h"
+#include "image-store.h"
 #include "macro.h"
 #include "runtime-client.h"
 
@@ -67,7 +68,8 @@ struct Manager {
         char *run_dir;
         char *containers_dir;
         char *runtime_path;
-        char *init_path; /* container-init for --init; NULL when not installed */
+        char *init_path;    /* container-init for --init; NULL when not installed */
+        ImageStore *images; /* $ROOT/images */
         int lock_fd;
         Container **containers;
         size_t n_containers;
@@ -91,6 +93,11 @@ int manager_scan(Manager *m);
 /* The stable JSON shape of `inspect` and `ls --format json` (docs/apiserver.md). */
 json_t *container_to_json(Container *c);
 
+/* The container runs from an image of the store (its "image" is set and "rootfs" is ours). */
+bool container_uses_image(Container *c);
+/* Mounts the image's overlay at the container's rootfs directory unless already mounted. */
+int container_mount_image_rootfs(Container *c);
+
 /* supervise.c */
 int container_spawn_runtime(Container *c);
 int container_watch_exit(Container *c);
@@ -98,6 +105,12 @@ void container_record_exit(Container *c, int exit_code, int64_t exited_at, const
 void container_release_runtime(Container *c);
 int container_reattach(Container *c);
 void manager_reap_children(Manager *m);
+
+/* routes-images.c */
+int manager_setup_image_routes(Manager *m);
+/* For route_create: resolves cfg's "image", merges its config with the CLI's overrides into
+ * "process" and points "rootfs" at the container's mount point. */
+int image_prepare_config(Manager *m, const char *id, json_t *cfg, char *err, size_t errsize);
 
 /* routes.c */
 int manager_setup_routes(Manager *m);

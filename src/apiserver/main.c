@@ -32,6 +32,7 @@ static void manager_free(Manager *m) {
                 cxpc_listener_unref(m->listener);
         }
         cxpc_router_unref(m->router);
+        image_store_free(m->images);
         sd_event_unref(m->event);
         safe_close(m->lock_fd);
         free(m->root);
@@ -61,7 +62,7 @@ static int run(int argc, char **argv) {
                 {"runtime", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},       {},
         };
-        _cleanup_free_ char *sock = NULL, *lock = NULL;
+        _cleanup_free_ char *sock = NULL, *lock = NULL, *images = NULL;
         const char *root = NULL, *run_dir = NULL, *runtime = NULL;
         Manager m = {.lock_fd = -EBADF};
         sigset_t ss;
@@ -136,6 +137,17 @@ static int run(int argc, char **argv) {
                 goto out;
         }
 
+        if (asprintf(&images, "%s/images", m.root) < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        r = image_store_open(images, &m.images);
+        if (r < 0) {
+                fprintf(stderr, "container-apiserver: opening the image store %s: %s\n", images,
+                        strerror(-r));
+                goto out;
+        }
+
         sigemptyset(&ss);
         sigaddset(&ss, SIGCHLD);
         sigaddset(&ss, SIGTERM);
@@ -155,6 +167,8 @@ static int run(int argc, char **argv) {
                 r = sd_event_add_signal(m.event, NULL, SIGHUP, NULL, NULL);
         if (r >= 0)
                 r = manager_setup_routes(&m);
+        if (r >= 0)
+                r = manager_setup_image_routes(&m);
         if (r < 0)
                 goto out;
 

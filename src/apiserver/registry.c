@@ -264,6 +264,21 @@ int manager_remove_container(Manager *m, Container *c) {
         char suffix[CONTAINER_ID_GENERATED_LEN + 1];
         int r;
 
+        /* The overlay goes first (rm_rf never crosses mounts), with the upper layer and the
+         * container's image reference. A broken container's config is unknown: try anyway. */
+        if (container_uses_image(c) || !c->config) {
+                _cleanup_free_ char *target = NULL;
+                struct stat st;
+
+                if (asprintf(&target, "%s/rootfs", c->dir) < 0)
+                        return -ENOMEM;
+                if (container_uses_image(c) || (stat(target, &st) >= 0 && S_ISDIR(st.st_mode))) {
+                        r = image_store_umount_rootfs(m->images, c->id, target, IMAGE_UMOUNT_REMOVE);
+                        if (r < 0 && c->config)
+                                return r;
+                }
+        }
+
         /* Rename first so that a crash in the middle never leaves a half-removed container that
          * would later be listed as broken; dot names are never valid ids, scans skip them. */
         r = container_id_generate(suffix);

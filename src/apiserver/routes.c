@@ -123,7 +123,7 @@ static bool is_string_array(json_t *a, bool nonempty) {
 }
 
 /* Checks what the API server itself interprets; the runtime service validates the rest at start. */
-static int validate_config(json_t *cfg, char *err, size_t errsize) {
+static int validate_config(json_t *cfg, bool check_rootfs, char *err, size_t errsize) {
         json_t *rootfs = json_object_get(cfg, "rootfs"), *image = json_object_get(cfg, "image");
         json_t *process = json_object_get(cfg, "process");
         struct stat st;
@@ -136,6 +136,8 @@ static int validate_config(json_t *cfg, char *err, size_t errsize) {
                 snprintf(err, errsize, "process.env must be an array of \"KEY=VALUE\" strings");
                 return -EINVAL;
         }
+        if (!check_rootfs)
+                return 0;
         if (!rootfs || json_is_null(rootfs)) {
                 if (json_is_string(image)) {
                         snprintf(err, errsize, "image %s: image store not available yet (use --rootfs DIR)",
@@ -170,6 +172,7 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         char idbuf[CONTAINER_ID_GENERATED_LEN + 1], err[512];
         cxpc_object *config = cxpc_dict_get(m, "configuration");
         const char *id;
+        bool from_image;
         int r;
 
         if (cxpc_object_get_type(config) != CXPC_TYPE_DICTIONARY)
@@ -183,9 +186,19 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                    "configuration is not an object");
 
-        r = validate_config(cfg, err, sizeof err);
-        if (r < 0)
-                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "%s", err);
+        /* IMAGE instead of --rootfs: the store provides the root filesystem and the process. */
+        from_image = json_is_string(json_object_get(cfg, "image")) &&
+                     (!json_object_get(cfg, "rootfs") || json_is_null(json_object_get(cfg, "rootfs")));
+        if (!from_image) {
+                /* Only ours to set. */
+                (void) json_object_del(cfg, "imageRootfs");
+                (void) json_object_del(cfg, "imageDigest");
+                (void) json_object_del(cfg, "entrypoint");
+                r = validate_config(cfg, true, err, sizeof err);
+                if (r < 0)
+                        return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "%s",
+                                                           err);
+        }
 
         if (json_is_true(json_object_get(cfg, "init")) && !mgr->init_path)
                 return cxpc_connection_reply_error(
@@ -220,6 +233,15 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 id = idbuf;
         }
 
+        if (from_image) {
+                r = image_prepare_config(mgr, id, cfg, err, sizeof err);
+                if (r >= 0)
+                        r = validate_config(cfg, false, err, sizeof err);
+                if (r < 0)
+                        return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "%s",
+                                                           err);
+        }
+
         r = container_new(mgr, id, &c);
         if (r < 0)
                 return r;
@@ -240,6 +262,8 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                                                    "creating %s: %m", c->dir);
         }
         r = container_save_config(c);
+        if (r >= 0 && from_image)
+                r = container_mount_image_rootfs(c);
         if (r >= 0)
                 r = container_write_bundle(c);
         if (r >= 0)
@@ -247,7 +271,13 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (r >= 0)
                 r = manager_add_container(mgr, c);
         if (r < 0) {
-                /* Nothing half-created stays behind. */
+                /* Nothing half-created stays behind: no mount, no image reference, no directory. */
+                if (from_image) {
+                        _cleanup_free_ char *target = NULL;
+                        if (asprintf(&target, "%s/rootfs", c->dir) >= 0)
+                                (void) image_store_umount_rootfs(mgr->images, c->id, target,
+                                                                 IMAGE_UMOUNT_REMOVE);
+                }
                 (void) rm_rf(c->dir);
                 return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r),
                                                    "creating container %s: %s", id, strerror(-r));
@@ -308,6 +338,16 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 c->retiring = runtime_client_free(c->retiring);
         }
 
+        if (container_uses_image(c)) {
+                /* Gone after a reboot or an unmount by hand: mounted again before the runtime starts. */
+                r = container_mount_image_rootfs(c);
+                if (r < 0)
+                        return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r),
+                                                           "mounting the root filesystem of %s: %s", c->id,
+                                                           image_store_last_error(mgr->images)[0]
+                                                                   ? image_store_last_error(mgr->images)
+                                                                   : strerror(-r));
+        }
         r = container_write_bundle(c);
         if (r < 0)
                 return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r),
@@ -488,6 +528,8 @@ static int route_stop(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return refuse_broken(conn, m, c);
         (void) cxpc_dict_get_int64(m, "timeout", &timeout);
         (void) cxpc_dict_get_string(m, "signal", &signal);
+        if (!signal) /* the image's StopSignal (--stop-signal would override it), else the runtime's default */
+                signal = json_string_value(json_object_get(c->config, "stopSignal"));
         if (timeout < 0 || timeout > 24 * 3600)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                    "stop timeout out of range");

@@ -561,7 +561,7 @@ int verb_run(int argc, char **argv, bool create_only) {
                         return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "invalidArgument",
                                          "give --rootfs DIR or an IMAGE (see container %s --help)", argv[0]);
                 image = argv[optind++];
-                /* Until the image store lands, an "image" that is a directory is a root filesystem. */
+                /* An "image" that is a directory is a root filesystem (as --rootfs). */
                 if ((strchr(image, '/') || streq(image, ".")) && stat(image, &st) >= 0 &&
                     S_ISDIR(st.st_mode)) {
                         rootfs = realpath(image, NULL);
@@ -575,12 +575,18 @@ int verb_run(int argc, char **argv, bool create_only) {
         if (ao.tty && json_array_append_new(env, json_string("TERM=xterm")) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
 
-        if (entrypoint && json_array_append_new(args, json_string(entrypoint)) < 0)
+        /* With an image the API server merges the image's config with what we send (docs/images.md):
+         * args are the image's Cmd override, env only our -e, cwd only an explicit -w. */
+        if (image && json_array_size(env) > 0 &&
+            streq(json_string_value(json_array_get(env, 0)), DEFAULT_PATH_ENV) &&
+            json_array_remove(env, 0) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (!image && entrypoint && json_array_append_new(args, json_string(entrypoint)) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         for (int i = optind; i < argc; i++)
                 if (json_array_append_new(args, json_string(argv[i])) < 0)
                         return CONTAINER_EXIT_TOOL_FAILED;
-        if (json_array_size(args) == 0 && json_array_append_new(args, json_string("/bin/sh")) < 0)
+        if (!image && json_array_size(args) == 0 && json_array_append_new(args, json_string("/bin/sh")) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         for (size_t i = 0; i < json_array_size(args); i++)
                 if (!json_is_string(json_array_get(args, i)))
@@ -588,15 +594,20 @@ int verb_run(int argc, char **argv, bool create_only) {
                                          "arguments must be UTF-8");
 
         cfg = json_pack(
-                "{s:s?, s:s?, s:s?, s:{s:O, s:O, s:s, s:b}, s:O, s:O, s:O, s:b, s:b, s:b, s:b, s:s?}", "id",
+                "{s:s?, s:s?, s:s?, s:{s:O, s:O, s:s?, s:b}, s:O, s:O, s:O, s:b, s:b, s:b, s:b, s:s?}", "id",
                 name, "image", image, "rootfs", rootfs, "process", "args", args, "env", env, "cwd",
-                workdir ?: "/", "terminal", ao.tty, "mounts", mounts, "resources", resources, "labels",
-                labels, "readOnlyRoot", read_only, "init", init, "autoRemove", auto_remove, "tty", ao.tty,
+                workdir
+                        ?: image ? NULL
+                                 : "/",
+                "terminal", ao.tty, "mounts", mounts, "resources", resources, "labels", labels,
+                "readOnlyRoot", read_only, "init", init, "autoRemove", auto_remove, "tty", ao.tty,
                 "hostname", hostname);
         if (!cfg)
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "internalError",
                                  "building the configuration");
         if (user && json_object_set_new(json_object_get(cfg, "process"), "user", json_string(user)) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (image && entrypoint && json_object_set_new(cfg, "entrypoint", json_string(entrypoint)) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
 
         text = json_dumps(cfg, JSON_COMPACT);

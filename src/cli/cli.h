@@ -64,3 +64,4 @@ int verb_cp(int argc, char **argv);
 int verb_export(int argc, char **argv);
 int verb_prune(int argc, char **argv);
 int verb_system(int argc, char **argv);
+int verb_image(int argc, char **argv);

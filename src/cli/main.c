@@ -202,7 +202,7 @@ static void help(FILE *f) {
         fputs("Usage: container [--root DIR] [--run-dir DIR] COMMAND [ARG...]\n"
               "\n"
               "Commands:\n"
-              "  run        Create and start a container (--rootfs DIR)\n"
+              "  run        Create and start a container (IMAGE or --rootfs DIR)\n"
               "  create     Create a container\n"
               "  start      Start created or stopped containers\n"
               "  stop       Stop running containers\n"
@@ -217,6 +217,7 @@ static void help(FILE *f) {
               "  export     Write a container's root filesystem as a tar archive\n"
               "  prune      Remove all stopped containers\n"
               "  wait       Wait for containers to exit and print their exit codes\n"
+              "  image      load | ls | rm | inspect | tag | prune | save images\n"
               "  system     start | stop | status | version of the API server\n"
               "\n"
               "Exit codes: the container process's own; 125 the tool failed; 126 the command\n"
@@ -241,7 +242,7 @@ int main(int argc, char **argv) {
                 {"list", verb_ls},       {"inspect", verb_inspect}, {"stop", verb_stop},
                 {"kill", verb_kill},     {"rm", verb_rm},           {"stats", verb_stats},
                 {"cp", verb_cp},         {"export", verb_export},   {"prune", verb_prune},
-                {"system", verb_system},
+                {"system", verb_system}, {"image", verb_image},
         };
         int c;
 

@@ -39,6 +39,13 @@
 #define APISERVER_ROUTE_LOGS            "container/logs"
 #define APISERVER_ROUTE_RESIZE          "container/resize"
 #define APISERVER_ROUTE_PRUNE           "container/prune"
+#define APISERVER_ROUTE_IMAGE_LOAD      "image/load"
+#define APISERVER_ROUTE_IMAGE_LIST      "image/list"
+#define APISERVER_ROUTE_IMAGE_REMOVE    "image/remove"
+#define APISERVER_ROUTE_IMAGE_INSPECT   "image/inspect"
+#define APISERVER_ROUTE_IMAGE_TAG       "image/tag"
+#define APISERVER_ROUTE_IMAGE_PRUNE     "image/prune"
+#define APISERVER_ROUTE_IMAGE_SAVE      "image/save"
 #define APISERVER_ROUTE_SYSTEM_STATUS   "system/status"
 #define APISERVER_ROUTE_SYSTEM_SHUTDOWN "system/shutdown"
 
