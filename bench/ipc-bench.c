@@ -24,15 +24,15 @@
 #include "cxpc/cxpc.h"
 #include "macro.h"
 
-#define BENCH_ROUNDS 3
-#define BENCH_WARMUP 2000
-#define BENCH_PINGS 20000
-#define BENCH_PIPELINE_DEPTH 64
+#define BENCH_ROUNDS            3
+#define BENCH_WARMUP            2000
+#define BENCH_PINGS             20000
+#define BENCH_PIPELINE_DEPTH    64
 #define BENCH_PIPELINE_MESSAGES 100000
-#define BENCH_DATA_SIZE (64u * 1024u * 1024u)
-#define BENCH_DATA_ROUNDS 5
-#define RAW_REQUEST_SIZE 96 /* about the size of the encoded libcxpc request */
-#define RAW_REPLY_SIZE 48
+#define BENCH_DATA_SIZE         (64u * 1024u * 1024u)
+#define BENCH_DATA_ROUNDS       5
+#define RAW_REQUEST_SIZE        96 /* about the size of the encoded libcxpc request */
+#define RAW_REPLY_SIZE          48
 
 static uint64_t now_ns(void) {
         struct timespec ts;
@@ -177,7 +177,8 @@ static _noreturn_ void cxpc_server(int fd) {
         if ((r = sd_event_new(&e)) < 0 || (r = cxpc_router_new(&router)) < 0 ||
             (r = cxpc_router_add(router, "bench/ping", on_ping, NULL)) < 0 ||
             (r = cxpc_router_add(router, "bench/echo", on_echo, NULL)) < 0 ||
-            (r = cxpc_connection_new_from_fd(fd, &c)) < 0 || (r = cxpc_connection_set_router(c, router)) < 0 ||
+            (r = cxpc_connection_new_from_fd(fd, &c)) < 0 ||
+            (r = cxpc_connection_set_router(c, router)) < 0 ||
             (r = cxpc_connection_add_disconnect_handler(c, on_server_disconnect, NULL)) < 0 ||
             (r = cxpc_connection_attach_event(c, e, 0)) < 0)
                 die("server setup", r);
@@ -378,8 +379,9 @@ int main(void) {
                 lib[i] = cxpc_p50();
                 raw_tp[i] = raw_throughput();
                 lib_tp[i] = cxpc_throughput();
-                printf("round %zu: raw p50 %.2f us, libcxpc p50 %.2f us; raw %.0f msg/s, libcxpc %.0f msg/s\n", i,
-                       (double) raw[i] / 1e3, (double) lib[i] / 1e3, raw_tp[i], lib_tp[i]);
+                printf("round %zu: raw p50 %.2f us, libcxpc p50 %.2f us; raw %.0f msg/s, libcxpc %.0f "
+                       "msg/s\n",
+                       i, (double) raw[i] / 1e3, (double) lib[i] / 1e3, raw_tp[i], lib_tp[i]);
                 fflush(stdout);
         }
         uint64_t raw_med = median(raw, BENCH_ROUNDS), lib_med = median(lib, BENCH_ROUNDS);

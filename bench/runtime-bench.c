@@ -75,8 +75,9 @@ static void write_bundle(const char *bundle, const char *id, const char *args) {
         f = fopen(path, "we");
         if (!f)
                 die(path);
-        fprintf(f, "{\"id\":\"%s\",\"rootfs\":\"%s\",\"readOnlyRoot\":true,\"logging\":{\"driver\":\"none\"},"
-                   "\"process\":{\"args\":%s}}",
+        fprintf(f,
+                "{\"id\":\"%s\",\"rootfs\":\"%s\",\"readOnlyRoot\":true,\"logging\":{\"driver\":\"none\"},"
+                "\"process\":{\"args\":%s}}",
                 id, rootfs, args);
         fclose(f);
 }
@@ -94,11 +95,13 @@ static pid_t spawn_service(const char *id, const char *bundle, RuntimeClient **r
         if (pid == 0) {
                 char fd[16];
                 snprintf(fd, sizeof(fd), "%d", dup(sv[1]));
-                execl(service, service, "--id", id, "--root", bundle, "--run-dir", run, "--listen-fd", fd, (char *) NULL);
+                execl(service, service, "--id", id, "--root", bundle, "--run-dir", run, "--listen-fd", fd,
+                      (char *) NULL);
                 _exit(127);
         }
         close(sv[1]);
-        if (cxpc_connection_new_from_fd(sv[0], &conn) < 0 || runtime_client_new_from_connection(conn, ret) < 0)
+        if (cxpc_connection_new_from_fd(sv[0], &conn) < 0 ||
+            runtime_client_new_from_connection(conn, ret) < 0)
                 die("connect");
         cxpc_connection_unref(conn);
         return pid;
@@ -176,8 +179,14 @@ int main(int argc, char *argv[]) {
                         waitpid(p, NULL, 0);
                         rename(to, from);
                 }
-                char *args[] = { (char *) "/usr/bin/crun", (char *) "--root", state, (char *) "run", (char *) "--bundle",
-                                 bundle, id, NULL };
+                char *args[] = {(char *) "/usr/bin/crun",
+                                (char *) "--root",
+                                state,
+                                (char *) "run",
+                                (char *) "--bundle",
+                                bundle,
+                                id,
+                                NULL};
                 double t0 = now_ms();
                 if (run_wait(args) != 0)
                         die("crun run");
@@ -199,10 +208,12 @@ int main(int argc, char *argv[]) {
                         cxpc_object_unref(snap);
                 }
                 double t0 = now_ms();
-                if (runtime_client_bootstrap(client, NULL, NULL, NULL) < 0 || runtime_client_start(client, id) < 0 ||
+                if (runtime_client_bootstrap(client, NULL, NULL, NULL) < 0 ||
+                    runtime_client_start(client, id) < 0 ||
                     runtime_client_wait(client, id, 0, &code, NULL) < 0 || code != 0 ||
                     runtime_client_shutdown(client) < 0) {
-                        fprintf(stderr, "service run failed: %s\n", runtime_client_last_error(client)->message);
+                        fprintf(stderr, "service run failed: %s\n",
+                                runtime_client_last_error(client)->message);
                         return EXIT_FAILURE;
                 }
                 svc_run[i] = now_ms() - t0;
@@ -223,8 +234,13 @@ int main(int argc, char *argv[]) {
         {
                 char croot[256];
                 snprintf(croot, sizeof(croot), "%s/run/runtime/%s.d/oci", dir, id);
-                char *args[] = { (char *) "/usr/bin/crun", (char *) "--root", croot, (char *) "exec", id,
-                                 (char *) "/bin/true", NULL };
+                char *args[] = {(char *) "/usr/bin/crun",
+                                (char *) "--root",
+                                croot,
+                                (char *) "exec",
+                                id,
+                                (char *) "/bin/true",
+                                NULL};
                 for (int i = 0; i < rounds; i++) {
                         double t0 = now_ms();
                         if (run_wait(args) != 0)
@@ -263,8 +279,9 @@ int main(int argc, char *argv[]) {
         printf("service run       %7.2f ms  (bootstrap+start+wait+shutdown)\n", sr);
         printf("crun exec         %7.2f ms\n", ce);
         printf("service exec      %7.2f ms  (createProcess+start+wait)\n", se);
-        printf("service RSS       %7ld KiB (container running; anonymous %ld KiB, the rest shared library pages)\n", rss,
-               rss_anon_kib);
+        printf("service RSS       %7ld KiB (container running; anonymous %ld KiB, the rest shared library "
+               "pages)\n",
+               rss, rss_anon_kib);
         printf("run_ratio=%.2f exec_ratio=%.2f service_rss_kib=%ld\n", sr / cr, se / ce, rss);
         return EXIT_SUCCESS;
 }

@@ -50,6 +50,13 @@ if ! build build; then
         exit 1
 fi
 
+step "formatting (clang-format, .clang-format)"
+if bash scripts/clang-format.sh --check; then
+        passed=$((passed + 1))
+else
+        failed=$((failed + 1)); failures+=("clang-format: run scripts/clang-format.sh")
+fi
+
 step "tests (normal build)"
 meson test -C build --print-errorlogs --num-processes 2
 count_meson build/meson-logs/testlog.json "normal"

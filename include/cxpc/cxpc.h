@@ -28,29 +28,29 @@ extern "C" {
 
 /* ---- Limits (the codec and the connection enforce these; see docs/protocol.md) ---- */
 
-#define CXPC_PROTOCOL_VERSION 1
-#define CXPC_FRAME_HEADER_SIZE 32u
-#define CXPC_INLINE_BODY_MAX (48u * 1024u)            /* larger bodies travel in a sealed memfd */
-#define CXPC_MESSAGE_SIZE_MAX (256u * 1024u * 1024u)  /* encoded body, inline or memfd */
-#define CXPC_DEPTH_MAX 32u                            /* nesting of arrays/dictionaries */
-#define CXPC_FDS_PER_MESSAGE_MAX 64u                  /* fd/endpoint/shmem/large data values + body memfd */
-#define CXPC_DATA_MEMFD_MIN (256u * 1024u)            /* data this large lives in its own sealed memfd */
-#define CXPC_DICT_KEYS_MAX 65536u
-#define CXPC_ARRAY_ITEMS_MAX (1024u * 1024u)
-#define CXPC_KEY_SIZE_MAX 1024u                       /* bytes of one dictionary key */
-#define CXPC_STRING_SIZE_MAX (64u * 1024u * 1024u)
-#define CXPC_ERROR_MESSAGE_SIZE_MAX 4096u
-#define CXPC_OUTBOUND_QUEUE_MAX 4096u                 /* queued frames per connection */
+#define CXPC_PROTOCOL_VERSION         1
+#define CXPC_FRAME_HEADER_SIZE        32u
+#define CXPC_INLINE_BODY_MAX          (48u * 1024u)          /* larger bodies travel in a sealed memfd */
+#define CXPC_MESSAGE_SIZE_MAX         (256u * 1024u * 1024u) /* encoded body, inline or memfd */
+#define CXPC_DEPTH_MAX                32u                    /* nesting of arrays/dictionaries */
+#define CXPC_FDS_PER_MESSAGE_MAX      64u            /* fd/endpoint/shmem/large data values + body memfd */
+#define CXPC_DATA_MEMFD_MIN           (256u * 1024u) /* data this large lives in its own sealed memfd */
+#define CXPC_DICT_KEYS_MAX            65536u
+#define CXPC_ARRAY_ITEMS_MAX          (1024u * 1024u)
+#define CXPC_KEY_SIZE_MAX             1024u /* bytes of one dictionary key */
+#define CXPC_STRING_SIZE_MAX          (64u * 1024u * 1024u)
+#define CXPC_ERROR_MESSAGE_SIZE_MAX   4096u
+#define CXPC_OUTBOUND_QUEUE_MAX       4096u /* queued frames per connection */
 #define CXPC_OUTBOUND_QUEUE_BYTES_MAX (512u * 1024u * 1024u)
-#define CXPC_PENDING_REPLIES_MAX 4096u                /* outstanding calls per connection */
-#define CXPC_CONNECTIONS_PER_UID_MAX 4096u            /* per listener */
-#define CXPC_DEFAULT_TIMEOUT_USEC (25ull * 1000000ull)
-#define CXPC_INFINITY UINT64_MAX
+#define CXPC_PENDING_REPLIES_MAX      4096u /* outstanding calls per connection */
+#define CXPC_CONNECTIONS_PER_UID_MAX  4096u /* per listener */
+#define CXPC_DEFAULT_TIMEOUT_USEC     (25ull * 1000000ull)
+#define CXPC_INFINITY                 UINT64_MAX
 
 /* Fixed message keys. */
-#define CXPC_KEY_ROUTE "cxpc.route"
-#define CXPC_KEY_ERROR "cxpc.error"
-#define CXPC_ROUTE_INTROSPECT "cxpc.routes"           /* reply: { "routes": [ string... ] } */
+#define CXPC_KEY_ROUTE        "cxpc.route"
+#define CXPC_KEY_ERROR        "cxpc.error"
+#define CXPC_ROUTE_INTROSPECT "cxpc.routes" /* reply: { "routes": [ string... ] } */
 
 /* ---- Types ---- */
 
@@ -60,15 +60,15 @@ typedef enum cxpc_type {
         CXPC_TYPE_INT64,
         CXPC_TYPE_UINT64,
         CXPC_TYPE_DOUBLE,
-        CXPC_TYPE_DATE,        /* int64 nanoseconds since the Unix epoch */
+        CXPC_TYPE_DATE, /* int64 nanoseconds since the Unix epoch */
         CXPC_TYPE_DATA,
-        CXPC_TYPE_STRING,      /* validated UTF-8, no embedded NUL */
+        CXPC_TYPE_STRING, /* validated UTF-8, no embedded NUL */
         CXPC_TYPE_UUID,
         CXPC_TYPE_ARRAY,
         CXPC_TYPE_DICTIONARY,
         CXPC_TYPE_FD,
         CXPC_TYPE_ENDPOINT,
-        CXPC_TYPE_SHMEM,       /* sealed memfd region */
+        CXPC_TYPE_SHMEM, /* sealed memfd region */
         CXPC_TYPE_ERROR,
         _CXPC_TYPE_MAX,
         _CXPC_TYPE_INVALID = -22, /* -EINVAL */
@@ -169,7 +169,7 @@ int cxpc_error_get_message(const cxpc_object *o, const char **ret);
 /* ---- Arrays ---- */
 
 int cxpc_array_new(cxpc_object **ret);
-size_t cxpc_array_get_count(const cxpc_object *array);   /* 0 for non-arrays */
+size_t cxpc_array_get_count(const cxpc_object *array); /* 0 for non-arrays */
 /* Takes its own reference to value. */
 int cxpc_array_append(cxpc_object *array, cxpc_object *value);
 /* Borrowed; NULL when out of range. */
@@ -181,11 +181,12 @@ int cxpc_dict_new(cxpc_object **ret);
 size_t cxpc_dict_get_count(const cxpc_object *dict);
 /* Takes its own reference to value; replaces an existing key. */
 int cxpc_dict_set(cxpc_object *dict, const char *key, cxpc_object *value);
-int cxpc_dict_remove(cxpc_object *dict, const char *key);  /* -ENOENT when absent */
+int cxpc_dict_remove(cxpc_object *dict, const char *key); /* -ENOENT when absent */
 /* Borrowed; NULL when absent. */
 cxpc_object *cxpc_dict_get(const cxpc_object *dict, const char *key);
 /* Iteration by index (insertion order). */
-int cxpc_dict_get_entry(const cxpc_object *dict, size_t index, const char **ret_key, cxpc_object **ret_value);
+int cxpc_dict_get_entry(const cxpc_object *dict, size_t index, const char **ret_key,
+                        cxpc_object **ret_value);
 
 /* Typed convenience setters. */
 int cxpc_dict_set_null(cxpc_object *dict, const char *key);
@@ -277,7 +278,8 @@ sd_event *cxpc_connection_get_event(cxpc_connection *c);
 
 int cxpc_connection_set_message_handler(cxpc_connection *c, cxpc_message_handler_t handler, void *userdata);
 int cxpc_connection_set_router(cxpc_connection *c, cxpc_router *router);
-int cxpc_connection_add_disconnect_handler(cxpc_connection *c, cxpc_disconnect_handler_t handler, void *userdata);
+int cxpc_connection_add_disconnect_handler(cxpc_connection *c, cxpc_disconnect_handler_t handler,
+                                           void *userdata);
 /* Default policy: the peer's uid equals our euid, or is 0. NULL restores it. */
 int cxpc_connection_set_policy(cxpc_connection *c, cxpc_policy_t policy, void *userdata);
 void *cxpc_connection_set_userdata(cxpc_connection *c, void *userdata);
@@ -300,7 +302,8 @@ int cxpc_connection_call_async(cxpc_connection *c, cxpc_object *message, uint64_
  * -ETIMEDOUT when the deadline passes, -ECONNRESET when the peer goes away mid-call,
  * -ENOTCONN on a closed connection. Other messages that arrive meanwhile are dispatched later by
  * the event loop, in order. */
-int cxpc_connection_call(cxpc_connection *c, cxpc_object *message, uint64_t timeout_usec, cxpc_object **ret_reply);
+int cxpc_connection_call(cxpc_connection *c, cxpc_object *message, uint64_t timeout_usec,
+                         cxpc_object **ret_reply);
 /* Reply to a request (now, or later for a deferred reply). Exactly one reply per request:
  * -EALREADY for a second one. Replying on a dead connection returns -ENOTCONN. */
 int cxpc_connection_reply(cxpc_connection *c, cxpc_object *request, cxpc_object *reply);
@@ -337,7 +340,8 @@ cxpc_listener *cxpc_listener_unref(cxpc_listener *l);
 /* Stops accepting; removes the socket file it created. Existing connections live on. */
 void cxpc_listener_close(cxpc_listener *l);
 
-int cxpc_listener_set_accept_handler(cxpc_listener *l, cxpc_connection_accept_handler_t handler, void *userdata);
+int cxpc_listener_set_accept_handler(cxpc_listener *l, cxpc_connection_accept_handler_t handler,
+                                     void *userdata);
 int cxpc_listener_set_router(cxpc_listener *l, cxpc_router *router);
 int cxpc_listener_set_policy(cxpc_listener *l, cxpc_policy_t policy, void *userdata);
 int cxpc_listener_get_fd(const cxpc_listener *l);
@@ -359,10 +363,10 @@ int cxpc_router_list(cxpc_router *r, cxpc_object **ret_array);
 
 /* ---- Cleanup helpers ---- */
 
-#define _CXPC_DEFINE_POINTER_CLEANUP_FUNC(type, func)           \
-        static inline void func##p(type **p) {                  \
-                if (*p)                                         \
-                        *p = func(*p);                          \
+#define _CXPC_DEFINE_POINTER_CLEANUP_FUNC(type, func) \
+        static inline void func##p(type **p) {        \
+                if (*p)                               \
+                        *p = func(*p);                \
         }
 
 _CXPC_DEFINE_POINTER_CLEANUP_FUNC(cxpc_object, cxpc_object_unref)

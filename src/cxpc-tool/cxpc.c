@@ -69,7 +69,7 @@ static int parse_fd_arg(const char *s, fd_arg *ret) {
         char *key = strndup(s, (size_t) (eq - s));
         if (!key)
                 return -ENOMEM;
-        *ret = (fd_arg) { .key = key, .fd = (int) fd };
+        *ret = (fd_arg){.key = key, .fd = (int) fd};
         return 0;
 }
 
@@ -180,8 +180,8 @@ static int do_routes(const char *socket_path, const options *o) {
         cxpc_error_code code;
         const char *message = NULL;
         if (cxpc_reply_check(reply, &code, &message) < 0) {
-                fprintf(stderr, "cxpc: listing routes failed: %s: %s\n", cxpc_error_code_to_string(code) ?: "unknown",
-                        message ?: "(no message)");
+                fprintf(stderr, "cxpc: listing routes failed: %s: %s\n",
+                        cxpc_error_code_to_string(code) ?: "unknown", message ?: "(no message)");
                 return 1;
         }
         cxpc_object *routes = cxpc_dict_get(reply, "routes");
@@ -199,13 +199,13 @@ static int do_routes(const char *socket_path, const options *o) {
 
 int main(int argc, char *argv[]) {
         static const struct option long_options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "timeout", required_argument, NULL, 't' },
-                { "fd", required_argument, NULL, 'f' },
-                { "compact", no_argument, NULL, 'c' },
+                {"help", no_argument, NULL, 'h'},
+                {"timeout", required_argument, NULL, 't'},
+                {"fd", required_argument, NULL, 'f'},
+                {"compact", no_argument, NULL, 'c'},
                 {},
         };
-        options o = { .timeout_usec = CXPC_DEFAULT_TIMEOUT_USEC };
+        options o = {.timeout_usec = CXPC_DEFAULT_TIMEOUT_USEC};
         int c, ret;
 
         while ((c = getopt_long(argc, argv, "ht:f:c", long_options, NULL)) >= 0) {

@@ -47,7 +47,7 @@ typedef struct cxpc_frame {
         void *body;          /* inline body buffer, or NULL */
         int *fds;
         size_t n_fds;
-        size_t sent_size;    /* accounting for the outbound queue */
+        size_t sent_size; /* accounting for the outbound queue */
 } cxpc_frame;
 
 /* Encodes a message (a dictionary) into a frame. Bodies above CXPC_INLINE_BODY_MAX are written
@@ -86,7 +86,8 @@ void cxpc_recv_buffer_done(cxpc_recv_buffer *b);
  * -EBADMSG for any protocol error (bad magic/version/flags/sizes, MSG_CTRUNC, MSG_TRUNC,
  * malformed body, bad seals, unreferenced or surplus fds); every received fd is closed on
  * failure. Other negative errnos come from the socket. */
-int cxpc_frame_receive(int sockfd, cxpc_recv_buffer *b, cxpc_object **ret_message, cxpc_frame_info *ret_info);
+int cxpc_frame_receive(int sockfd, cxpc_recv_buffer *b, cxpc_object **ret_message,
+                       cxpc_frame_info *ret_info);
 
 /* Decodes a body (what follows the header) with the record's fds; takes ownership of all fds
  * (closes them on failure, and closes any that no value references). Exposed for the fuzzer. */

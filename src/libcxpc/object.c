@@ -19,13 +19,20 @@
 #include "object-internal.h"
 
 static const char *const type_names[_CXPC_TYPE_MAX] = {
-        [CXPC_TYPE_NULL] = "null",     [CXPC_TYPE_BOOL] = "bool",
-        [CXPC_TYPE_INT64] = "int64",   [CXPC_TYPE_UINT64] = "uint64",
-        [CXPC_TYPE_DOUBLE] = "double", [CXPC_TYPE_DATE] = "date",
-        [CXPC_TYPE_DATA] = "data",     [CXPC_TYPE_STRING] = "string",
-        [CXPC_TYPE_UUID] = "uuid",     [CXPC_TYPE_ARRAY] = "array",
-        [CXPC_TYPE_DICTIONARY] = "dictionary", [CXPC_TYPE_FD] = "fd",
-        [CXPC_TYPE_ENDPOINT] = "endpoint", [CXPC_TYPE_SHMEM] = "shmem",
+        [CXPC_TYPE_NULL] = "null",
+        [CXPC_TYPE_BOOL] = "bool",
+        [CXPC_TYPE_INT64] = "int64",
+        [CXPC_TYPE_UINT64] = "uint64",
+        [CXPC_TYPE_DOUBLE] = "double",
+        [CXPC_TYPE_DATE] = "date",
+        [CXPC_TYPE_DATA] = "data",
+        [CXPC_TYPE_STRING] = "string",
+        [CXPC_TYPE_UUID] = "uuid",
+        [CXPC_TYPE_ARRAY] = "array",
+        [CXPC_TYPE_DICTIONARY] = "dictionary",
+        [CXPC_TYPE_FD] = "fd",
+        [CXPC_TYPE_ENDPOINT] = "endpoint",
+        [CXPC_TYPE_SHMEM] = "shmem",
         [CXPC_TYPE_ERROR] = "error",
 };
 
@@ -41,7 +48,7 @@ cxpc_backing *cxpc_backing_new(void *map, size_t size) {
         cxpc_backing *b = malloc(sizeof(*b));
         if (!b)
                 return NULL;
-        *b = (cxpc_backing) { .n_ref = 1, .map = map, .size = size };
+        *b = (cxpc_backing){.n_ref = 1, .map = map, .size = size};
         return b;
 }
 
@@ -183,15 +190,15 @@ _public_ cxpc_type cxpc_object_get_type(const cxpc_object *o) {
 
 /* ---- scalars ---- */
 
-#define DEFINE_SCALAR_NEW(name, ctype, ttype, field)                    \
-        _public_ int cxpc_##name##_new(ctype v, cxpc_object **ret) {    \
-                assert_return(ret, -EINVAL);                            \
-                cxpc_object *o = object_alloc(ttype);                   \
-                if (!o)                                                 \
-                        return -ENOMEM;                                 \
-                o->field = v;                                           \
-                *ret = o;                                               \
-                return 0;                                               \
+#define DEFINE_SCALAR_NEW(name, ctype, ttype, field)                 \
+        _public_ int cxpc_##name##_new(ctype v, cxpc_object **ret) { \
+                assert_return(ret, -EINVAL);                         \
+                cxpc_object *o = object_alloc(ttype);                \
+                if (!o)                                              \
+                        return -ENOMEM;                              \
+                o->field = v;                                        \
+                *ret = o;                                            \
+                return 0;                                            \
         }
 
 DEFINE_SCALAR_NEW(bool, bool, CXPC_TYPE_BOOL, boolean)
@@ -535,12 +542,12 @@ _public_ int cxpc_error_newf(cxpc_object **ret, cxpc_error_code code, const char
 
 /* ---- getters ---- */
 
-#define CHECK_TYPE(o, t)                                 \
-        do {                                             \
-                if (!(o))                                \
-                        return -EINVAL;                  \
-                if ((o)->type != (t))                    \
-                        return -EMEDIUMTYPE;             \
+#define CHECK_TYPE(o, t)                     \
+        do {                                 \
+                if (!(o))                    \
+                        return -EINVAL;      \
+                if ((o)->type != (t))        \
+                        return -EMEDIUMTYPE; \
         } while (false)
 
 _public_ int cxpc_bool_get(const cxpc_object *o, bool *ret) {
@@ -814,7 +821,8 @@ int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_obj
         }
         memcpy(k, key, len);
         k[len] = 0;
-        d->dict.entries[d->dict.n++] = (cxpc_dict_entry) { .key = k, .key_len = len, .hash = hash, .value = value };
+        d->dict.entries[d->dict.n++] =
+                (cxpc_dict_entry){.key = k, .key_len = len, .hash = hash, .value = value};
 
         if (d->dict.n > CXPC_DICT_LINEAR_MAX) {
                 if (!d->dict.index || d->dict.n * 2 > d->dict.index_size) {
@@ -892,20 +900,20 @@ _public_ int cxpc_dict_get_entry(const cxpc_object *dict, size_t index, const ch
 }
 
 /* Typed setters: construct, then hand our reference to the dictionary. */
-#define DEFINE_DICT_SET(name, ctype)                                                       \
-        _public_ int cxpc_dict_set_##name(cxpc_object *dict, const char *key, ctype v) {   \
-                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);                                    \
-                assert_return(key, -EINVAL);                                               \
-                cxpc_object *o;                                                            \
-                int r = cxpc_##name##_new(v, &o);                                          \
-                if (r < 0)                                                                 \
-                        return r;                                                          \
-                size_t len = strlen(key);                                                  \
-                if (!cxpc_utf8_is_valid(key, len)) {                                       \
-                        cxpc_object_unref(o);                                              \
-                        return -EILSEQ;                                                    \
-                }                                                                          \
-                return cxpc_dict_set_take_len(dict, key, len, o);                          \
+#define DEFINE_DICT_SET(name, ctype)                                                     \
+        _public_ int cxpc_dict_set_##name(cxpc_object *dict, const char *key, ctype v) { \
+                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);                                  \
+                assert_return(key, -EINVAL);                                             \
+                cxpc_object *o;                                                          \
+                int r = cxpc_##name##_new(v, &o);                                        \
+                if (r < 0)                                                               \
+                        return r;                                                        \
+                size_t len = strlen(key);                                                \
+                if (!cxpc_utf8_is_valid(key, len)) {                                     \
+                        cxpc_object_unref(o);                                            \
+                        return -EILSEQ;                                                  \
+                }                                                                        \
+                return cxpc_dict_set_take_len(dict, key, len, o);                        \
         }
 
 DEFINE_DICT_SET(bool, bool)
@@ -946,13 +954,13 @@ _public_ int cxpc_dict_set_data(cxpc_object *dict, const char *key, const void *
         return cxpc_dict_set(dict, key, o);
 }
 
-#define DICT_LOOKUP(dict, key, o)                                \
-        do {                                                     \
-                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);          \
-                assert_return(key, -EINVAL);                     \
-                o = cxpc_dict_get(dict, key);                    \
-                if (!o)                                          \
-                        return -ENOENT;                          \
+#define DICT_LOOKUP(dict, key, o)                       \
+        do {                                            \
+                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY); \
+                assert_return(key, -EINVAL);            \
+                o = cxpc_dict_get(dict, key);           \
+                if (!o)                                 \
+                        return -ENOENT;                 \
         } while (false)
 
 _public_ int cxpc_dict_get_bool(const cxpc_object *dict, const char *key, bool *ret) {
@@ -985,7 +993,8 @@ _public_ int cxpc_dict_get_date(const cxpc_object *dict, const char *key, int64_
         return cxpc_date_get(o, ret);
 }
 
-_public_ int cxpc_dict_get_data(const cxpc_object *dict, const char *key, const void **ret_ptr, size_t *ret_size) {
+_public_ int cxpc_dict_get_data(const cxpc_object *dict, const char *key, const void **ret_ptr,
+                                size_t *ret_size) {
         const cxpc_object *o;
         DICT_LOOKUP(dict, key, o);
         return cxpc_data_get(o, ret_ptr, ret_size);
@@ -1059,7 +1068,8 @@ _public_ bool cxpc_object_equal(const cxpc_object *a, const cxpc_object *b) {
                 return memcmp(pa, pb, a->data.size) == 0;
         }
         case CXPC_TYPE_STRING:
-                return a->string.len == b->string.len && memcmp(a->string.ptr, b->string.ptr, a->string.len) == 0;
+                return a->string.len == b->string.len &&
+                       memcmp(a->string.ptr, b->string.ptr, a->string.len) == 0;
         case CXPC_TYPE_UUID:
                 return memcmp(a->uuid, b->uuid, 16) == 0;
         case CXPC_TYPE_ARRAY:
@@ -1085,7 +1095,8 @@ _public_ bool cxpc_object_equal(const cxpc_object *a, const cxpc_object *b) {
         case CXPC_TYPE_SHMEM:
                 return a->shmem.size == b->shmem.size && fd_same_file(a->shmem.fd, b->shmem.fd);
         case CXPC_TYPE_ERROR:
-                return a->error.code == b->error.code && streq(a->error.message ?: "", b->error.message ?: "");
+                return a->error.code == b->error.code &&
+                       streq(a->error.message ?: "", b->error.message ?: "");
         default:
                 return false;
         }
@@ -1135,7 +1146,8 @@ static int object_copy(const cxpc_object *o, unsigned depth, cxpc_object **ret) 
                         r = object_copy(o->dict.entries[i].value, depth + 1, &value);
                         if (r < 0)
                                 return r;
-                        r = cxpc_dict_set_take_len(c, o->dict.entries[i].key, o->dict.entries[i].key_len, value);
+                        r = cxpc_dict_set_take_len(c, o->dict.entries[i].key, o->dict.entries[i].key_len,
+                                                   value);
                         if (r < 0)
                                 return r;
                 }

@@ -12,7 +12,7 @@
 #include "macro.h"
 #include "oci-spec.h"
 
-#define CGROUP_ROOT "/sys/fs/cgroup"
+#define CGROUP_ROOT          "/sys/fs/cgroup"
 #define CGROUP_KILL_PIDS_MAX 65536u
 
 bool cgroup_is_unified(void) {
@@ -86,8 +86,8 @@ static void read_net_dev(pid_t pid, uint64_t *rx, uint64_t *tx) {
                 unsigned long long v[9];
                 if (!colon)
                         continue;
-                if (sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                           &v[4], &v[5], &v[6], &v[7], &v[8]) == 9) {
+                if (sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                           &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]) == 9) {
                         *rx += v[0];
                         *tx += v[8];
                 }
@@ -96,7 +96,7 @@ static void read_net_dev(pid_t pid, uint64_t *rx, uint64_t *tx) {
 }
 
 int cgroup_read_statistics(const char *id, pid_t init_pid, ContainerStatistics *ret) {
-        ContainerStatistics s = { .memory_limit_bytes = UINT64_MAX, .pids_limit = UINT64_MAX };
+        ContainerStatistics s = {.memory_limit_bytes = UINT64_MAX, .pids_limit = UINT64_MAX};
         char p[512];
 
         assert_return(id && ret, -EINVAL);

@@ -13,7 +13,7 @@ typedef struct ContainerStatistics {
         uint64_t memory_usage_bytes;
         uint64_t memory_limit_bytes; /* UINT64_MAX: none */
         uint64_t pids_current;
-        uint64_t pids_limit;         /* UINT64_MAX: none */
+        uint64_t pids_limit; /* UINT64_MAX: none */
         uint64_t block_read_bytes;
         uint64_t block_write_bytes;
         uint64_t network_rx_bytes;

@@ -81,7 +81,7 @@ void process_config_done(ProcessConfig *p) {
                 free(p->rlimits[i].type);
         free(p->rlimits);
         p->capabilities = strv_free(p->capabilities);
-        *p = (ProcessConfig) {};
+        *p = (ProcessConfig){};
 }
 
 ProcessConfig *process_config_free(ProcessConfig *p) {
@@ -108,7 +108,7 @@ void container_config_done(ContainerConfig *c) {
         json_decref(c->labels);
         json_decref(c->dns);
         free(c->logging_driver);
-        *c = (ContainerConfig) {};
+        *c = (ContainerConfig){};
 }
 
 ContainerConfig *container_config_free(ContainerConfig *c) {
@@ -352,7 +352,8 @@ static int parse_mounts(json_t *a, ContainerConfig *c, const char **err) {
                 ContainerMount *cm = &c->mounts[i];
                 json_t *o;
                 c->n_mounts = i + 1;
-                if (get_string_dup(m, "type", &cm->type) <= 0 || get_string_dup(m, "destination", &cm->destination) <= 0 ||
+                if (get_string_dup(m, "type", &cm->type) <= 0 ||
+                    get_string_dup(m, "destination", &cm->destination) <= 0 ||
                     get_string_dup(m, "source", &cm->source) < 0) {
                         *err = "mounts[] need string type and destination";
                         return -EINVAL;
@@ -361,7 +362,8 @@ static int parse_mounts(json_t *a, ContainerConfig *c, const char **err) {
                         *err = "mounts[].type must be bind or tmpfs";
                         return -EINVAL;
                 }
-                if (cm->destination[0] != '/' || (streq(cm->type, "bind") && (!cm->source || cm->source[0] != '/'))) {
+                if (cm->destination[0] != '/' ||
+                    (streq(cm->type, "bind") && (!cm->source || cm->source[0] != '/'))) {
                         *err = "mounts[] need an absolute destination (and source for bind)";
                         return -EINVAL;
                 }
@@ -462,11 +464,10 @@ static int container_config_parse(json_t *j, const char *bundle, ContainerConfig
                         *err = "sysctls must be an object of strings";
                         return -EINVAL;
                 }
-                json_object_foreach(v, k, s)
-                        if (!json_is_string(s)) {
-                                *err = "sysctls must be an object of strings";
-                                return -EINVAL;
-                        }
+                json_object_foreach(v, k, s) if (!json_is_string(s)) {
+                        *err = "sysctls must be an object of strings";
+                        return -EINVAL;
+                }
                 c->sysctls = json_incref(v);
         }
         v = json_object_get(j, "labels");
@@ -488,7 +489,8 @@ static int container_config_parse(json_t *j, const char *bundle, ContainerConfig
         v = json_object_get(j, "logging");
         if (v) {
                 if (!json_is_object(v) || get_string_dup(v, "driver", &c->logging_driver) < 0 ||
-                    (c->logging_driver && !streq(c->logging_driver, "file") && !streq(c->logging_driver, "none"))) {
+                    (c->logging_driver && !streq(c->logging_driver, "file") &&
+                     !streq(c->logging_driver, "none"))) {
                         *err = "logging.driver must be \"file\" or \"none\"";
                         return -EINVAL;
                 }
@@ -498,7 +500,8 @@ static int container_config_parse(json_t *j, const char *bundle, ContainerConfig
         return 0;
 }
 
-int container_config_from_json(json_t *j, const char *bundle, ContainerConfig **ret, const char **ret_error) {
+int container_config_from_json(json_t *j, const char *bundle, ContainerConfig **ret,
+                               const char **ret_error) {
         _cleanup_(container_config_freep) ContainerConfig *c = NULL;
         const char *err = "bad container configuration";
         int r;
@@ -590,7 +593,8 @@ static FILE *fopen_in_root(const char *rootfs, const char *path) {
 
 /* Looks up name (or a numeric string) in a passwd/group style file; field 2 (uid/gid) and
  * field 3 (gid, passwd only). */
-static int lookup_db(const char *rootfs, const char *file, const char *name, uint32_t *ret_id, uint32_t *ret_gid) {
+static int lookup_db(const char *rootfs, const char *file, const char *name, uint32_t *ret_id,
+                     uint32_t *ret_gid) {
         _cleanup_free_ char *line = NULL;
         size_t sz = 0;
         FILE *f;

@@ -10,11 +10,11 @@
 #include <sys/types.h>
 
 #define CONTAINER_CONFIG_SIZE_MAX (1024u * 1024u)
-#define PROCESS_ARGS_MAX 4096u
-#define PROCESS_ENV_MAX 4096u
-#define PROCESS_GROUPS_MAX 64u
-#define PROCESS_RLIMITS_MAX 32u
-#define CONTAINER_MOUNTS_MAX 256u
+#define PROCESS_ARGS_MAX          4096u
+#define PROCESS_ENV_MAX           4096u
+#define PROCESS_GROUPS_MAX        64u
+#define PROCESS_RLIMITS_MAX       32u
+#define CONTAINER_MOUNTS_MAX      256u
 
 typedef struct ProcessRlimit {
         char *type; /* "RLIMIT_NOFILE" */
@@ -23,8 +23,8 @@ typedef struct ProcessRlimit {
 } ProcessRlimit;
 
 typedef struct ProcessConfig {
-        char **args;    /* NULL-terminated; args[0] is the executable */
-        char **env;     /* NULL-terminated "K=V" */
+        char **args; /* NULL-terminated; args[0] is the executable */
+        char **env;  /* NULL-terminated "K=V" */
         char *cwd;
         bool terminal;
         char *user_name; /* resolved against the rootfs' /etc/passwd when set */
@@ -57,10 +57,10 @@ typedef struct ContainerConfig {
         int64_t pids;          /* 0: unlimited */
         char *hostname;
         bool read_only_root;
-        json_t *sysctls;       /* object of strings, or NULL */
-        json_t *labels;        /* object, or NULL */
-        json_t *dns;           /* {nameservers, search, options}, or NULL */
-        char *logging_driver;  /* "file" (default) or "none" */
+        json_t *sysctls;      /* object of strings, or NULL */
+        json_t *labels;       /* object, or NULL */
+        json_t *dns;          /* {nameservers, search, options}, or NULL */
+        char *logging_driver; /* "file" (default) or "none" */
 } ContainerConfig;
 
 void process_config_done(ProcessConfig *p);

@@ -15,8 +15,8 @@
 
 extern char **environ;
 
-int oci_runtime_spawn(const char *binary, const char *state_root, const char *const *argv, const int stdio[3],
-                      OciInvocation *ret) {
+int oci_runtime_spawn(const char *binary, const char *state_root, const char *const *argv,
+                      const int stdio[3], OciInvocation *ret) {
         _cleanup_close_ int log_fd = -EBADF, null_fd = -EBADF;
         char log_arg[64];
         const char *args[OCI_RUNTIME_ARGS_MAX + 8];
@@ -78,7 +78,7 @@ int oci_runtime_spawn(const char *binary, const char *state_root, const char *co
         if (r != 0)
                 return -r;
 
-        *ret = (OciInvocation) { .pid = pid, .log_fd = TAKE_FD(log_fd) };
+        *ret = (OciInvocation){.pid = pid, .log_fd = TAKE_FD(log_fd)};
         return 0;
 }
 
@@ -95,7 +95,8 @@ char *oci_invocation_finish(OciInvocation *inv) {
                 inv->log_fd = safe_close(inv->log_fd);
                 return NULL;
         }
-        n = pread(inv->log_fd, buf, sizeof(buf) - 1, size > (off_t) sizeof(buf) - 1 ? size - (off_t) sizeof(buf) + 1 : 0);
+        n = pread(inv->log_fd, buf, sizeof(buf) - 1,
+                  size > (off_t) sizeof(buf) - 1 ? size - (off_t) sizeof(buf) + 1 : 0);
         inv->log_fd = safe_close(inv->log_fd);
         if (n <= 0)
                 return NULL;

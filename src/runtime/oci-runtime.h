@@ -7,7 +7,7 @@
 /* Runs the OCI runtime (crun or runc) as a child process without waiting for it: the caller
  * reaps it (the service's SIGCHLD source) and then reads its error message. */
 
-#define OCI_RUNTIME_ARGS_MAX 24u
+#define OCI_RUNTIME_ARGS_MAX    24u
 #define OCI_RUNTIME_MESSAGE_MAX 4096u
 
 typedef struct OciInvocation {
@@ -17,8 +17,8 @@ typedef struct OciInvocation {
 
 /* argv: the subcommand and its arguments, NULL-terminated (e.g. {"delete","-f",id,NULL}).
  * stdio[i] < 0 means /dev/null. state_root is passed as --root. */
-int oci_runtime_spawn(const char *binary, const char *state_root, const char *const *argv, const int stdio[3],
-                      OciInvocation *ret);
+int oci_runtime_spawn(const char *binary, const char *state_root, const char *const *argv,
+                      const int stdio[3], OciInvocation *ret);
 /* The last non-empty line the runtime logged (its error), or NULL. Closes the log fd. */
 char *oci_invocation_finish(OciInvocation *inv);
 /* Blocking variant for the reaper and for cleanup at exit: spawn, wait, return exit status or

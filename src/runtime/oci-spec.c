@@ -9,17 +9,36 @@
 
 /* Docker's default capability set. */
 static const char *const default_caps[] = {
-        "CAP_CHOWN",        "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
-        "CAP_MKNOD",        "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
-        "CAP_SETFCAP",      "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-        "CAP_KILL",         "CAP_AUDIT_WRITE",  NULL,
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+        NULL,
 };
 
 /* crun's defaults. */
 static const char *const masked_paths[] = {
-        "/proc/acpi",        "/proc/asound",    "/proc/kcore",       "/proc/keys",
-        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-        "/sys/firmware",     "/proc/scsi",      NULL,
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/sys/firmware",
+        "/proc/scsi",
+        NULL,
 };
 static const char *const readonly_paths[] = {
         "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL,
@@ -29,14 +48,14 @@ static const struct {
         const char *name;
         int resource;
 } rlimit_table[] = {
-        { "RLIMIT_CPU", RLIMIT_CPU },         { "RLIMIT_FSIZE", RLIMIT_FSIZE },
-        { "RLIMIT_DATA", RLIMIT_DATA },       { "RLIMIT_STACK", RLIMIT_STACK },
-        { "RLIMIT_CORE", RLIMIT_CORE },       { "RLIMIT_RSS", RLIMIT_RSS },
-        { "RLIMIT_NPROC", RLIMIT_NPROC },     { "RLIMIT_NOFILE", RLIMIT_NOFILE },
-        { "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK }, { "RLIMIT_AS", RLIMIT_AS },
-        { "RLIMIT_LOCKS", RLIMIT_LOCKS },     { "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING },
-        { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE }, { "RLIMIT_NICE", RLIMIT_NICE },
-        { "RLIMIT_RTPRIO", RLIMIT_RTPRIO },   { "RLIMIT_RTTIME", RLIMIT_RTTIME },
+        {"RLIMIT_CPU", RLIMIT_CPU},           {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+        {"RLIMIT_DATA", RLIMIT_DATA},         {"RLIMIT_STACK", RLIMIT_STACK},
+        {"RLIMIT_CORE", RLIMIT_CORE},         {"RLIMIT_RSS", RLIMIT_RSS},
+        {"RLIMIT_NPROC", RLIMIT_NPROC},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+        {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},   {"RLIMIT_AS", RLIMIT_AS},
+        {"RLIMIT_LOCKS", RLIMIT_LOCKS},       {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+        {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
+        {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},     {"RLIMIT_RTTIME", RLIMIT_RTTIME},
 };
 
 static json_t *json_strv(const char *const *l) {
@@ -66,7 +85,8 @@ static json_t *rlimit_json(const char *type, uint64_t soft, uint64_t hard) {
                 hard = MIN(hard, (uint64_t) our.rlim_max);
                 soft = MIN(soft, hard);
         }
-        return json_pack("{s:s, s:I, s:I}", "type", type, "soft", (json_int_t) soft, "hard", (json_int_t) hard);
+        return json_pack("{s:s, s:I, s:I}", "type", type, "soft", (json_int_t) soft, "hard",
+                         (json_int_t) hard);
 }
 
 int oci_process_new(const ProcessConfig *p, json_t **ret) {
@@ -77,8 +97,8 @@ int oci_process_new(const ProcessConfig *p, json_t **ret) {
         assert_return(p && p->args && ret, -EINVAL);
 
         cl = p->capabilities ? (const char *const *) p->capabilities : default_caps;
-        caps = json_pack("{s:o, s:o, s:o, s:o}", "bounding", json_strv(cl), "effective", json_strv(cl), "permitted",
-                         json_strv(cl), "inheritable", json_array());
+        caps = json_pack("{s:o, s:o, s:o, s:o}", "bounding", json_strv(cl), "effective", json_strv(cl),
+                         "permitted", json_strv(cl), "inheritable", json_array());
         rl = json_array();
         user = json_pack("{s:i, s:i}", "uid", (int) p->uid, "gid", (int) p->gid);
         if (!caps || !rl || !user)
@@ -100,17 +120,18 @@ int oci_process_new(const ProcessConfig *p, json_t **ret) {
                 }
                 if (streq(p->rlimits[i].type, "RLIMIT_NOFILE"))
                         have_nofile = true;
-                if (json_array_append_new(rl, rlimit_json(p->rlimits[i].type, p->rlimits[i].soft, p->rlimits[i].hard)) < 0)
+                if (json_array_append_new(
+                            rl, rlimit_json(p->rlimits[i].type, p->rlimits[i].soft, p->rlimits[i].hard)) < 0)
                         goto oom;
         }
-        if (!have_nofile &&
-            json_array_append_new(rl, rlimit_json("RLIMIT_NOFILE", OCI_DEFAULT_NOFILE, OCI_DEFAULT_NOFILE)) < 0)
+        if (!have_nofile && json_array_append_new(rl, rlimit_json("RLIMIT_NOFILE", OCI_DEFAULT_NOFILE,
+                                                                  OCI_DEFAULT_NOFILE)) < 0)
                 goto oom;
 
-        proc = json_pack("{s:b, s:o, s:o, s:o, s:s, s:o, s:o, s:b}", "terminal", p->terminal, "user", user, "args",
-                         json_strv((const char *const *) p->args), "env", json_strv((const char *const *) p->env),
-                         "cwd", p->cwd ?: "/", "capabilities", caps, "rlimits", rl, "noNewPrivileges",
-                         p->no_new_privileges);
+        proc = json_pack("{s:b, s:o, s:o, s:o, s:s, s:o, s:o, s:b}", "terminal", p->terminal, "user", user,
+                         "args", json_strv((const char *const *) p->args), "env",
+                         json_strv((const char *const *) p->env), "cwd", p->cwd ?: "/", "capabilities", caps,
+                         "rlimits", rl, "noNewPrivileges", p->no_new_privileges);
         if (!proc)
                 return -ENOMEM;
         *ret = proc;
@@ -135,19 +156,27 @@ static int add_mount(json_t *mounts, const char *dest, const char *type, const c
         return json_array_append_new(mounts, m) < 0 ? -ENOMEM : 0;
 }
 
-#define OPTS(...) json_strv((const char *const[]) { __VA_ARGS__, NULL })
+#define OPTS(...) json_strv((const char *const[]){__VA_ARGS__, NULL})
 
 static int build_mounts(const ContainerConfig *c, json_t *mounts) {
         int r = 0;
 
         r = r ?: add_mount(mounts, "/proc", "proc", "proc", NULL);
-        r = r ?: add_mount(mounts, "/dev", "tmpfs", "tmpfs", OPTS("nosuid", "strictatime", "mode=755", "size=65536k"));
-        r = r ?: add_mount(mounts, "/dev/pts", "devpts", "devpts",
-                           OPTS("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"));
-        r = r ?: add_mount(mounts, "/dev/shm", "tmpfs", "shm", OPTS("nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
+        r = r
+                    ?: add_mount(mounts, "/dev", "tmpfs", "tmpfs",
+                                 OPTS("nosuid", "strictatime", "mode=755", "size=65536k"));
+        r = r
+                    ?: add_mount(mounts, "/dev/pts", "devpts", "devpts",
+                                 OPTS("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                                      "gid=5"));
+        r = r
+                    ?: add_mount(mounts, "/dev/shm", "tmpfs", "shm",
+                                 OPTS("nosuid", "noexec", "nodev", "mode=1777", "size=65536k"));
         r = r ?: add_mount(mounts, "/dev/mqueue", "mqueue", "mqueue", OPTS("nosuid", "noexec", "nodev"));
         r = r ?: add_mount(mounts, "/sys", "sysfs", "sysfs", OPTS("nosuid", "noexec", "nodev", "ro"));
-        r = r ?: add_mount(mounts, "/sys/fs/cgroup", "cgroup", "cgroup", OPTS("nosuid", "noexec", "nodev", "relatime", "ro"));
+        r = r
+                    ?: add_mount(mounts, "/sys/fs/cgroup", "cgroup", "cgroup",
+                                 OPTS("nosuid", "noexec", "nodev", "relatime", "ro"));
         if (r < 0)
                 return r;
 
@@ -164,7 +193,8 @@ static int build_mounts(const ContainerConfig *c, json_t *mounts) {
                         goto oom;
                 if (!bind && !m->options && json_array_append_new(o, json_string("nosuid")) < 0)
                         goto oom;
-                r = add_mount(mounts, m->destination, bind ? "bind" : "tmpfs", bind ? m->source : "tmpfs", o);
+                r = add_mount(mounts, m->destination, bind ? "bind" : "tmpfs", bind ? m->source : "tmpfs",
+                              o);
                 if (r < 0)
                         return r;
                 continue;
@@ -181,14 +211,17 @@ static int build_resources(const ContainerConfig *c, json_t **ret) {
                 return -ENOMEM;
         if (c->cpus > 0) {
                 int64_t quota = (int64_t) (c->cpus * OCI_CPU_PERIOD_USEC + 0.5);
-                if (json_object_set_new(res, "cpu", json_pack("{s:I, s:I}", "quota", (json_int_t) MAX(quota, 1000),
-                                                              "period", (json_int_t) OCI_CPU_PERIOD_USEC)) < 0)
+                if (json_object_set_new(res, "cpu",
+                                        json_pack("{s:I, s:I}", "quota", (json_int_t) MAX(quota, 1000),
+                                                  "period", (json_int_t) OCI_CPU_PERIOD_USEC)) < 0)
                         goto oom;
         }
         if (c->memory_bytes > 0 &&
-            json_object_set_new(res, "memory", json_pack("{s:I}", "limit", (json_int_t) c->memory_bytes)) < 0)
+            json_object_set_new(res, "memory", json_pack("{s:I}", "limit", (json_int_t) c->memory_bytes)) <
+                    0)
                 goto oom;
-        if (c->pids > 0 && json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t) c->pids)) < 0)
+        if (c->pids > 0 &&
+            json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t) c->pids)) < 0)
                 goto oom;
         *ret = res;
         return 0;
@@ -221,10 +254,10 @@ int oci_spec_new(const ContainerConfig *c, json_t **ret) {
         if (r < 0)
                 goto fail;
 
-        linux_ = json_pack("{s:o, s:s, s:[{s:s},{s:s},{s:s},{s:s},{s:s}], s:o, s:o}", "resources", res, "cgroupsPath",
-                           cgpath, "namespaces", "type", "pid", "type", "network", "type", "ipc", "type", "uts",
-                           "type", "mount", "maskedPaths", json_strv(masked_paths), "readonlyPaths",
-                           json_strv(readonly_paths));
+        linux_ = json_pack("{s:o, s:s, s:[{s:s},{s:s},{s:s},{s:s},{s:s}], s:o, s:o}", "resources", res,
+                           "cgroupsPath", cgpath, "namespaces", "type", "pid", "type", "network", "type",
+                           "ipc", "type", "uts", "type", "mount", "maskedPaths", json_strv(masked_paths),
+                           "readonlyPaths", json_strv(readonly_paths));
         res = NULL;
         if (!linux_) {
                 r = -ENOMEM;
@@ -235,9 +268,9 @@ int oci_spec_new(const ContainerConfig *c, json_t **ret) {
                 goto fail;
         }
 
-        spec = json_pack("{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:o}", "ociVersion", "1.0.0", "process", proc, "root",
-                         "path", c->rootfs, "readonly", c->read_only_root, "hostname", c->hostname ?: c->id, "mounts",
-                         mounts, "linux", linux_);
+        spec = json_pack("{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:o}", "ociVersion", "1.0.0", "process", proc,
+                         "root", "path", c->rootfs, "readonly", c->read_only_root, "hostname",
+                         c->hostname ?: c->id, "mounts", mounts, "linux", linux_);
         proc = mounts = linux_ = NULL;
         if (!spec)
                 return -ENOMEM;

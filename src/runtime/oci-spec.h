@@ -6,8 +6,8 @@
 #include "container-config.h"
 
 /* Limits applied when the configuration says nothing, and the parent of every container cgroup. */
-#define OCI_DEFAULT_NOFILE 1024u
-#define OCI_CGROUP_PARENT "/container"
+#define OCI_DEFAULT_NOFILE  1024u
+#define OCI_CGROUP_PARENT   "/container"
 #define OCI_CPU_PERIOD_USEC 100000u
 
 /* The OCI process object for p. rlimits are clamped to our own hard limits, because nothing

@@ -130,7 +130,7 @@ struct Runtime {
         sd_event_source *stop_timer;
         bool stop_killed;
         bool cleanup_running;
-        bool oci_created; /* the OCI runtime knows the container: delete it before exiting */
+        bool oci_created;    /* the OCI runtime knows the container: delete it before exiting */
         bool exit_requested; /* SIGTERM: exit once the container is down */
 
         pid_t reaper_pid;
@@ -160,7 +160,8 @@ static int64_t now_realtime_ns(void) {
 /* The one place that changes state. Returns -EINVAL for a transition the machine does not have. */
 static int runtime_set_state(Runtime *rt, RuntimeState next) {
         static const unsigned allowed[_RUNTIME_STATE_MAX] = {
-                [RUNTIME_CREATED] = 1u << RUNTIME_BOOTED | 1u << RUNTIME_STOPPED | 1u << RUNTIME_SHUTTING_DOWN,
+                [RUNTIME_CREATED] =
+                        1u << RUNTIME_BOOTED | 1u << RUNTIME_STOPPED | 1u << RUNTIME_SHUTTING_DOWN,
                 [RUNTIME_BOOTED] = 1u << RUNTIME_RUNNING | 1u << RUNTIME_STOPPED,
                 [RUNTIME_RUNNING] = 1u << RUNTIME_STOPPING | 1u << RUNTIME_STOPPED,
                 [RUNTIME_STOPPING] = 1u << RUNTIME_STOPPED,
@@ -176,7 +177,8 @@ static int runtime_set_state(Runtime *rt, RuntimeState next) {
                 return -EINVAL;
         }
         if (getenv("CONTAINER_RUNTIME_DEBUG"))
-                log_msg("%s: %s → %s", rt->id, runtime_state_to_string(rt->state), runtime_state_to_string(next));
+                log_msg("%s: %s → %s", rt->id, runtime_state_to_string(rt->state),
+                        runtime_state_to_string(next));
         rt->state = next;
         return 0;
 }
@@ -209,7 +211,7 @@ static int pending_add(Pending **list, PendingKind kind, cxpc_connection *c, cxp
         Pending *p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        *p = (Pending) {
+        *p = (Pending){
                 .kind = kind,
                 .conn = cxpc_connection_ref(c),
                 .msg = cxpc_object_ref(m),
@@ -298,12 +300,13 @@ static void proc_reply_waiters(Proc *p) {
                 list = w->next;
                 if (w->kind == PENDING_WAIT) {
                         _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
-                        if (cxpc_reply_new(&reply) >= 0 && cxpc_dict_set_int64(reply, "exitCode", p->exit_code) >= 0 &&
+                        if (cxpc_reply_new(&reply) >= 0 &&
+                            cxpc_dict_set_int64(reply, "exitCode", p->exit_code) >= 0 &&
                             cxpc_dict_set_date(reply, "exitedAt", p->exited_at) >= 0)
                                 (void) cxpc_connection_reply(w->conn, w->msg, reply);
                         else
-                                (void) cxpc_connection_reply_error(w->conn, w->msg, CXPC_ERROR_INTERNAL_ERROR,
-                                                                   "out of memory");
+                                (void) cxpc_connection_reply_error(
+                                        w->conn, w->msg, CXPC_ERROR_INTERNAL_ERROR, "out of memory");
                 } else
                         (void) reply_empty(w->conn, w->msg);
                 pending_free(w);
@@ -388,8 +391,8 @@ static void proc_exited(Runtime *rt, Proc *p, int code) {
         if (p->exit_pending || p->status == PROC_EXITED)
                 return;
         if (!proc_output_open(p) ||
-            sd_event_add_time_relative(rt->event, &p->drain_timer, CLOCK_MONOTONIC, RUNTIME_OUTPUT_DRAIN_USEC, 0,
-                                       on_drain_timeout, p) < 0) {
+            sd_event_add_time_relative(rt->event, &p->drain_timer, CLOCK_MONOTONIC,
+                                       RUNTIME_OUTPUT_DRAIN_USEC, 0, on_drain_timeout, p) < 0) {
                 proc_exit_finish(rt, p, code, now);
                 return;
         }
@@ -401,7 +404,8 @@ static void proc_exited(Runtime *rt, Proc *p, int code) {
 
 /* ---- children: the OCI runtime invocations ---- */
 
-static int child_spawn(Runtime *rt, const char *const *argv, const int stdio[3], child_exit_t cb, Proc *proc) {
+static int child_spawn(Runtime *rt, const char *const *argv, const int stdio[3], child_exit_t cb,
+                       Proc *proc) {
         Child *ch = calloc(1, sizeof(*ch));
         int r;
 
@@ -421,17 +425,19 @@ static int child_spawn(Runtime *rt, const char *const *argv, const int stdio[3],
 
 static void orphan_record(Runtime *rt, pid_t pid, int code) {
         if (rt->n_orphans == RUNTIME_ORPHAN_EXITS_MAX) {
-                memmove(rt->orphans, rt->orphans + 1, sizeof(rt->orphans[0]) * (RUNTIME_ORPHAN_EXITS_MAX - 1));
+                memmove(rt->orphans, rt->orphans + 1,
+                        sizeof(rt->orphans[0]) * (RUNTIME_ORPHAN_EXITS_MAX - 1));
                 rt->n_orphans--;
         }
-        rt->orphans[rt->n_orphans++] = (OrphanExit) { pid, code };
+        rt->orphans[rt->n_orphans++] = (OrphanExit){pid, code};
 }
 
 static bool orphan_take(Runtime *rt, pid_t pid, int *ret_code) {
         for (size_t i = 0; i < rt->n_orphans; i++)
                 if (rt->orphans[i].pid == pid) {
                         *ret_code = rt->orphans[i].code;
-                        memmove(rt->orphans + i, rt->orphans + i + 1, sizeof(rt->orphans[0]) * (rt->n_orphans - i - 1));
+                        memmove(rt->orphans + i, rt->orphans + i + 1,
+                                sizeof(rt->orphans[0]) * (rt->n_orphans - i - 1));
                         rt->n_orphans--;
                         return true;
                 }
@@ -635,8 +641,8 @@ static void on_console(ConsoleSocket *cs, int error, int master_fd, void *userda
                 return;
         }
         /* The relay owns the client's fds from here on. */
-        r = pty_relay_new(p->rt->event, master_fd, p->stdio[0], p->stdio[1], p->is_init ? p->rt->stdio_log : NULL,
-                          on_pty_done, p, &p->pty);
+        r = pty_relay_new(p->rt->event, master_fd, p->stdio[0], p->stdio[1],
+                          p->is_init ? p->rt->stdio_log : NULL, on_pty_done, p, &p->pty);
         p->stdio[0] = p->stdio[1] = -EBADF;
         p->stdio[2] = safe_close(p->stdio[2]);
         if (r < 0) {
@@ -677,7 +683,7 @@ static int proc_wire_stdio(Runtime *rt, Proc *p, int ret_stdio[3]) {
                 return 0;
         }
 
-        int out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF }, in[2] = { -EBADF, -EBADF };
+        int out[2] = {-EBADF, -EBADF}, err[2] = {-EBADF, -EBADF}, in[2] = {-EBADF, -EBADF};
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
             (p->stdio[0] >= 0 && pipe2(in, O_CLOEXEC) < 0)) {
                 r = negative_errno();
@@ -688,7 +694,8 @@ static int proc_wire_stdio(Runtime *rt, Proc *p, int ret_stdio[3]) {
                 goto fail;
         r = stdio_relay_add_output(p->relay, STDIO_STREAM_STDOUT, TAKE_FD(out[0]), TAKE_FD(p->stdio[1]));
         if (r >= 0)
-                r = stdio_relay_add_output(p->relay, STDIO_STREAM_STDERR, TAKE_FD(err[0]), TAKE_FD(p->stdio[2]));
+                r = stdio_relay_add_output(p->relay, STDIO_STREAM_STDERR, TAKE_FD(err[0]),
+                                           TAKE_FD(p->stdio[2]));
         if (r >= 0 && p->stdio[0] >= 0)
                 r = stdio_relay_add_input(p->relay, TAKE_FD(p->stdio[0]), TAKE_FD(in[1]));
         if (r < 0)
@@ -721,7 +728,7 @@ static int proc_wire_stdio(Runtime *rt, Proc *p, int ret_stdio[3]) {
 static int proc_start(Runtime *rt, Proc *p) {
         _cleanup_free_ char *pid_path = state_file(rt, "pid", p->seq);
         _cleanup_free_ char *json_path = state_file(rt, "json", p->seq);
-        int stdio[3] = { -EBADF, -EBADF, -EBADF };
+        int stdio[3] = {-EBADF, -EBADF, -EBADF};
         const char *console = NULL;
         const char *argv[16];
         size_t n = 0;
@@ -814,7 +821,7 @@ static void on_delete_done(Runtime *rt, Child *ch, int code, const char *message
 
 /* The OCI runtime's delete runs off the client's path: wait replies went out already. */
 static void runtime_begin_cleanup(Runtime *rt) {
-        const char *argv[] = { "delete", "--force", rt->id, NULL };
+        const char *argv[] = {"delete", "--force", rt->id, NULL};
 
         if (rt->cleanup_running)
                 return;
@@ -851,7 +858,7 @@ static void runtime_shutdown(Runtime *rt) {
 /* ---- request helpers ---- */
 
 static int get_stdio(cxpc_object *m, int stdio[3], cxpc_connection *c) {
-        static const char *const keys[3] = { "stdin", "stdout", "stderr" };
+        static const char *const keys[3] = {"stdin", "stdout", "stderr"};
 
         for (int i = 0; i < 3; i++) {
                 int r = cxpc_dict_dup_fd(m, keys[i], &stdio[i]);
@@ -874,12 +881,15 @@ static int get_id(Runtime *rt, cxpc_connection *c, cxpc_object *m, const char **
         int r = cxpc_dict_get_string(m, "id", &id);
 
         if (r == -ENOENT)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "missing key id"), -EINVAL;
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "missing key id"),
+                       -EINVAL;
         if (r < 0)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "key id must be a string"),
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "key id must be a string"),
                        -EINVAL;
         if (!*id || strlen(id) > RUNTIME_PROCESS_ID_MAX || strchr(id, '/'))
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bad process id"), -EINVAL;
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bad process id"),
+                       -EINVAL;
         *ret = id;
         return 0;
 }
@@ -954,7 +964,7 @@ static int route_bootstrap(cxpc_connection *c, cxpc_object *m, void *userdata) {
         _cleanup_(process_config_freep) ProcessConfig *pc = NULL;
         _cleanup_(strv_freep) char **env = NULL;
         _cleanup_free_ char *config_path = NULL;
-        int stdio[3] = { -EBADF, -EBADF, -EBADF };
+        int stdio[3] = {-EBADF, -EBADF, -EBADF};
         const char *err = NULL;
         cxpc_object *o;
         json_t *spec = NULL;
@@ -986,19 +996,19 @@ static int route_bootstrap(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 return -ENOMEM;
         }
         *pc = rt->config->process;
-        rt->config->process = (ProcessConfig) {};
+        rt->config->process = (ProcessConfig){};
         r = process_config_merge_env(pc, env);
         if (r >= 0)
                 r = process_config_resolve_user(pc, rt->config->rootfs, &err);
         if (r < 0) {
                 close_many(stdio, 3);
                 rt->config->process = *pc;
-                *pc = (ProcessConfig) {};
+                *pc = (ProcessConfig){};
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bootstrap: %s",
                                                    err ?: strerror(-r));
         }
         rt->config->process = *pc;
-        *pc = (ProcessConfig) {};
+        *pc = (ProcessConfig){};
 
         r = oci_spec_new(rt->config, &spec);
         if (r < 0) {
@@ -1052,7 +1062,8 @@ static int route_start(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 if (rt->state != RUNTIME_RUNNING)
                         return reply_invalid_state(rt, c, m);
                 if (p->status != PROC_REGISTERED)
-                        return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "process %s is %s", p->id,
+                        return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE,
+                                                           "process %s is %s", p->id,
                                                            proc_status_to_string(p->status));
         }
         r = proc_start(rt, p);
@@ -1060,8 +1071,8 @@ static int route_start(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_UNSUPPORTED,
                                                    "terminals are not supported by this runtime build");
         if (r < 0)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR, "cannot start %s: %s", p->id,
-                                                   strerror(-r));
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR, "cannot start %s: %s",
+                                                   p->id, strerror(-r));
         r = pending_add(&p->waiters, PENDING_START, c, m);
         if (r < 0)
                 return r;
@@ -1073,7 +1084,7 @@ static int route_create_process(cxpc_connection *c, cxpc_object *m, void *userda
         Runtime *rt = userdata;
         _cleanup_(process_config_freep) ProcessConfig *pc = NULL;
         _cleanup_free_ char *text = NULL;
-        int stdio[3] = { -EBADF, -EBADF, -EBADF };
+        int stdio[3] = {-EBADF, -EBADF, -EBADF};
         const char *id, *err = NULL;
         cxpc_object *o;
         json_error_t jerr;
@@ -1089,7 +1100,8 @@ static int route_create_process(cxpc_connection *c, cxpc_object *m, void *userda
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_EXISTS, "process %s exists", id);
         o = cxpc_dict_get(m, "processConfig");
         if (!o)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "missing key processConfig");
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "missing key processConfig");
         if (cxpc_object_get_type(o) != CXPC_TYPE_DICTIONARY)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                    "key processConfig must be a dictionary");
@@ -1112,7 +1124,8 @@ static int route_create_process(cxpc_connection *c, cxpc_object *m, void *userda
         if (r < 0) {
                 close_many(stdio, 3);
                 if (r == -ENOSPC)
-                        return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "too many processes");
+                        return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE,
+                                                           "too many processes");
                 return r;
         }
         TAKE_PTR(pc);
@@ -1155,7 +1168,8 @@ static int route_kill(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR, "kill %s: %m", p->id);
         if (sig == SIGKILL) {
                 if (p->n_waiters >= RUNTIME_WAITERS_MAX)
-                        return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR, "too many waiters");
+                        return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR,
+                                                           "too many waiters");
                 r = pending_add(&p->waiters, PENDING_KILL, c, m);
                 if (r < 0)
                         return r;
@@ -1186,8 +1200,8 @@ static int route_wait(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 return cxpc_connection_reply(c, m, reply);
         }
         if (p->status == PROC_REGISTERED && rt->state >= RUNTIME_STOPPING && !p->is_init)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "container %s is %s", rt->id,
-                                                   runtime_state_to_string(rt->state));
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "container %s is %s",
+                                                   rt->id, runtime_state_to_string(rt->state));
         if (p->n_waiters >= RUNTIME_WAITERS_MAX)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR, "too many waiters");
         r = pending_add(&p->waiters, PENDING_WAIT, c, m);
@@ -1269,7 +1283,8 @@ static int route_stop(cxpc_connection *c, cxpc_object *m, void *userdata) {
                         return reply_empty(c, m);
                 break;
         case RUNTIME_RUNNING: {
-                uint64_t usec = timeout >= 0 ? (uint64_t) timeout * USEC_PER_SEC : (uint64_t) (-timeout) * USEC_PER_MSEC;
+                uint64_t usec = timeout >= 0 ? (uint64_t) timeout * USEC_PER_SEC
+                                             : (uint64_t) (-timeout) * USEC_PER_MSEC;
                 (void) runtime_set_state(rt, RUNTIME_STOPPING);
                 if (init->pidfd >= 0)
                         r = (int) syscall(SYS_pidfd_send_signal, init->pidfd, sig, NULL, 0);
@@ -1402,18 +1417,19 @@ static int route_resize(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                    "width and height must be integers in 1..65535");
         if (!p->terminal)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "process %s has no terminal",
-                                                   p->id);
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE,
+                                                   "process %s has no terminal", p->id);
 #if HAVE_RUNTIME_IO
         if (p->status == PROC_EXITED)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "process %s is exited", p->id);
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "process %s is exited",
+                                                   p->id);
         p->width = (unsigned) w;
         p->height = (unsigned) h;
         if (p->pty) {
                 int r = pty_relay_resize(p->pty, (unsigned) w, (unsigned) h);
                 if (r < 0)
-                        return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r), "resize %s: %s",
-                                                           p->id, strerror(-r));
+                        return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r),
+                                                           "resize %s: %s", p->id, strerror(-r));
         }
         return reply_empty(c, m);
 #else
@@ -1445,7 +1461,8 @@ static IoRequest *io_request_new(Runtime *rt, cxpc_connection *c, cxpc_object *m
         IoRequest *q = calloc(1, sizeof(*q));
         if (!q)
                 return NULL;
-        *q = (IoRequest) { .rt = rt, .conn = cxpc_connection_ref(c), .msg = cxpc_object_ref(m), .netns_fd = -EBADF };
+        *q = (IoRequest){
+                .rt = rt, .conn = cxpc_connection_ref(c), .msg = cxpc_object_ref(m), .netns_fd = -EBADF};
         return q;
 }
 
@@ -1453,8 +1470,8 @@ static void on_copy_done(CopyJob *job, int error, const char *message, void *use
         IoRequest *q = userdata;
 
         if (error < 0)
-                (void) cxpc_connection_reply_error(q->conn, q->msg, cxpc_error_code_from_errno(-error), "%s: %s",
-                                                   cxpc_message_get_route(q->msg) ?: "copy",
+                (void) cxpc_connection_reply_error(q->conn, q->msg, cxpc_error_code_from_errno(-error),
+                                                   "%s: %s", cxpc_message_get_route(q->msg) ?: "copy",
                                                    message && *message ? message : strerror(-error));
         else
                 (void) reply_empty(q->conn, q->msg);
@@ -1478,14 +1495,16 @@ static int route_copy(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 return reply_invalid_state(rt, c, m);
         r = cxpc_dict_get_string(m, in ? "destinationPath" : "sourcePath", &path);
         if (r < 0 || !*path)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "missing or bad key %s",
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "missing or bad key %s",
                                                    in ? "destinationPath" : "sourcePath");
         r = cxpc_dict_get_int64(m, "fileMode", &mode);
         if ((r < 0 && r != -ENOENT) || mode < 0 || mode > 07777)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bad key fileMode");
         r = cxpc_dict_get_bool(m, "createParents", &parents);
         if (r < 0 && r != -ENOENT)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bad key createParents");
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "bad key createParents");
         if (cxpc_dict_dup_fd(m, "fd", &fd) < 0)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "missing key fd");
 
@@ -1501,11 +1520,13 @@ static int route_copy(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 io_request_free(q);
                 return -ENOMEM;
         }
-        CopyOptions opts = { .root = q->root, .path = path, .file_mode = (uint32_t) mode, .create_parents = parents };
+        CopyOptions opts = {
+                .root = q->root, .path = path, .file_mode = (uint32_t) mode, .create_parents = parents};
         r = copy_job_new(rt->event, in ? COPY_IN : COPY_OUT, &opts, fd, on_copy_done, q, &job);
         if (r < 0) {
                 io_request_free(q);
-                return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r), "copy: %s", strerror(-r));
+                return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r), "copy: %s",
+                                                   strerror(-r));
         }
         return 0;
 }
@@ -1515,10 +1536,11 @@ static void on_dial_done(DialJob *job, int error, int fd, void *userdata) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
 
         if (error < 0)
-                (void) cxpc_connection_reply_error(q->conn, q->msg, cxpc_error_code_from_errno(-error), "dial: %s",
-                                                   strerror(-error));
+                (void) cxpc_connection_reply_error(q->conn, q->msg, cxpc_error_code_from_errno(-error),
+                                                   "dial: %s", strerror(-error));
         else if (cxpc_reply_new(&reply) < 0 || cxpc_dict_set_fd(reply, "fd", fd) < 0)
-                (void) cxpc_connection_reply_error(q->conn, q->msg, CXPC_ERROR_INTERNAL_ERROR, "out of memory");
+                (void) cxpc_connection_reply_error(q->conn, q->msg, CXPC_ERROR_INTERNAL_ERROR,
+                                                   "out of memory");
         else
                 (void) cxpc_connection_reply(q->conn, q->msg, reply);
         safe_close(fd);
@@ -1536,7 +1558,8 @@ static int route_dial(cxpc_connection *c, cxpc_object *m, void *userdata) {
         int r;
 
         if (cxpc_dict_get_int64(m, "port", &port) < 0 || port < 1 || port > 65535)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "port must be 1..65535");
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "port must be 1..65535");
         if (rt->state != RUNTIME_RUNNING || !init || init->status != PROC_RUNNING)
                 return reply_invalid_state(rt, c, m);
         q = io_request_new(rt, c, m);
@@ -1547,12 +1570,14 @@ static int route_dial(cxpc_connection *c, cxpc_object *m, void *userdata) {
         if (q->netns_fd < 0) {
                 r = negative_errno();
                 io_request_free(q);
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR, "%s: %s", path, strerror(-r));
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR, "%s: %s", path,
+                                                   strerror(-r));
         }
         r = dial_job_new(rt->event, q->netns_fd, (uint16_t) port, 0, on_dial_done, q, &job);
         if (r < 0) {
                 io_request_free(q);
-                return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r), "dial: %s", strerror(-r));
+                return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r), "dial: %s",
+                                                   strerror(-r));
         }
         return 0;
 }
@@ -1579,26 +1604,26 @@ static const struct {
         const char *name;
         cxpc_route_handler_t handler;
 } route_table[] = {
-        { "createEndpoint", route_create_endpoint },
-        { "bootstrap", route_bootstrap },
-        { "start", route_start },
-        { "createProcess", route_create_process },
-        { "kill", route_kill },
-        { "resize", route_resize },
-        { "wait", route_wait },
-        { "stop", route_stop },
-        { "state", route_state },
-        { "statistics", route_statistics },
+        {"createEndpoint", route_create_endpoint},
+        {"bootstrap", route_bootstrap},
+        {"start", route_start},
+        {"createProcess", route_create_process},
+        {"kill", route_kill},
+        {"resize", route_resize},
+        {"wait", route_wait},
+        {"stop", route_stop},
+        {"state", route_state},
+        {"statistics", route_statistics},
 #if HAVE_RUNTIME_IO
-        { "copyIn", route_copy },
-        { "copyOut", route_copy },
-        { "dial", route_dial },
+        {"copyIn", route_copy},
+        {"copyOut", route_copy},
+        {"dial", route_dial},
 #else
-        { "copyIn", route_unsupported },
-        { "copyOut", route_unsupported },
-        { "dial", route_unsupported },
+        {"copyIn", route_unsupported},
+        {"copyOut", route_unsupported},
+        {"dial", route_unsupported},
 #endif
-        { "shutdown", route_shutdown },
+        {"shutdown", route_shutdown},
 };
 
 /* ---- setup ---- */
@@ -1655,7 +1680,7 @@ static _noreturn_ void reaper_main(Runtime *rt, int fd) {
                         break;
                 (void) poll(NULL, 0, 10);
         }
-        const char *argv[] = { "delete", "--force", rt->id, NULL };
+        const char *argv[] = {"delete", "--force", rt->id, NULL};
         (void) oci_runtime_run_sync(rt->runtime_bin, rt->crun_root, argv);
         (void) unlink(rt->socket_path);
         (void) rmdir(rt->crun_root);
@@ -1767,7 +1792,8 @@ static void runtime_free(Runtime *rt) {
 }
 
 static void help(void) {
-        printf("container-runtime --id ID --root BUNDLE_DIR [--run-dir DIR] [--runtime crun|runc] [--listen-fd N]\n"
+        printf("container-runtime --id ID --root BUNDLE_DIR [--run-dir DIR] [--runtime crun|runc] "
+               "[--listen-fd N]\n"
                "Serves the runtime/* routes for one container (see docs/runtime.md).\n");
 }
 
@@ -1782,8 +1808,8 @@ static bool id_valid(const char *id) {
 }
 
 static char *find_runtime(const char *name) {
-        static const char *const dirs[] = { "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/bin",
-                                            "/sbin", NULL };
+        static const char *const dirs[] = {
+                "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/bin", "/sbin", NULL};
         char *p = NULL;
 
         if (strchr(name, '/'))
@@ -1801,12 +1827,15 @@ static char *find_runtime(const char *name) {
 
 int main(int argc, char *argv[]) {
         static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },         { "id", required_argument, NULL, 'i' },
-                { "root", required_argument, NULL, 'r' },   { "run-dir", required_argument, NULL, 'R' },
-                { "runtime", required_argument, NULL, 'o' }, { "listen-fd", required_argument, NULL, 'l' },
+                {"help", no_argument, NULL, 'h'},
+                {"id", required_argument, NULL, 'i'},
+                {"root", required_argument, NULL, 'r'},
+                {"run-dir", required_argument, NULL, 'R'},
+                {"runtime", required_argument, NULL, 'o'},
+                {"listen-fd", required_argument, NULL, 'l'},
                 {},
         };
-        Runtime rt = { .reaper_fd = -EBADF, .log_fd = -EBADF, .state = RUNTIME_CREATED };
+        Runtime rt = {.reaper_fd = -EBADF, .log_fd = -EBADF, .state = RUNTIME_CREATED};
         const char *runtime_name = "crun", *err = NULL;
         _cleanup_free_ char *log_path = NULL;
         int listen_fd = -EBADF, c, r;
@@ -1972,7 +2001,7 @@ finish:
                 if (init && init->status == PROC_RUNNING)
                         (void) cgroup_kill_all(rt.id);
                 if (rt.oci_created) {
-                        const char *dargv[] = { "delete", "--force", rt.id, NULL };
+                        const char *dargv[] = {"delete", "--force", rt.id, NULL};
                         (void) oci_runtime_run_sync(rt.runtime_bin, rt.crun_root, dargv);
                 }
         }

@@ -11,18 +11,18 @@
 #include "container-config.h"
 #include "oci-runtime.h"
 
-#define RUNTIME_ROUTE_PREFIX "runtime/"
-#define RUNTIME_DEFAULT_RUN_DIR "/run/container"
+#define RUNTIME_ROUTE_PREFIX             "runtime/"
+#define RUNTIME_DEFAULT_RUN_DIR          "/run/container"
 #define RUNTIME_DEFAULT_STOP_TIMEOUT_SEC 10
-#define RUNTIME_STOP_TIMEOUT_SEC_MAX (24 * 3600)
-#define RUNTIME_PROCESSES_MAX 1024u       /* registered exec processes, exited ones included */
-#define RUNTIME_WAITERS_MAX 1024u         /* deferred replies per process */
-#define RUNTIME_ORPHAN_EXITS_MAX 64u      /* exits reaped before we learnt the pid */
+#define RUNTIME_STOP_TIMEOUT_SEC_MAX     (24 * 3600)
+#define RUNTIME_PROCESSES_MAX            1024u /* registered exec processes, exited ones included */
+#define RUNTIME_WAITERS_MAX              1024u /* deferred replies per process */
+#define RUNTIME_ORPHAN_EXITS_MAX         64u   /* exits reaped before we learnt the pid */
 /* After a process exits, how long its exit waits for its output to reach EOF and the log (a
  * grandchild may keep the pipes open). */
 #define RUNTIME_OUTPUT_DRAIN_USEC (2U * 1000U * 1000U)
-#define RUNTIME_PROCESS_ID_MAX 256u
-#define RUNTIME_ENDPOINTS_MAX 256u        /* anonymous listeners kept alive */
+#define RUNTIME_PROCESS_ID_MAX    256u
+#define RUNTIME_ENDPOINTS_MAX     256u /* anonymous listeners kept alive */
 
 typedef enum RuntimeState {
         RUNTIME_CREATED,

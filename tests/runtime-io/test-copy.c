@@ -31,7 +31,7 @@ static int run_copy(CopyDirection dir, const char *path, uint32_t mode, bool par
                     char *ret_message) {
         sd_event *e = NULL;
         CopyJob *job = NULL;
-        CopyOptions o = { .root = root, .path = path, .file_mode = mode, .create_parents = parents };
+        CopyOptions o = {.root = root, .path = path, .file_mode = mode, .create_parents = parents};
         Outcome out = {};
         int status;
 
@@ -89,7 +89,8 @@ static int tar_with_entry(const char *name, const char *content, const char *sym
         }
         assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
         if (!symlink_target)
-                assert_int_equal(archive_write_data(a, content, strlen(content)), (la_ssize_t) strlen(content));
+                assert_int_equal(archive_write_data(a, content, strlen(content)),
+                                 (la_ssize_t) strlen(content));
         assert_int_equal(archive_write_close(a), ARCHIVE_OK);
         archive_write_free(a);
         archive_entry_free(e);
@@ -246,7 +247,8 @@ static void test_copy_in_escapes(void **state) {
         assert_int_equal(run_copy(COPY_IN, "/", 0, false, tar_with_entry("a/../../x", "bad", NULL), NULL),
                          -EPERM);
         assert_int_equal(run_copy(COPY_IN, "/", 0, false,
-                                  tar_with_entry("/x-escaped-by-test-copy", "bad", NULL), NULL), -EPERM);
+                                  tar_with_entry("/x-escaped-by-test-copy", "bad", NULL), NULL),
+                         -EPERM);
         check_nothing_outside();
 
         /* Symlinks in the root pointing out of it. */
@@ -274,8 +276,8 @@ static void test_copy_in_escapes(void **state) {
 
         /* A symlink entry pointing out, then a file through it in the same stream. */
         assert_int_equal(run_copy(COPY_IN, "/", 0, false, tar_with_entry("out", NULL, "../../.."), NULL), 0);
-        assert_true(run_copy(COPY_IN, "/", 0, false, tar_with_entry("out/tmp/x-escaped-by-test-copy", "bad", NULL),
-                             NULL) < 0);
+        assert_true(run_copy(COPY_IN, "/", 0, false,
+                             tar_with_entry("out/tmp/x-escaped-by-test-copy", "bad", NULL), NULL) < 0);
         check_nothing_outside();
         snprintf(p, sizeof(p), "%s/out", root);
         assert_int_equal(lstat(p, &st), 0);
@@ -294,7 +296,7 @@ static void test_copy_in_bad_stream(void **state) {
 }
 
 static void test_copy_args(void **state) {
-        CopyOptions o = { .root = root, .path = "/x" };
+        CopyOptions o = {.root = root, .path = "/x"};
         pid_t pid;
         int fd;
 

@@ -15,14 +15,14 @@
 #include "io-test-util.h"
 #include "io/dial.h"
 
-#define PORT 47123
+#define PORT        47123
 #define CONNECTIONS 2
 
 static int fds_before;
 
 static void echo_server(int ready_fd) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PORT),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in sa = {
+                .sin_family = AF_INET, .sin_port = htons(PORT), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         struct ifreq ifr = {};
         int s, l;
 
@@ -108,11 +108,11 @@ static void on_dial(DialJob *job, int error, int fd, void *userdata) {
 static void test_dial(void **state) {
         char path[64];
         ino_t self_before = netns_inode("/proc/self/ns/net");
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PORT),
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in sa = {
+                .sin_family = AF_INET, .sin_port = htons(PORT), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         DialJob *job = NULL;
         sd_event *e = NULL;
-        Got g = { .fd = -EBADF };
+        Got g = {.fd = -EBADF};
         int ns, fd, status, host;
         pid_t pid;
 
@@ -156,7 +156,7 @@ static void test_dial(void **state) {
         fd = -EBADF;
         assert_int_equal(dial_netns(ns, PORT, 0, &fd), -ECONNREFUSED);
         assert_int_equal(fd, -EBADF);
-        g = (Got) { .fd = -EBADF };
+        g = (Got){.fd = -EBADF};
         assert_int_equal(dial_job_new(e, ns, PORT, 0, on_dial, &g, &job), 0);
         while (!g.called)
                 assert_true(sd_event_run(e, 5 * USEC_PER_SEC) > 0);

@@ -71,7 +71,7 @@ static void test_console_and_relay(void **state) {
         ConsoleSocket *cs = NULL;
         PtyRelay *relay = NULL;
         sd_event *e = NULL;
-        Got g = { .master = -EBADF };
+        Got g = {.master = -EBADF};
         int master, slave, cin[2], cout[2], lfd;
         struct termios tio;
         struct winsize ws = {};
@@ -143,7 +143,7 @@ static void test_console_and_relay(void **state) {
 static void test_console_rejects_non_tty(void **state) {
         ConsoleSocket *cs = NULL;
         sd_event *e = NULL;
-        Got g = { .master = -EBADF };
+        Got g = {.master = -EBADF};
         int p[2];
 
         assert_int_equal(sd_event_new(&e), 0);

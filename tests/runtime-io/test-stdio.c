@@ -11,7 +11,7 @@
 #include "io-test-util.h"
 #include "io/stdio.h"
 
-#define BIG_SIZE (100U * 1024U * 1024U)
+#define BIG_SIZE   (100U * 1024U * 1024U)
 #define SMALL_SIZE (8U * 1024U * 1024U)
 
 static char T[] = "/tmp/test-stdio-XXXXXX";
@@ -120,7 +120,7 @@ static int log_frame(uint64_t ts, StdioStream stream, const void *data, size_t l
 }
 
 static void check_log(size_t expect_out, const uint8_t md[32], bool expect_err) {
-        LogDigest d = { .ctx = EVP_MD_CTX_new(), .ts_monotonic = true };
+        LogDigest d = {.ctx = EVP_MD_CTX_new(), .ts_monotonic = true};
         uint8_t got[32];
         int fd = open(log_path, O_RDONLY | O_CLOEXEC);
 
@@ -151,7 +151,7 @@ static void run_relay(int client_kind, size_t total, bool with_log, Reader *read
         _cleanup_(stdio_log_unrefp) StdioLog *log = NULL;
         sd_event *e = NULL;
         StdioRelay *relay = NULL;
-        int out[2], err[2], cl[2] = { -EBADF, -EBADF }, done = 0, status;
+        int out[2], err[2], cl[2] = {-EBADF, -EBADF}, done = 0, status;
         pthread_t t;
         pid_t pid;
 
@@ -240,7 +240,7 @@ static void test_relay_pipe_no_log(void **state) {
 
 static void test_log_only_and_append(void **state) {
         uint8_t md[32];
-        LogDigest d = { .ctx = EVP_MD_CTX_new(), .ts_monotonic = true };
+        LogDigest d = {.ctx = EVP_MD_CTX_new(), .ts_monotonic = true};
         int fd;
 
         expected_digest(SMALL_SIZE, md);
@@ -333,7 +333,7 @@ static void test_detach_keeps_logging(void **state) {
         StdioRelay *relay = NULL;
         int out[2], cl[2], done = 0;
         char buf[16];
-        LogDigest d = { .ctx = EVP_MD_CTX_new(), .ts_monotonic = true };
+        LogDigest d = {.ctx = EVP_MD_CTX_new(), .ts_monotonic = true};
         int fd;
 
         assert_int_equal(stdio_log_open(log_path, &log), 0);

@@ -59,18 +59,20 @@ static void test_minimal(void **state) {
 static void test_full(void **state) {
         ContainerConfig *c = parse(
                 "{\"id\":\"c2\",\"rootfs\":\"/r\",\"hostname\":\"h\",\"readOnlyRoot\":true,"
-                "\"process\":{\"executable\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"x\"],\"env\":[\"A=1\"],\"cwd\":\"/tmp\","
+                "\"process\":{\"executable\":\"/bin/"
+                "sh\",\"args\":[\"sh\",\"-c\",\"x\"],\"env\":[\"A=1\"],\"cwd\":\"/tmp\","
                 "\"user\":{\"uid\":5,\"gid\":6},\"supplementaryGroups\":[7,8],"
                 "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":100000,\"hard\":1000000}],"
                 "\"capabilities\":[\"CAP_KILL\"]},"
                 "\"mounts\":[{\"type\":\"tmpfs\",\"destination\":\"/scratch\"},"
                 "{\"type\":\"bind\",\"source\":\"/etc\",\"destination\":\"/hostetc\",\"readonly\":true}],"
                 "\"resources\":{\"cpus\":1.5,\"memoryBytes\":67108864,\"pids\":64},"
-                "\"sysctls\":{\"net.ipv4.ip_forward\":\"1\"},\"labels\":{\"a\":\"b\"},\"logging\":{\"driver\":\"none\"}}",
+                "\"sysctls\":{\"net.ipv4.ip_forward\":\"1\"},\"labels\":{\"a\":\"b\"},\"logging\":{"
+                "\"driver\":\"none\"}}",
                 NULL);
         json_t *spec = NULL, *res, *p, *rl;
         struct rlimit ours;
-        char *env[] = { (char *) "A=2", (char *) "B=3", NULL };
+        char *env[] = {(char *) "A=2", (char *) "B=3", NULL};
 
         assert_non_null(c);
         assert_int_equal(process_config_merge_env(&c->process, env), 0);
@@ -80,7 +82,8 @@ static void test_full(void **state) {
 
         res = json_object_get(json_object_get(spec, "linux"), "resources");
         assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "cpu"), "quota")), 150000);
-        assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "memory"), "limit")), 67108864);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "memory"), "limit")),
+                         67108864);
         assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "pids"), "limit")), 64);
         p = json_object_get(spec, "process");
         assert_string_equal(json_string_value(json_array_get(json_object_get(p, "args"), 0)), "/bin/sh");
@@ -91,10 +94,12 @@ static void test_full(void **state) {
         assert_int_equal(getrlimit(RLIMIT_NOFILE, &ours), 0);
         if (ours.rlim_max != RLIM_INFINITY) {
                 assert_true((rlim_t) json_integer_value(json_object_get(rl, "hard")) <= ours.rlim_max);
-                assert_true(json_integer_value(json_object_get(rl, "soft")) <= json_integer_value(json_object_get(rl, "hard")));
+                assert_true(json_integer_value(json_object_get(rl, "soft")) <=
+                            json_integer_value(json_object_get(rl, "hard")));
         }
         assert_true(json_is_true(json_object_get(json_object_get(spec, "root"), "readonly")));
-        assert_string_equal(json_string_value(json_object_get(json_object_get(spec, "annotations"), "a")), "b");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(spec, "annotations"), "a")),
+                            "b");
         assert_int_equal(json_array_size(json_object_get(spec, "mounts")), 9);
         assert_string_equal(c->logging_driver, "none");
         json_decref(spec);
@@ -110,9 +115,11 @@ static void test_invalid(void **state) {
                 "{\"process\":{\"args\":[\"x\"],\"cwd\":\"rel\"}}",
                 "{\"process\":{\"args\":[\"x\"],\"user\":{\"uid\":-1}}}",
                 "{\"process\":{\"args\":[\"x\"],\"rlimits\":[{\"type\":\"NOFILE\",\"soft\":1,\"hard\":1}]}}",
-                "{\"process\":{\"args\":[\"x\"],\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":2,\"hard\":1}]}}",
+                "{\"process\":{\"args\":[\"x\"],\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":2,"
+                "\"hard\":1}]}}",
                 "{\"process\":{\"args\":[\"x\"],\"capabilities\":[\"KILL\"]}}",
-                "{\"process\":{\"args\":[\"x\"]},\"mounts\":[{\"type\":\"overlay\",\"destination\":\"/a\"}]}",
+                "{\"process\":{\"args\":[\"x\"]},\"mounts\":[{\"type\":\"overlay\",\"destination\":\"/"
+                "a\"}]}",
                 "{\"process\":{\"args\":[\"x\"]},\"mounts\":[{\"type\":\"bind\",\"destination\":\"/a\"}]}",
                 "{\"process\":{\"args\":[\"x\"]},\"resources\":{\"cpus\":-1}}",
                 "{\"process\":{\"args\":[\"x\"]},\"logging\":{\"driver\":\"syslog\"}}",
@@ -128,8 +135,9 @@ static void test_invalid(void **state) {
 }
 
 static void test_unknown_rlimit_in_spec(void **state) {
-        ContainerConfig *c = parse(
-                "{\"process\":{\"args\":[\"x\"],\"rlimits\":[{\"type\":\"RLIMIT_BOGUS\",\"soft\":1,\"hard\":1}]}}", NULL);
+        ContainerConfig *c = parse("{\"process\":{\"args\":[\"x\"],\"rlimits\":[{\"type\":\"RLIMIT_BOGUS\","
+                                   "\"soft\":1,\"hard\":1}]}}",
+                                   NULL);
         json_t *spec = NULL;
 
         assert_non_null(c);
@@ -184,12 +192,9 @@ static void test_signals_and_states(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_minimal),
-                cmocka_unit_test(test_full),
-                cmocka_unit_test(test_invalid),
-                cmocka_unit_test(test_unknown_rlimit_in_spec),
-                cmocka_unit_test(test_user_resolution),
-                cmocka_unit_test(test_signals_and_states),
+                cmocka_unit_test(test_minimal),         cmocka_unit_test(test_full),
+                cmocka_unit_test(test_invalid),         cmocka_unit_test(test_unknown_rlimit_in_spec),
+                cmocka_unit_test(test_user_resolution), cmocka_unit_test(test_signals_and_states),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

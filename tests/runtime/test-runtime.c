@@ -31,10 +31,10 @@
 #include "runtime-client.h"
 
 #define TEST_CALL_TIMEOUT_USEC (20u * 1000000u)
-#define STDOUT_BYTES (100u * 1024u * 1024u)
+#define STDOUT_BYTES           (100u * 1024u * 1024u)
 
 typedef struct Fixture {
-        char dir[64];       /* mkdtemp: bundle/ and run/ below */
+        char dir[64]; /* mkdtemp: bundle/ and run/ below */
         char bundle[128];
         char run_dir[128];
         char id[64];
@@ -95,8 +95,8 @@ static void fixture_start_full(Fixture *f, const char *process_json, bool privat
                 snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", rootfs, root);
                 assert_int_equal(system(cmd), 0);
         }
-        assert_true(asprintf(&config, "{\"id\":\"%s\",\"rootfs\":\"%s\",\"readOnlyRoot\":%s,\"process\":%s}", f->id,
-                             root, private_rootfs ? "false" : "true", process_json) > 0);
+        assert_true(asprintf(&config, "{\"id\":\"%s\",\"rootfs\":\"%s\",\"readOnlyRoot\":%s,\"process\":%s}",
+                             f->id, root, private_rootfs ? "false" : "true", process_json) > 0);
         snprintf(path, sizeof(path), "%s/container.json", f->bundle);
         write_file(path, config);
         free(config);
@@ -108,8 +108,8 @@ static void fixture_start_full(Fixture *f, const char *process_json, bool privat
                 char fdarg[16];
                 int fd = dup(sv[1]); /* without CLOEXEC */
                 snprintf(fdarg, sizeof(fdarg), "%d", fd);
-                execl(service_binary, service_binary, "--id", f->id, "--root", f->bundle, "--run-dir", f->run_dir,
-                      "--listen-fd", fdarg, (char *) NULL);
+                execl(service_binary, service_binary, "--id", f->id, "--root", f->bundle, "--run-dir",
+                      f->run_dir, "--listen-fd", fdarg, (char *) NULL);
                 _exit(127);
         }
         close(sv[1]);
@@ -168,7 +168,8 @@ static void assert_remote_error(Fixture *f, int r, cxpc_error_code code) {
         const RuntimeClientError *e = runtime_client_last_error(f->client);
         if (r >= 0 || e->code != code || !e->remote)
                 fail_msg("expected remote error %s, got r=%d code=%s remote=%d message=%s",
-                         cxpc_error_code_to_string(code), r, cxpc_error_code_to_string(e->code), e->remote, e->message);
+                         cxpc_error_code_to_string(code), r, cxpc_error_code_to_string(e->code), e->remote,
+                         e->message);
         assert_int_equal(r, -cxpc_error_code_to_errno(code));
 }
 
@@ -281,10 +282,10 @@ static void test_wait_after_output_logged(void **state) {
                 filled += (size_t) n;
         }
         assert_int_equal(fcntl(p[0], F_SETFL, 0), 0);
-        RuntimeStdio stdio = { -1, p[1], -1 };
+        RuntimeStdio stdio = {-1, p[1], -1};
         assert_int_equal(runtime_client_bootstrap(f.client, &stdio, NULL, NULL), 0);
         assert_int_equal(close(p[1]), 0);
-        sr = (SlowReader) { .fd = p[0], .want = filled + strlen("hello\n") };
+        sr = (SlowReader){.fd = p[0], .want = filled + strlen("hello\n")};
         assert_int_equal(pthread_create(&t, NULL, slow_reader, &sr), 0);
         assert_int_equal(runtime_client_start(f.client, f.id), 0);
         assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
@@ -348,7 +349,8 @@ static void test_stop_graceful(void **state) {
         int code = -1;
 
         /* A shell that handles TERM exits by itself before the timeout. */
-        fixture_start(&f, "{\"args\":[\"/bin/sh\",\"-c\",\"trap 'exit 3' TERM; while :; do sleep 0.05; done\"]}");
+        fixture_start(
+                &f, "{\"args\":[\"/bin/sh\",\"-c\",\"trap 'exit 3' TERM; while :; do sleep 0.05; done\"]}");
         assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
         assert_int_equal(runtime_client_start(f.client, f.id), 0);
         usleep(200000);
@@ -371,12 +373,14 @@ static void test_preconditions(void **state) {
         assert_remote_error(&f, runtime_client_statistics(f.client, &st), CXPC_ERROR_INVALID_STATE);
         assert_non_null(strstr(runtime_client_last_error(f.client)->message, "created"));
         assert_int_equal(cxpc_object_from_json("{\"args\":[\"/bin/true\"]}", &pc), 0);
-        assert_remote_error(&f, runtime_client_create_process(f.client, "e1", pc, NULL), CXPC_ERROR_INVALID_STATE);
+        assert_remote_error(&f, runtime_client_create_process(f.client, "e1", pc, NULL),
+                            CXPC_ERROR_INVALID_STATE);
         assert_remote_error(&f, runtime_client_kill(f.client, f.id, "SIGTERM"), CXPC_ERROR_INVALID_STATE);
 
         assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
         /* booted */
-        assert_remote_error(&f, runtime_client_bootstrap(f.client, NULL, NULL, NULL), CXPC_ERROR_INVALID_STATE);
+        assert_remote_error(&f, runtime_client_bootstrap(f.client, NULL, NULL, NULL),
+                            CXPC_ERROR_INVALID_STATE);
         assert_remote_error(&f, runtime_client_shutdown(f.client), CXPC_ERROR_INVALID_STATE);
         assert_int_equal(runtime_client_create_process(f.client, "e1", pc, NULL), 0);
         assert_remote_error(&f, runtime_client_create_process(f.client, "e1", pc, NULL), CXPC_ERROR_EXISTS);
@@ -453,7 +457,8 @@ static void test_state_statistics_endpoint(void **state) {
         snap = cxpc_object_unref(snap);
 
         assert_int_equal(cxpc_object_from_json("[{\"name\":\"default\"}]", &nets), 0);
-        assert_int_equal(runtime_client_bootstrap(f.client, NULL, nets, (char *[]) { (char *) "FOO=bar", NULL }), 0);
+        assert_int_equal(
+                runtime_client_bootstrap(f.client, NULL, nets, (char *[]){(char *) "FOO=bar", NULL}), 0);
         assert_int_equal(runtime_client_start(f.client, f.id), 0);
 
         /* Two-phase connect through an anonymous endpoint. */
@@ -556,13 +561,13 @@ static void test_stdio_100mb(void **state) {
         int in[2], out[2], code = -1;
         RuntimeStdio stdio;
         unsigned char got[32];
-        Feeder fe = { .bytes = STDOUT_BYTES };
+        Feeder fe = {.bytes = STDOUT_BYTES};
         pthread_t t;
 
         fixture_start(&f, "{\"args\":[\"/bin/cat\"]}");
         assert_int_equal(pipe2(in, O_CLOEXEC), 0);
         assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-        stdio = (RuntimeStdio) { in[0], out[1], out[1] };
+        stdio = (RuntimeStdio){in[0], out[1], out[1]};
         assert_int_equal(runtime_client_bootstrap(f.client, &stdio, NULL, NULL), 0);
         close(in[0]);
         close(out[1]);
@@ -593,11 +598,13 @@ static void test_exec(void **state) {
         assert_int_equal(runtime_client_start(f.client, f.id), 0);
 
         assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-        assert_int_equal(cxpc_object_from_json("{\"args\":[\"/bin/sh\",\"-c\",\"echo hi $FOO $(id -u); exit 7\"],"
-                                               "\"env\":[\"FOO=bar\"],\"user\":\"nobody\"}",
-                                               &pc),
-                         0);
-        assert_int_equal(runtime_client_create_process(f.client, "e1", pc, &(RuntimeStdio) { -1, out[1], out[1] }), 0);
+        assert_int_equal(
+                cxpc_object_from_json("{\"args\":[\"/bin/sh\",\"-c\",\"echo hi $FOO $(id -u); exit 7\"],"
+                                      "\"env\":[\"FOO=bar\"],\"user\":\"nobody\"}",
+                                      &pc),
+                0);
+        assert_int_equal(
+                runtime_client_create_process(f.client, "e1", pc, &(RuntimeStdio){-1, out[1], out[1]}), 0);
         close(out[1]);
         assert_int_equal(runtime_client_start(f.client, "e1"), 0);
         assert_int_equal(runtime_client_wait(f.client, "e1", TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
@@ -670,7 +677,9 @@ static void test_exec_fd_leak(void **state) {
                 int out[2], code = -1;
                 snprintf(id, sizeof(id), "x%u", i);
                 assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-                assert_int_equal(runtime_client_create_process(f.client, id, pc, &(RuntimeStdio) { out[0], out[1], out[1] }), 0);
+                assert_int_equal(runtime_client_create_process(f.client, id, pc,
+                                                               &(RuntimeStdio){out[0], out[1], out[1]}),
+                                 0);
                 close(out[0]);
                 close(out[1]);
                 assert_int_equal(runtime_client_start(f.client, id), 0);
@@ -713,8 +722,8 @@ static void test_concurrent(void **state) {
         assert_int_equal(runtime_client_connect_endpoint(ep, &a), 0);
         assert_int_equal(runtime_client_connect_endpoint(ep, &b), 0);
         assert_int_equal(runtime_client_connect_endpoint(ep, &k), 0);
-        wa = (Waiter) { a, f.id, -1, -1 };
-        wb = (Waiter) { b, f.id, -1, -1 };
+        wa = (Waiter){a, f.id, -1, -1};
+        wb = (Waiter){b, f.id, -1, -1};
         assert_int_equal(pthread_create(&ta, NULL, waiter_thread, &wa), 0);
         assert_int_equal(pthread_create(&tb, NULL, waiter_thread, &wb), 0);
         usleep(100000);
@@ -743,7 +752,8 @@ static void test_service_sigkill(void **state) {
         assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
         assert_int_equal(runtime_client_start(f.client, f.id), 0);
         assert_int_equal(runtime_client_state(f.client, &snap), 0);
-        assert_int_equal(cxpc_dict_get_int64(cxpc_array_get(cxpc_dict_get(snap, "processes"), 0), "pid", &pid), 0);
+        assert_int_equal(
+                cxpc_dict_get_int64(cxpc_array_get(cxpc_dict_get(snap, "processes"), 0), "pid", &pid), 0);
         cxpc_object_unref(snap);
         assert_true(pid > 1);
         assert_int_equal(kill(f.service, SIGKILL), 0);
@@ -758,7 +768,9 @@ static void test_service_sigkill(void **state) {
         assert_true(gone);
         char statedir[256];
         snprintf(statedir, sizeof(statedir), "%s/runtime/%s.d", f.run_dir, f.id);
-        for (int i = 0; i < 500 && (path_exists("/sys/fs/cgroup/pids/container", f.id) || access(statedir, F_OK) == 0); i++) {
+        for (int i = 0;
+             i < 500 && (path_exists("/sys/fs/cgroup/pids/container", f.id) || access(statedir, F_OK) == 0);
+             i++) {
                 while (waitpid(-1, NULL, WNOHANG) > 0)
                         ;
                 usleep(10000);
@@ -780,7 +792,8 @@ static void test_bad_config(void **state) {
 
         /* The user is resolved at bootstrap; an unknown one is invalidArgument. */
         fixture_start(&f, "{\"args\":[\"/bin/true\"],\"user\":\"nosuchuser\"}");
-        assert_remote_error(&f, runtime_client_bootstrap(f.client, NULL, NULL, NULL), CXPC_ERROR_INVALID_ARGUMENT);
+        assert_remote_error(&f, runtime_client_bootstrap(f.client, NULL, NULL, NULL),
+                            CXPC_ERROR_INVALID_ARGUMENT);
         assert_int_equal(runtime_client_state(f.client, &snap), 0);
         cxpc_object_unref(snap);
         assert_int_equal(runtime_client_shutdown(f.client), 0);
@@ -886,7 +899,8 @@ static void test_copy(void **state) {
 
         /* createParents, and a missing parent without it. */
         snprintf(path, sizeof(path), "%s/a.txt", src);
-        assert_remote_error(&f, runtime_client_copy_in(f.client, path, "/tmp/x/y/a.txt", 0, false), CXPC_ERROR_NOT_FOUND);
+        assert_remote_error(&f, runtime_client_copy_in(f.client, path, "/tmp/x/y/a.txt", 0, false),
+                            CXPC_ERROR_NOT_FOUND);
         assert_int_equal(runtime_client_copy_in(f.client, path, "/tmp/x/y/a.txt", 0600, true), 0);
         {
                 struct stat st;
@@ -894,7 +908,8 @@ static void test_copy(void **state) {
                 assert_int_equal(stat(dst, &st), 0);
                 assert_int_equal(st.st_mode & 07777, 0600);
         }
-        assert_remote_error(&f, runtime_client_copy_out(f.client, "/no/such/file", dst, false), CXPC_ERROR_NOT_FOUND);
+        assert_remote_error(&f, runtime_client_copy_out(f.client, "/no/such/file", dst, false),
+                            CXPC_ERROR_NOT_FOUND);
 
         /* Escapes: `..` and a symlink planted in the container that points at the host. */
         snprintf(dst, sizeof(dst), "%s/escape-target", f.dir);
@@ -929,8 +944,11 @@ static void test_terminal_resize(void **state) {
         assert_int_equal(runtime_client_start(f.client, f.id), 0);
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         assert_int_equal(cxpc_object_from_json("{\"args\":[\"/bin/sh\",\"-c\",\"sleep 0.5; stty size\"],"
-                                               "\"terminal\":true}", &pc), 0);
-        assert_int_equal(runtime_client_create_process(f.client, "tty", pc, &(RuntimeStdio) { sv[1], sv[1], sv[1] }), 0);
+                                               "\"terminal\":true}",
+                                               &pc),
+                         0);
+        assert_int_equal(
+                runtime_client_create_process(f.client, "tty", pc, &(RuntimeStdio){sv[1], sv[1], sv[1]}), 0);
         close(sv[1]);
         r = runtime_client_start(f.client, "tty");
         if (io_unsupported(&f, r)) {
@@ -946,7 +964,7 @@ static void test_terminal_resize(void **state) {
         assert_int_equal(runtime_client_wait(f.client, "tty", TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
         assert_int_equal(code, 0);
         for (;;) {
-                struct timeval tv = { .tv_sec = 5 };
+                struct timeval tv = {.tv_sec = 5};
                 ssize_t n;
                 setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
                 n = read(sv[0], buf + got, sizeof(buf) - 1 - got);

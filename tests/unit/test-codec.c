@@ -349,7 +349,7 @@ static void test_data_memfd_echo(void **state) {
                 _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
                 assert_int_equal(cxpc_frame_encode(m, 10 + i, 0, CXPC_FRAME_WANTS_REPLY, &f), 0);
                 assert_int_equal(f->n_fds, 1);
-                assert_true(same_inode(f->fds[0], v->data.memfd)); /* a dup, not a copy */
+                assert_true(same_inode(f->fds[0], v->data.memfd));        /* a dup, not a copy */
                 assert_int_equal(f->iov[1].iov_len, f->header.body_size); /* inline body */
                 assert_int_equal(cxpc_frame_send(sv[0], f), 0);
 
@@ -383,8 +383,12 @@ static void test_data_memfd_echo(void **state) {
 
 /* Sizes around the threshold: below it values stay in the body, from it on they get a memfd. */
 static void test_data_sizes(void **state) {
-        const size_t sizes[] = {0, 1, CXPC_INLINE_BODY_MAX / 2, CXPC_DATA_MEMFD_MIN - 1,
-                                CXPC_DATA_MEMFD_MIN, CXPC_DATA_MEMFD_MIN + 1};
+        const size_t sizes[] = {0,
+                                1,
+                                CXPC_INLINE_BODY_MAX / 2,
+                                CXPC_DATA_MEMFD_MIN - 1,
+                                CXPC_DATA_MEMFD_MIN,
+                                CXPC_DATA_MEMFD_MIN + 1};
         unsigned before = count_fds();
         for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
                 size_t size = sizes[i];
@@ -516,7 +520,7 @@ static void test_data_memfd_tampered(void **state) {
         int longer = memfd_with(buf, size, 0);
         assert_int_equal(write(longer, "x", 1), 1);
         assert_int_equal(fcntl(longer, F_ADD_SEALS, CXPC_SHMEM_SEALS), 0);
-        expect_refused(f, idx, longer);                                       /* too long */
+        expect_refused(f, idx, longer); /* too long */
         assert_int_equal(count_fds(), before);
 
         /* A data-memfd value below the threshold is not canonical: refused even when sealed. */
@@ -790,13 +794,20 @@ static void test_eof(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_all_types),  cmocka_unit_test(test_limits),
-                cmocka_unit_test(test_data_memfd_roundtrip), cmocka_unit_test(test_data_memfd_echo),
-                cmocka_unit_test(test_data_sizes), cmocka_unit_test(test_data_memfd_equal),
-                cmocka_unit_test(test_data_memfd_tampered), cmocka_unit_test(test_data_memfd_fd_limit),
-                cmocka_unit_test(test_body_memfd_with_data_memfd), cmocka_unit_test(test_memfd_unsealed),
-                cmocka_unit_test(test_garbage),    cmocka_unit_test(test_bad_utf8),
-                cmocka_unit_test(test_big_dict),   cmocka_unit_test(test_eof),
+                cmocka_unit_test(test_all_types),
+                cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_data_memfd_roundtrip),
+                cmocka_unit_test(test_data_memfd_echo),
+                cmocka_unit_test(test_data_sizes),
+                cmocka_unit_test(test_data_memfd_equal),
+                cmocka_unit_test(test_data_memfd_tampered),
+                cmocka_unit_test(test_data_memfd_fd_limit),
+                cmocka_unit_test(test_body_memfd_with_data_memfd),
+                cmocka_unit_test(test_memfd_unsealed),
+                cmocka_unit_test(test_garbage),
+                cmocka_unit_test(test_bad_utf8),
+                cmocka_unit_test(test_big_dict),
+                cmocka_unit_test(test_eof),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -96,7 +96,8 @@ static int set_local_error(RuntimeClient *c, int r, const char *what) {
         return r;
 }
 
-int runtime_client_call(RuntimeClient *c, cxpc_object *request, uint64_t timeout_usec, cxpc_object **ret_reply) {
+int runtime_client_call(RuntimeClient *c, cxpc_object *request, uint64_t timeout_usec,
+                        cxpc_object **ret_reply) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
         cxpc_error_code code;
         const char *message = NULL;
@@ -104,7 +105,7 @@ int runtime_client_call(RuntimeClient *c, cxpc_object *request, uint64_t timeout
 
         assert_return(c && request, -EINVAL);
 
-        c->error = (RuntimeClientError) {};
+        c->error = (RuntimeClientError){};
         r = cxpc_connection_call(c->conn, request, timeout_usec ?: c->timeout_usec, &reply);
         if (r < 0)
                 return set_local_error(c, r, cxpc_message_get_route(request) ?: "call");
@@ -178,7 +179,8 @@ int runtime_client_create_endpoint(RuntimeClient *c, cxpc_object **ret_endpoint)
         return 0;
 }
 
-int runtime_client_bootstrap(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_object *networks, char *const *env) {
+int runtime_client_bootstrap(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_object *networks,
+                             char *const *env) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL, *e = NULL;
         int r;
 
@@ -531,7 +533,8 @@ static void *tar_reader(void *userdata) {
         }
         archive_read_support_format_tar(in);
         archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-                                                     ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+                                                     ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                                     ARCHIVE_EXTRACT_SECURE_NODOTDOT);
         /* Not SECURE_NOABSOLUTEPATHS: entry names are checked below and then rewritten to
          * absolute paths under host_path. */
         archive_write_disk_set_standard_lookup(disk);
@@ -570,7 +573,8 @@ static void *tar_reader(void *userdata) {
                                 r = -EPERM;
                                 break;
                         }
-                        if (asprintf(&hl, into_dir ? "%s/%s" : "%s%s", host_path, into_dir ? h : (hrest ?: "")) < 0) {
+                        if (asprintf(&hl, into_dir ? "%s/%s" : "%s%s", host_path,
+                                     into_dir ? h : (hrest ?: "")) < 0) {
                                 r = -ENOMEM;
                                 break;
                         }
@@ -620,7 +624,7 @@ int runtime_client_copy_in(RuntimeClient *c, const char *host_path, const char *
                 safe_close(p[1]);
                 return set_local_error(c, r, "copyIn");
         }
-        job = (TarJob) { .fd = p[1], .host_path = host_path };
+        job = (TarJob){.fd = p[1], .host_path = host_path};
         r = pthread_create(&t, NULL, tar_writer, &job);
         if (r != 0) {
                 safe_close(p[1]);
@@ -638,7 +642,8 @@ int runtime_client_copy_in(RuntimeClient *c, const char *host_path, const char *
         return 0;
 }
 
-int runtime_client_copy_out(RuntimeClient *c, const char *source_path, const char *host_path, bool create_parents) {
+int runtime_client_copy_out(RuntimeClient *c, const char *source_path, const char *host_path,
+                            bool create_parents) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
         _cleanup_free_ char *parent = NULL;
         int p[2], r, rc;
@@ -681,7 +686,7 @@ int runtime_client_copy_out(RuntimeClient *c, const char *source_path, const cha
                 safe_close(p[0]);
                 return set_local_error(c, r, "copyOut");
         }
-        job = (TarJob) { .fd = p[0], .host_path = host_path };
+        job = (TarJob){.fd = p[0], .host_path = host_path};
         r = pthread_create(&t, NULL, tar_reader, &job);
         if (r != 0) {
                 safe_close(p[0]);

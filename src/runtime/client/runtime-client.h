@@ -17,7 +17,7 @@ typedef struct RuntimeClient RuntimeClient;
 typedef struct RuntimeClientError {
         cxpc_error_code code; /* CXPC_ERROR_UNKNOWN with an empty message when the last call succeeded */
         char message[CXPC_ERROR_MESSAGE_SIZE_MAX];
-        bool remote;          /* true when the service sent the error, false for local failures */
+        bool remote; /* true when the service sent the error, false for local failures */
 } RuntimeClientError;
 
 /* stdio for bootstrap/createProcess; -1 leaves the slot to the service's default. */
@@ -27,7 +27,7 @@ typedef struct RuntimeStdio {
         int stderr_fd;
 } RuntimeStdio;
 
-#define RUNTIME_STDIO_NONE ((RuntimeStdio) { -1, -1, -1 })
+#define RUNTIME_STDIO_NONE ((RuntimeStdio){-1, -1, -1})
 
 typedef struct RuntimeStatistics {
         uint64_t cpu_usage_ns;
@@ -58,7 +58,8 @@ const RuntimeClientError *runtime_client_last_error(const RuntimeClient *c);
 
 int runtime_client_create_endpoint(RuntimeClient *c, cxpc_object **ret_endpoint);
 /* networks may be NULL; env is a NULL-terminated "K=V" list or NULL. */
-int runtime_client_bootstrap(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_object *networks, char *const *env);
+int runtime_client_bootstrap(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_object *networks,
+                             char *const *env);
 /* process_config: a dictionary in the shape of container.json's "process". */
 int runtime_client_create_process(RuntimeClient *c, const char *id, cxpc_object *process_config,
                                   const RuntimeStdio *stdio);
@@ -85,4 +86,5 @@ int runtime_client_dial(RuntimeClient *c, uint16_t port, int *ret_fd);
 int runtime_client_shutdown(RuntimeClient *c);
 
 /* Low level: send request (route set by the caller) and check the reply, keeping the error. */
-int runtime_client_call(RuntimeClient *c, cxpc_object *request, uint64_t timeout_usec, cxpc_object **ret_reply);
+int runtime_client_call(RuntimeClient *c, cxpc_object *request, uint64_t timeout_usec,
+                        cxpc_object **ret_reply);

@@ -20,7 +20,8 @@ int main(int argc, char *argv[]) {
         char *end = NULL;
 
         if (argc != 6) {
-                fprintf(stderr, "usage: %s in|out ROOT PATH MODE PARENTS (run by container-runtime)\n", argv[0]);
+                fprintf(stderr, "usage: %s in|out ROOT PATH MODE PARENTS (run by container-runtime)\n",
+                        argv[0]);
                 return EXIT_FAILURE;
         }
         if (streq(argv[1], "in"))

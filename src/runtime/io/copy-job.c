@@ -20,8 +20,8 @@
 #include "io-util.h"
 #include "macro.h"
 
-#define COPY_HELPER_NAME "container-runtime-copy"
-#define COPY_HELPER_TAR_FD 3
+#define COPY_HELPER_NAME      "container-runtime-copy"
+#define COPY_HELPER_TAR_FD    3
 #define COPY_HELPER_RESULT_FD 4
 
 /* $CONTAINER_RUNTIME_COPY, else the helper next to our own executable. */
@@ -54,8 +54,8 @@ static int copy_helper_path(char **ret) {
  * calls after fork(); on failure write a result record ourselves. */
 _noreturn_ static void copy_exec_helper(const char *helper, CopyDirection direction, const CopyOptions *o,
                                         int tar_fd, int result_fd) {
-        char mode[16], parents[2] = { o->create_parents ? '1' : '0', 0 };
-        CopyResult res = { .error = -ENOEXEC };
+        char mode[16], parents[2] = {o->create_parents ? '1' : '0', 0};
+        CopyResult res = {.error = -ENOEXEC};
 
         /* Move both fds above 4 first so the dup2()s below cannot clobber one another. */
         int t = fcntl(tar_fd, F_DUPFD, 10), r = fcntl(result_fd, F_DUPFD, 10);
@@ -63,8 +63,13 @@ _noreturn_ static void copy_exec_helper(const char *helper, CopyDirection direct
                 _exit(EXIT_FAILURE);
         (void) close_range(COPY_HELPER_RESULT_FD + 1, ~0U, 0);
         (void) snprintf(mode, sizeof(mode), "%o", (unsigned) o->file_mode);
-        char *argv[] = { (char *) COPY_HELPER_NAME, (char *) (direction == COPY_IN ? "in" : "out"),
-                         (char *) o->root, (char *) o->path, mode, parents, NULL };
+        char *argv[] = {(char *) COPY_HELPER_NAME,
+                        (char *) (direction == COPY_IN ? "in" : "out"),
+                        (char *) o->root,
+                        (char *) o->path,
+                        mode,
+                        parents,
+                        NULL};
         execv(helper, argv);
         (void) snprintf(res.message, sizeof(res.message), "cannot run the copy helper %s", helper);
         (void) !write(COPY_HELPER_RESULT_FD, &res, sizeof(res));
@@ -124,7 +129,7 @@ int copy_result_read(int result_fd, CopyResult *ret) {
                 return negative_errno(); /* -EAGAIN: still working */
         if ((size_t) n != sizeof(res)) {
                 /* EOF (or a torn record, which a single write ≤ PIPE_BUF cannot produce). */
-                res = (CopyResult) { .error = -EIO };
+                res = (CopyResult){.error = -EIO};
                 (void) snprintf(res.message, sizeof(res.message), "copy helper died");
         } else {
                 res.message[sizeof(res.message) - 1] = 0;
@@ -153,7 +158,7 @@ static int copy_job_on_result(sd_event_source *s, int fd, uint32_t revents, void
         if (r == -EAGAIN)
                 return 0;
         if (r < 0)
-                res = (CopyResult) { .error = r };
+                res = (CopyResult){.error = r};
         j->finished = true;
         (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         j->callback(j, res.error, res.message, j->userdata);

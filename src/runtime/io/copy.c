@@ -193,7 +193,8 @@ int copy_extract_stream(int tar_fd, const char *destination, uint32_t file_mode,
 
                 name = entry_name_check(archive_entry_pathname(entry));
                 if (!name)
-                        return set_message(ret_message, -EPERM, "refusing tar entry '%s': outside of the destination",
+                        return set_message(ret_message, -EPERM,
+                                           "refusing tar entry '%s': outside of the destination",
                                            strna_(archive_entry_pathname(entry)));
                 if (!*name && !base)
                         continue; /* "./" of an existing directory: leave it as it is */
@@ -202,7 +203,8 @@ int copy_extract_stream(int tar_fd, const char *destination, uint32_t file_mode,
                         return r;
                 r = check_no_symlink_below(dir, target);
                 if (r < 0)
-                        return set_message(ret_message, -EPERM, "refusing tar entry '%s': it would be written through a symlink",
+                        return set_message(ret_message, -EPERM,
+                                           "refusing tar entry '%s': it would be written through a symlink",
                                            name);
                 archive_entry_copy_pathname(entry, target);
 
@@ -367,4 +369,3 @@ _noreturn_ void copy_worker_main(CopyDirection direction, const CopyOptions *o, 
         (void) !write(result_fd, &res, sizeof(res));
         _exit(r < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
 }
-

@@ -93,4 +93,5 @@ int copy_archive_path(const char *source, int tar_fd, char **ret_message);
 
 /* The body of the container-runtime-copy helper (copy-helper.c): chroot into options->root, run
  * the worker for the direction, write one CopyResult to result_fd, exit. */
-__attribute__((noreturn)) void copy_worker_main(CopyDirection direction, const CopyOptions *options, int tar_fd, int result_fd);
+__attribute__((noreturn)) void copy_worker_main(CopyDirection direction, const CopyOptions *options,
+                                                int tar_fd, int result_fd);

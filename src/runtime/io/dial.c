@@ -14,9 +14,9 @@
 typedef struct DialStart {
         int netns_fd;
         uint16_t port;
-        int fd;        /* out: the socket, connect started or done */
-        bool pending;  /* out: EINPROGRESS */
-        int error;     /* out */
+        int fd;       /* out: the socket, connect started or done */
+        bool pending; /* out: EINPROGRESS */
+        int error;    /* out */
 } DialStart;
 
 /* Runs in a thread of its own: setns() changes only this thread's namespace, and the thread ends
@@ -52,7 +52,7 @@ static void *dial_thread(void *userdata) {
 }
 
 static int dial_begin(int netns_fd, uint16_t port, int *ret_fd, bool *ret_pending) {
-        DialStart d = { .netns_fd = netns_fd, .port = port, .fd = -EBADF };
+        DialStart d = {.netns_fd = netns_fd, .port = port, .fd = -EBADF};
         pthread_t t;
         int r;
 
@@ -93,7 +93,7 @@ int dial_netns(int netns_fd, uint16_t port, uint64_t timeout_usec, int *ret_fd) 
         if (r < 0)
                 return r;
         if (pending) {
-                struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
                 struct timespec ts = {
                         .tv_sec = (time_t) (timeout_usec / USEC_PER_SEC),
                         .tv_nsec = (long) (timeout_usec % USEC_PER_SEC * NSEC_PER_USEC),
@@ -158,8 +158,8 @@ static int dial_on_defer(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-int dial_job_new(sd_event *event, int netns_fd, uint16_t port, uint64_t timeout_usec,
-                 dial_done_t callback, void *userdata, DialJob **ret) {
+int dial_job_new(sd_event *event, int netns_fd, uint16_t port, uint64_t timeout_usec, dial_done_t callback,
+                 void *userdata, DialJob **ret) {
         _cleanup_(dial_job_freep) DialJob *j = NULL;
         bool pending = false;
         uint64_t now;

@@ -22,8 +22,8 @@ int dial_netns(int netns_fd, uint16_t port, uint64_t timeout_usec, int *ret_fd);
  * The callback may free the DialJob. Freeing an unfinished job cancels it. */
 typedef struct DialJob DialJob;
 typedef void (*dial_done_t)(DialJob *job, int error, int fd, void *userdata);
-int dial_job_new(sd_event *event, int netns_fd, uint16_t port, uint64_t timeout_usec,
-                 dial_done_t callback, void *userdata, DialJob **ret);
+int dial_job_new(sd_event *event, int netns_fd, uint16_t port, uint64_t timeout_usec, dial_done_t callback,
+                 void *userdata, DialJob **ret);
 DialJob *dial_job_free(DialJob *job);
 static inline void dial_job_freep(DialJob **j) {
         if (*j)

@@ -55,7 +55,7 @@ static int console_on_conn(sd_event_source *s, int fd, uint32_t revents, void *u
                 uint8_t buf[CMSG_SPACE(sizeof(int) * CONSOLE_SOCKET_FDS_MAX)];
         } control = {};
         char name[256];
-        struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) };
+        struct iovec iov = {.iov_base = name, .iov_len = sizeof(name)};
         struct msghdr mh = {
                 .msg_iov = &iov,
                 .msg_iovlen = 1,
@@ -112,7 +112,7 @@ static int console_on_listen(sd_event_source *s, int fd, uint32_t revents, void 
 int console_socket_new(sd_event *event, const char *parent_dir, console_socket_done_t callback,
                        void *userdata, ConsoleSocket **ret) {
         _cleanup_(console_socket_freep) ConsoleSocket *cs = NULL;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         const char *parent;
         int r;
 
@@ -173,13 +173,13 @@ ConsoleSocket *console_socket_free(ConsoleSocket *cs) {
 
 int console_socket_send(const char *path, int master_fd) {
         _cleanup_close_ int fd = -EBADF;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
         union {
                 struct cmsghdr cmsghdr;
                 uint8_t buf[CMSG_SPACE(sizeof(int))];
         } control = {};
         char name[] = "/dev/ptmx";
-        struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) - 1 };
+        struct iovec iov = {.iov_base = name, .iov_len = sizeof(name) - 1};
         struct msghdr mh = {
                 .msg_iov = &iov,
                 .msg_iovlen = 1,

@@ -14,8 +14,8 @@
 #include "stdio.h"
 
 #define CONSOLE_SOCKET_BACKLOG 4
-#define CONSOLE_SOCKET_NAME "console.sock"
-#define PTY_BUFFER_SIZE (64U * 1024U) /* per direction */
+#define CONSOLE_SOCKET_NAME    "console.sock"
+#define PTY_BUFFER_SIZE        (64U * 1024U) /* per direction */
 
 typedef struct ConsoleSocket ConsoleSocket;
 /* master_fd is CLOEXEC and now owned by the callee (error < 0: master_fd is -EBADF). Called

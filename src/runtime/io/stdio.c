@@ -137,8 +137,8 @@ int stdio_log_write(StdioLog *l, StdioStream stream, const void *data, size_t le
                 uint32_t n = (uint32_t) MIN(len, (size_t) STDIO_CHUNK_MAX);
                 uint8_t h[STDIO_LOG_HEADER_SIZE];
                 struct iovec iov[2] = {
-                        { .iov_base = h, .iov_len = sizeof(h) },
-                        { .iov_base = (void *) p, .iov_len = n },
+                        {.iov_base = h, .iov_len = sizeof(h)},
+                        {.iov_base = (void *) p, .iov_len = n},
                 };
                 ssize_t k;
 
@@ -220,7 +220,7 @@ static int pread_exact(int fd, void *buf, size_t len, off_t off) {
 
 /* Waits for more log (follow mode). Returns 1 to go on, 0 if stop_fd fired. */
 static int follow_wait(int stop_fd) {
-        struct pollfd pfd = { .fd = stop_fd, .events = POLLIN };
+        struct pollfd pfd = {.fd = stop_fd, .events = POLLIN};
         int n;
 
         n = poll(&pfd, stop_fd >= 0 ? 1 : 0, (int) (STDIO_LOG_FOLLOW_USEC / USEC_PER_MSEC));
@@ -454,7 +454,7 @@ int stdio_relay_new(sd_event *event, StdioLog *log, stdio_relay_done_t callback,
         r->callback = callback;
         r->userdata = userdata;
         for (size_t i = 0; i < ELEMENTSOF(r->out); i++)
-                r->out[i] = (OutputStream) {
+                r->out[i] = (OutputStream){
                         .relay = r,
                         .stream = (StdioStream) (i + 1),
                         .process_fd = -EBADF,
@@ -498,7 +498,8 @@ int stdio_relay_add_output(StdioRelay *relay, StdioStream stream, int process_fd
                         return r;
                 (void) sd_event_source_set_description(o->process_source, "stdio-process");
                 if (cfd >= 0) {
-                        r = sd_event_add_io(relay->event, &o->client_source, cfd, EPOLLOUT, output_on_client, o);
+                        r = sd_event_add_io(relay->event, &o->client_source, cfd, EPOLLOUT, output_on_client,
+                                            o);
                         if (r < 0) {
                                 o->process_source = sd_event_source_disable_unref(o->process_source);
                                 return r;

@@ -24,10 +24,10 @@
 
 #include <systemd/sd-event.h>
 
-#define STDIO_LOG_MAGIC "CXLOG1\n"  /* 8 bytes with the terminating NUL */
-#define STDIO_LOG_MAGIC_SIZE 8U
-#define STDIO_LOG_HEADER_SIZE 13U   /* 8 + 1 + 4, packed */
-#define STDIO_CHUNK_MAX (64U * 1024U) /* max bytes per frame and per relay buffer */
+#define STDIO_LOG_MAGIC       "CXLOG1\n" /* 8 bytes with the terminating NUL */
+#define STDIO_LOG_MAGIC_SIZE  8U
+#define STDIO_LOG_HEADER_SIZE 13U           /* 8 + 1 + 4, packed */
+#define STDIO_CHUNK_MAX       (64U * 1024U) /* max bytes per frame and per relay buffer */
 
 typedef enum StdioStream {
         STDIO_STREAM_STDIN = 0,
@@ -81,8 +81,8 @@ int stdio_log_splice(StdioLog *l, StdioStream stream, int pipe_fd, size_t len);
  * (every STDIO_LOG_FOLLOW_USEC) until the callback returns 1 or stop_fd (optional, -EBADF for
  * none) becomes readable. A frame whose bytes are not all written yet is waited for. */
 #define STDIO_LOG_FOLLOW_USEC (100U * 1000U)
-typedef int (*stdio_log_frame_t)(uint64_t timestamp_nsec, StdioStream stream, const void *data,
-                                 size_t len, void *userdata);
+typedef int (*stdio_log_frame_t)(uint64_t timestamp_nsec, StdioStream stream, const void *data, size_t len,
+                                 void *userdata);
 int stdio_log_read(int log_fd, bool follow, int stop_fd, stdio_log_frame_t callback, void *userdata);
 
 /* ---- relay ------------------------------------------------------------------------------- */
