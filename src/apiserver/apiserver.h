@@ -97,6 +97,8 @@ json_t *container_to_json(Container *c);
 bool container_uses_image(Container *c);
 /* Mounts the image's overlay at the container's rootfs directory unless already mounted. */
 int container_mount_image_rootfs(Container *c);
+/* routes.c: replies {key: j}, converting the jansson value through the JSON bridge. */
+int reply_json(cxpc_connection *conn, cxpc_object *m, const char *key, json_t *j);
 
 /* supervise.c */
 int container_spawn_runtime(Container *c);

@@ -205,26 +205,6 @@ static int reply_store_error(cxpc_connection *conn, cxpc_object *m, Manager *mgr
                                            ref ? " " : "", ref ?: "", e && e[0] ? e : strerror(-r));
 }
 
-static int reply_json_value(cxpc_connection *conn, cxpc_object *m, const char *key, json_t *j) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL, *o = NULL;
-        _cleanup_free_ char *text = NULL;
-        int r;
-
-        if (!j)
-                return -ENOMEM;
-        text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-        if (!text)
-                return -ENOMEM;
-        r = cxpc_object_from_json(text, &o);
-        if (r >= 0)
-                r = cxpc_reply_new(&reply);
-        if (r >= 0)
-                r = cxpc_dict_set(reply, key, o);
-        if (r < 0)
-                return r;
-        return cxpc_connection_reply(conn, m, reply);
-}
-
 static json_t *image_info_to_json(const ImageInfo *i) {
         const char *hex = i->config_digest ? strchr(i->config_digest, ':') : NULL;
         char id[13] = "";
@@ -293,7 +273,7 @@ static int route_image_load(cxpc_connection *conn, cxpc_object *m, void *userdat
         r = list_json(mgr, digests, &loaded);
         if (r < 0)
                 return r;
-        return reply_json_value(conn, m, "images", loaded);
+        return reply_json(conn, m, "images", loaded);
 }
 
 static int route_image_list(cxpc_connection *conn, cxpc_object *m, void *userdata) {
@@ -303,7 +283,7 @@ static int route_image_list(cxpc_connection *conn, cxpc_object *m, void *userdat
         r = list_json(userdata, NULL, &a);
         if (r < 0)
                 return reply_store_error(conn, m, userdata, "listing images", NULL, r);
-        return reply_json_value(conn, m, "images", a);
+        return reply_json(conn, m, "images", a);
 }
 
 static int get_ref(cxpc_connection *conn, cxpc_object *m, const char *key, const char **ret) {
@@ -346,7 +326,7 @@ static int route_image_inspect(cxpc_connection *conn, cxpc_object *m, void *user
         r = image_store_inspect(mgr->images, ref, &j);
         if (r < 0)
                 return reply_store_error(conn, m, mgr, "inspecting image", ref, r);
-        return reply_json_value(conn, m, "image", j);
+        return reply_json(conn, m, "image", j);
 }
 
 static int route_image_tag(cxpc_connection *conn, cxpc_object *m, void *userdata) {

@@ -41,7 +41,8 @@ void pending_reply_all(Pending **list, size_t *n, cxpc_object *reply) {
         free(l);
 }
 
-static int reply_json(cxpc_connection *conn, cxpc_object *m, const char *key, json_t *j) {
+/* Replies {key: j} (j is a jansson value, converted through the JSON bridge). */
+int reply_json(cxpc_connection *conn, cxpc_object *m, const char *key, json_t *j) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL, *o = NULL;
         _cleanup_free_ char *text = NULL;
         int r;
