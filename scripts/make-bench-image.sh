@@ -87,15 +87,7 @@ for ((i = 1; i <= LAYERS; i++)); do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 
-mkdir -p "$work/oci/blobs/sha256"
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-size() { stat -c %s "$1"; }
-put_blob() { # FILE -> prints hex digest, moves FILE into the layout
-        local h
-        h=$(sha "$1")
-        mv "$1" "$work/oci/blobs/sha256/$h"
-        echo "$h"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/oci-layout.sh"
 
 diff_ids='[]'
 layers='[]'
@@ -111,11 +103,7 @@ for ((i = 0; i <= LAYERS; i++)); do
         history=$(jq -c --arg i "$i" '. + [{created: "1970-01-01T00:00:00Z", created_by: ("make-bench-image.sh layer " + $i)}]' <<<"$history")
 done
 
-case $(uname -m) in
-aarch64) arch=arm64 ;;
-x86_64) arch=amd64 ;;
-*) arch=$(uname -m) ;;
-esac
+arch=$(oci_arch)
 
 jq -cn --argjson diffs "$diff_ids" --argjson hist "$history" --arg arch "$arch" '{
         created: "1970-01-01T00:00:00Z",
@@ -129,29 +117,4 @@ jq -cn --argjson diffs "$diff_ids" --argjson hist "$history" --arg arch "$arch" 
         rootfs: {type: "layers", diff_ids: $diffs},
         history: $hist
 }' >"$work/config.json"
-config_size=$(size "$work/config.json")
-config_digest=$(put_blob "$work/config.json")
-
-jq -cn --arg c "sha256:$config_digest" --argjson cs "$config_size" --argjson layers "$layers" '{
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $c, size: $cs},
-        layers: $layers
-}' >"$work/manifest.json"
-manifest_size=$(size "$work/manifest.json")
-manifest_digest=$(put_blob "$work/manifest.json")
-
-jq -cn --arg m "sha256:$manifest_digest" --argjson ms "$manifest_size" --arg ref "$ref" '{
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.index.v1+json",
-        manifests: [{mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $m, size: $ms,
-                     annotations: {"org.opencontainers.image.ref.name": $ref}}]
-}' >"$work/oci/index.json"
-echo '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"
-
-mkdir -p "$(dirname "$out")"
-tmp=$(mktemp "${out}.XXXXXX")
-tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --format=ustar \
-        -C "$work/oci" -cf "$tmp" oci-layout index.json blobs
-chmod 0644 "$tmp"
-mv -f "$tmp" "$out"
+oci_write_archive "$work/config.json" "$layers"

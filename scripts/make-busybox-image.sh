@@ -32,26 +32,13 @@ tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --format=pax \
         -C "$work/rootfs" -cf "$work/layer.tar" .
 gzip -n -9 <"$work/layer.tar" >"$work/layer.tar.gz"
 
-mkdir -p "$work/oci/blobs/sha256"
-sha() { sha256sum "$1" | cut -d' ' -f1; }
-size() { stat -c %s "$1"; }
-put_blob() { # FILE -> prints hex digest, moves FILE into the layout
-        local h
-        h=$(sha "$1")
-        mv "$1" "$work/oci/blobs/sha256/$h"
-        echo "$h"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/oci-layout.sh"
 
 diff_id=$(sha "$work/layer.tar")
 layer_size=$(size "$work/layer.tar.gz")
 layer_digest=$(put_blob "$work/layer.tar.gz")
 
-arch=amd64
-case $(uname -m) in
-aarch64) arch=arm64 ;;
-x86_64) arch=amd64 ;;
-*) arch=$(uname -m) ;;
-esac
+arch=$(oci_arch)
 
 jq -cn --arg diff "sha256:$diff_id" --arg arch "$arch" '{
         created: "1970-01-01T00:00:00Z",
@@ -67,31 +54,5 @@ jq -cn --arg diff "sha256:$diff_id" --arg arch "$arch" '{
         rootfs: {type: "layers", diff_ids: [$diff]},
         history: [{created: "1970-01-01T00:00:00Z", created_by: "make-busybox-image.sh"}]
 }' >"$work/config.json"
-config_size=$(size "$work/config.json")
-config_digest=$(put_blob "$work/config.json")
-
-jq -cn --arg c "sha256:$config_digest" --argjson cs "$config_size" \
-        --arg l "sha256:$layer_digest" --argjson ls "$layer_size" '{
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $c, size: $cs},
-        layers: [{mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: $l, size: $ls}]
-}' >"$work/manifest.json"
-manifest_size=$(size "$work/manifest.json")
-manifest_digest=$(put_blob "$work/manifest.json")
-
-jq -cn --arg m "sha256:$manifest_digest" --argjson ms "$manifest_size" --arg ref "$ref" '{
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.index.v1+json",
-        manifests: [{mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $m, size: $ms,
-                     annotations: {"org.opencontainers.image.ref.name": $ref}}]
-}' >"$work/oci/index.json"
-echo '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"
-
-# Write next to the destination and rename, so a reader never sees a half-written archive.
-mkdir -p "$(dirname "$out")"
-tmp=$(mktemp "${out}.XXXXXX")
-tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --format=ustar \
-        -C "$work/oci" -cf "$tmp" oci-layout index.json blobs
-chmod 0644 "$tmp"
-mv -f "$tmp" "$out"
+oci_write_archive "$work/config.json" "$(jq -cn --arg l "sha256:$layer_digest" --argjson ls "$layer_size" \
+        '[{mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: $l, size: $ls}]')"
