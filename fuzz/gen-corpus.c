@@ -23,7 +23,7 @@ static void emit(const char *dir, const char *name, cxpc_object *m, unsigned fla
         uint8_t n = (uint8_t) f->n_fds;
         fwrite(&n, 1, 1, out);
         fwrite(&f->header, 1, sizeof(f->header), out);
-        fwrite(f->body, 1, f->iov[1].iov_len, out);
+        fwrite(f->body, 1, f->body_size, out);
         fclose(out);
         cxpc_frame_free(f);
         cxpc_object_unref(m);

@@ -40,14 +40,19 @@ typedef struct cxpc_frame_header {
 
 _Static_assert(sizeof(cxpc_frame_header) == CXPC_FRAME_HEADER_SIZE, "frame header size");
 
-/* An encoded frame ready for sendmsg(). Owns its body buffer and its fds (duplicates). */
+/* An encoded frame ready to send. Owns its record buffer and its fds (duplicates). The record is
+ * the header followed by the inline body, contiguous, so that a frame without fds goes out with
+ * a plain send(). */
 typedef struct cxpc_frame {
-        cxpc_frame_header header;
-        struct iovec iov[2]; /* [0] header, [1] inline body (iov_len 0 with a memfd body) */
-        void *body;          /* inline body buffer, or NULL */
+        cxpc_frame_header header; /* a copy of the record's header, for inspection */
+        uint8_t *record;          /* header + inline body */
+        size_t record_size;
+        void *body;       /* inline body (record + header size), or NULL for a memfd body */
+        size_t body_size; /* bytes of inline body (0 with a memfd body) */
         int *fds;
         size_t n_fds;
-        size_t sent_size; /* accounting for the outbound queue */
+        size_t sent_size;              /* accounting for the outbound queue */
+        struct cxpc_frame *queue_next; /* a connection's outbound queue */
 } cxpc_frame;
 
 /* Encodes a message (a dictionary) into a frame. Bodies above CXPC_INLINE_BODY_MAX are written
@@ -61,9 +66,16 @@ static inline void cxpc_frame_freep(cxpc_frame **f) {
                 *f = cxpc_frame_free(*f);
 }
 
-/* Sends one frame (sendmsg, MSG_DONTWAIT|MSG_NOSIGNAL, SCM_RIGHTS). -EAGAIN when the socket is
- * full (nothing sent: SEQPACKET records are atomic). */
+/* Sends one frame (send(), or sendmsg() with SCM_RIGHTS; MSG_DONTWAIT|MSG_NOSIGNAL). -EAGAIN when
+ * the socket is full (nothing sent: SEQPACKET records are atomic). */
 int cxpc_frame_send(int sockfd, const cxpc_frame *f);
+
+/* Frames sent by one cxpc_frames_send() call at most. */
+#define CXPC_SEND_BATCH_MAX 16u
+
+/* Sends up to CXPC_SEND_BATCH_MAX frames in order with one syscall (sendmmsg() when more than
+ * one). Returns how many went out (> 0), or a negative errno when none did (-EAGAIN: full). */
+int cxpc_frames_send(int sockfd, cxpc_frame *const *frames, size_t n);
 
 /* Received frame metadata. */
 typedef struct cxpc_frame_info {

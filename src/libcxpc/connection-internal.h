@@ -10,12 +10,16 @@
 #include <systemd/sd-event.h>
 
 #include "codec.h"
+#include "socket-util.h"
 #include "cxpc/cxpc.h"
 
-/* Records read per io wakeup before yielding to other event sources (fairness). */
+/* Queued messages dispatched per deferred-source run before yielding (fairness). */
 #define CONNECTION_READ_BATCH_MAX 32u
-/* Every this many requests, one read ahead checks whether the peer pipelines. */
-#define CONNECTION_READ_AHEAD_PROBE 16u
+/* Batched receives (up to RECV_BATCH_MAX records each) per io wakeup before yielding. */
+#define CONNECTION_READ_ROUNDS_MAX 2u
+/* A peer that waits for each reply sends one record at a time: then receive one per wakeup (a
+ * second slot only costs the kernel a failed read), and every this many wakeups look for more. */
+#define CONNECTION_READ_PROBE_INTERVAL 16u
 /* Messages held back while a synchronous call waits for its reply. */
 #define CONNECTION_INBOUND_QUEUE_MAX 4096u
 /* Buckets of the pending-reply table (chained; a power of two). */
@@ -46,12 +50,6 @@ struct PendingCall {
         PendingCall *dl_prev, *dl_next; /* deadline list, earliest first */
 };
 
-typedef struct OutboundItem OutboundItem;
-struct OutboundItem {
-        OutboundItem *next;
-        cxpc_frame *frame;
-};
-
 typedef struct InboundItem InboundItem;
 struct InboundItem {
         InboundItem *next;
@@ -70,7 +68,7 @@ struct cxpc_connection {
         int fd;
 
         uint64_t next_id;
-        cxpc_recv_buffer rbuf;
+        RecvBatch *rbatch;
         /* SO_RCVTIMEO currently set on the socket (µs, CXPC_INFINITY = none), to skip redundant
          * setsockopt() calls on the synchronous path. */
         uint64_t rcvtimeo;
@@ -87,7 +85,7 @@ struct cxpc_connection {
         sd_event_source *defer_source; /* drains the inbound queue, finishes a disconnect */
         uint32_t io_events;
 
-        OutboundItem *out_head, *out_tail;
+        cxpc_frame *out_head, *out_tail; /* linked through queue_next */
         size_t n_out, out_bytes;
 
         InboundItem *in_head, *in_tail;
@@ -122,9 +120,12 @@ struct cxpc_connection {
         cxpc_connection *listener_prev, *listener_next;
         bool self_ref;
 
-        /* Read-ahead after a request: on when the last speculative read found another record. */
-        bool read_ahead;
-        unsigned requests_since_probe;
+        /* > 0 while the event loop dispatches what it read: frames sent meanwhile are queued and
+         * go out together (sendmmsg) when the batch is done, or whenever a send batch is full. */
+        unsigned cork;
+        /* Records per receive: RECV_BATCH_MAX while the peer pipelines, else 1 (with a probe). */
+        bool pipelining;
+        unsigned reads_since_probe;
 };
 
 /* A connection around a connected socket (ownership taken, also on failure). */

@@ -44,6 +44,7 @@ static bool debug_enabled(void) {
 }
 
 static void connection_disconnect(cxpc_connection *c, ConnectionState state);
+static int connection_write_queue(cxpc_connection *c);
 static void connection_finish_disconnect(cxpc_connection *c);
 static int connection_dispatch_message(cxpc_connection *c, cxpc_object *m, const cxpc_frame_info *info);
 
@@ -71,12 +72,15 @@ static void connection_set_state(cxpc_connection *c, ConnectionState state) {
                         connection_state_table[c->state], connection_state_table[state]);
         c->state = state;
 
+        /* What a handler queued before the end (a last reply, an error reply to a refused
+         * request) still goes out if the socket takes it without waiting. */
+        if (c->out_head && c->fd >= 0)
+                (void) connection_write_queue(c);
         c->io_source = sd_event_source_disable_unref(c->io_source);
         c->fd = safe_close(c->fd);
-        for (OutboundItem *i = c->out_head, *next; i; i = next) {
-                next = i->next;
-                cxpc_frame_free(i->frame);
-                free(i);
+        for (cxpc_frame *f = c->out_head, *next; f; f = next) {
+                next = f->queue_next;
+                cxpc_frame_free(f);
         }
         c->out_head = c->out_tail = NULL;
         c->n_out = c->out_bytes = 0;
@@ -121,7 +125,7 @@ int connection_new(int fd, cxpc_connection **ret) {
                 .peer_pidfd = -EBADF,
                 .euid = geteuid(),
         };
-        r = cxpc_recv_buffer_init(&c->rbuf);
+        r = recv_batch_new(&c->rbatch);
         if (r < 0) {
                 free(c);
                 return r;
@@ -506,22 +510,28 @@ static void connection_update_io_events(cxpc_connection *c) {
                 c->io_events = want;
 }
 
-/* Writes queued frames until the socket is full. 0 when something remains, 1 when empty. */
+/* Writes queued frames, a send batch per syscall, until the socket is full. 0 when something
+ * remains, 1 when empty. */
 static int connection_write_queue(cxpc_connection *c) {
         while (c->out_head) {
-                OutboundItem *i = c->out_head;
-                int r = cxpc_frame_send(c->fd, i->frame);
+                cxpc_frame *frames[CXPC_SEND_BATCH_MAX];
+                size_t n = 0;
+                for (cxpc_frame *f = c->out_head; f && n < CXPC_SEND_BATCH_MAX; f = f->queue_next)
+                        frames[n++] = f;
+                int r = cxpc_frames_send(c->fd, frames, n);
                 if (r == -EAGAIN)
                         return 0;
                 if (r < 0)
                         return r;
-                c->out_head = i->next;
+                for (int k = 0; k < r; k++) {
+                        cxpc_frame *f = c->out_head;
+                        c->out_head = f->queue_next;
+                        c->n_out--;
+                        c->out_bytes -= f->sent_size;
+                        cxpc_frame_free(f);
+                }
                 if (!c->out_head)
                         c->out_tail = NULL;
-                c->n_out--;
-                c->out_bytes -= i->frame->sent_size;
-                cxpc_frame_free(i->frame);
-                free(i);
         }
         return 1;
 }
@@ -531,7 +541,7 @@ static int connection_send_frame(cxpc_connection *c, cxpc_frame *f) {
         _cleanup_(cxpc_frame_freep) cxpc_frame *frame = f;
         int r;
 
-        if (!c->out_head) {
+        if (!c->out_head && c->cork == 0) {
                 r = cxpc_frame_send(c->fd, frame);
                 if (r >= 0)
                         return 0;
@@ -546,19 +556,48 @@ static int connection_send_frame(cxpc_connection *c, cxpc_frame *f) {
         if (c->n_out >= CXPC_OUTBOUND_QUEUE_MAX ||
             frame->sent_size > CXPC_OUTBOUND_QUEUE_BYTES_MAX - c->out_bytes)
                 return -ENOBUFS;
-        OutboundItem *i = malloc(sizeof(*i));
-        if (!i)
-                return -ENOMEM;
-        *i = (OutboundItem){.frame = TAKE_PTR(frame)};
+        cxpc_frame *q = TAKE_PTR(frame);
+        q->queue_next = NULL;
         if (c->out_tail)
-                c->out_tail->next = i;
+                c->out_tail->queue_next = q;
         else
-                c->out_head = i;
-        c->out_tail = i;
+                c->out_head = q;
+        c->out_tail = q;
         c->n_out++;
-        c->out_bytes += i->frame->sent_size;
-        connection_update_io_events(c);
+        c->out_bytes += q->sent_size;
+        if (c->cork > 0 && c->n_out >= CXPC_SEND_BATCH_MAX) {
+                /* a full batch: send it now rather than hold it for the end of the dispatch */
+                r = connection_write_queue(c);
+                if (errno_is_disconnect(r)) {
+                        connection_disconnect(c, CONNECTION_INTERRUPTED);
+                        return 0; /* queued before the peer went: like a send into a dead socket */
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (c->cork == 0)
+                connection_update_io_events(c);
         return 0;
+}
+
+static void connection_cork(cxpc_connection *c) {
+        c->cork++;
+}
+
+/* Sends what was queued while corked. */
+static void connection_uncork(cxpc_connection *c) {
+        assert(c->cork > 0);
+        if (--c->cork > 0 || !CONNECTION_STATE_IS_ALIVE(c->state))
+                return;
+        if (c->out_head) {
+                int r = connection_write_queue(c);
+                if (r < 0) {
+                        connection_disconnect(c, errno_is_disconnect(r) ? CONNECTION_INTERRUPTED
+                                                                        : CONNECTION_INVALIDATED);
+                        return;
+                }
+        }
+        connection_update_io_events(c);
 }
 
 static int connection_send_message(cxpc_connection *c, cxpc_object *m, uint64_t id, uint64_t reply_to,
@@ -645,27 +684,32 @@ static int connection_dispatch_message(cxpc_connection *c, cxpc_object *m, const
         return r;
 }
 
-/* Reads and dispatches up to a batch of records. */
+/* How many records to ask for: a full batch while the peer pipelines; one for a peer that waits
+ * for each reply, with a full batch every CONNECTION_READ_PROBE_INTERVAL wakeups to notice when
+ * it starts pipelining. */
+static size_t connection_read_size(cxpc_connection *c) {
+        if (c->pipelining)
+                return RECV_BATCH_MAX;
+        if (++c->reads_since_probe >= CONNECTION_READ_PROBE_INTERVAL) {
+                c->reads_since_probe = 0;
+                return RECV_BATCH_MAX;
+        }
+        return 1;
+}
+
+/* Reads and dispatches what is queued, a batch per syscall, a bounded number of batches. A
+ * batch smaller than asked for means the socket was drained: no read that would only say EAGAIN
+ * (epoll is level-triggered, so anything arriving later wakes us again, and so does a record
+ * left behind by a one-record read). */
 static void connection_read(cxpc_connection *c) {
-        bool speculating = false;
-
-        for (unsigned n = 0; n < CONNECTION_READ_BATCH_MAX && CONNECTION_STATE_IS_ALIVE(c->state); n++) {
-                cxpc_object *m = NULL;
-                cxpc_frame_info info;
-                RecvError why = RECV_ERROR_NONE;
-
-                int r = socket_receive_message(c->fd, &c->rbuf, MSG_DONTWAIT, &m, &info, &why);
-                if (r == -EAGAIN) {
-                        if (n > 0)
-                                c->read_ahead = false; /* nothing was waiting: stop reading ahead */
+        for (unsigned round = 0; round < CONNECTION_READ_ROUNDS_MAX && CONNECTION_STATE_IS_ALIVE(c->state);
+             round++) {
+                size_t want = connection_read_size(c);
+                int r = recv_batch_fill(c->fd, c->rbatch, want);
+                if (r == -EAGAIN)
                         return;
-                }
-                if (r == 0 || errno_is_disconnect(r)) {
+                if (errno_is_disconnect(r)) {
                         connection_disconnect(c, CONNECTION_INTERRUPTED);
-                        return;
-                }
-                if (r == -EBADMSG) {
-                        connection_protocol_error(c, why);
                         return;
                 }
                 if (r < 0) {
@@ -674,24 +718,44 @@ static void connection_read(cxpc_connection *c) {
                         connection_disconnect(c, CONNECTION_INVALIDATED);
                         return;
                 }
+                if (want > 1)
+                        c->pipelining = r > 1;
+                bool drained = (size_t) r < want || want == 1;
 
-                bool request = info.flags & CXPC_FRAME_WANTS_REPLY;
-                (void) connection_dispatch_message(c, m, &info);
-                if (speculating) {
-                        c->read_ahead = true; /* the peer pipelines: keep reading */
-                        speculating = false;
-                }
+                /* Replies to a batch go out together; a lone request's reply goes out at once,
+                 * before the request is even freed: the peer is waiting for it. */
+                bool cork = r > 1;
+                if (cork)
+                        connection_cork(c);
+                while (CONNECTION_STATE_IS_ALIVE(c->state)) {
+                        cxpc_object *m = NULL;
+                        cxpc_frame_info info;
+                        RecvError why = RECV_ERROR_NONE;
 
-                /* The sender of a request usually waits for our reply and has sent nothing else:
-                 * skip the recvmsg() that would only say EAGAIN (epoll is level-triggered, so
-                 * anything that did arrive wakes us again). Peers that pipeline are detected by
-                 * an occasional probe read and then get read ahead until a read comes back empty. */
-                if (request && !c->read_ahead) {
-                        if (++c->requests_since_probe < CONNECTION_READ_AHEAD_PROBE)
-                                return;
-                        c->requests_since_probe = 0;
-                        speculating = true;
+                        r = recv_batch_next(c->rbatch, &m, &info, &why);
+                        if (r == -ENODATA)
+                                break;
+                        if (r == 0) {
+                                connection_disconnect(c, CONNECTION_INTERRUPTED);
+                                break;
+                        }
+                        if (r == -EBADMSG) {
+                                connection_protocol_error(c, why);
+                                break;
+                        }
+                        if (r < 0) {
+                                fprintf(stderr, "cxpc: failed to receive message: %s; closing connection\n",
+                                        strerror(-r));
+                                connection_disconnect(c, CONNECTION_INVALIDATED);
+                                break;
+                        }
+                        (void) connection_dispatch_message(c, m, &info);
                 }
+                recv_batch_discard(c->rbatch); /* what a dead connection left unread */
+                if (cork)
+                        connection_uncork(c);
+                if (drained)
+                        return;
         }
 }
 
@@ -699,8 +763,11 @@ static int connection_io_cb(sd_event_source *s, int fd, uint32_t revents, void *
         _cleanup_(cxpc_connection_unrefp) cxpc_connection *c = cxpc_connection_ref(userdata);
 
         /* Messages held back by a synchronous call come first. */
-        if (c->in_head)
+        if (c->in_head) {
+                connection_cork(c);
                 (void) inbound_dispatch(c, SIZE_MAX);
+                connection_uncork(c);
+        }
 
         if ((revents & EPOLLOUT) && CONNECTION_STATE_IS_ALIVE(c->state)) {
                 int r = connection_write_queue(c);
@@ -720,7 +787,9 @@ static int connection_io_cb(sd_event_source *s, int fd, uint32_t revents, void *
 static int connection_defer_cb(sd_event_source *s, void *userdata) {
         _cleanup_(cxpc_connection_unrefp) cxpc_connection *c = cxpc_connection_ref(userdata);
 
+        connection_cork(c);
         (void) inbound_dispatch(c, CONNECTION_READ_BATCH_MAX);
+        connection_uncork(c);
         if (c->in_head)
                 return 0; /* stays enabled: more next iteration */
         (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
@@ -743,15 +812,14 @@ static cxpc_connection *connection_free(cxpc_connection *c) {
                         pending_free(p);
                 }
         inbound_clear(c);
-        for (OutboundItem *i = c->out_head, *next; i; i = next) {
-                next = i->next;
-                cxpc_frame_free(i->frame);
-                free(i);
+        for (cxpc_frame *f = c->out_head, *next; f; f = next) {
+                next = f->queue_next;
+                cxpc_frame_free(f);
         }
         c->event = sd_event_unref(c->event);
         c->fd = safe_close(c->fd);
         c->peer_pidfd = safe_close(c->peer_pidfd);
-        cxpc_recv_buffer_done(&c->rbuf);
+        c->rbatch = recv_batch_free(c->rbatch);
         cxpc_router_unref(c->router);
         free(c->disconnect_handlers);
         free(c);
@@ -1113,7 +1181,8 @@ _public_ int cxpc_connection_call(cxpc_connection *c, cxpc_object *message, uint
                 r = connection_set_rcvtimeo(c, wait);
                 if (r < 0)
                         return r;
-                r = socket_receive_message(c->fd, &c->rbuf, 0, &m, &info, &why);
+                cxpc_recv_buffer buf = recv_batch_buffer(c->rbatch);
+                r = socket_receive_message(c->fd, &buf, 0, &m, &info, &why);
                 if (r == -EAGAIN) {
                         uint64_t n = now_usec();
                         if (n >= deadline)

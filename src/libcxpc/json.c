@@ -237,7 +237,7 @@ static int to_json(const cxpc_object *o, unsigned depth, json_t **ret) {
                         r = to_json(o->dict.entries[i].value, depth + 1, &v);
                         if (r < 0)
                                 return r;
-                        if (json_object_set_new(d, o->dict.entries[i].key, v) < 0)
+                        if (json_object_set_new(d, dict_entry_key(&o->dict.entries[i]), v) < 0)
                                 return -ENOMEM;
                 }
                 j = TAKE_PTR(d);

@@ -20,12 +20,23 @@ typedef struct cxpc_backing {
         size_t size;
 } cxpc_backing;
 
+/* Keys shorter than this live inside their entry: no allocation for the usual short keys. */
+#define CXPC_DICT_KEY_INLINE 24u
+/* Entries a dictionary holds in its own allocation before it needs an array of its own. */
+#define CXPC_DICT_INLINE_ENTRIES 4u
+
 typedef struct cxpc_dict_entry {
-        char *key;
-        size_t key_len;
+        char *heap_key; /* NULL when the key is inline */
+        uint32_t key_len;
         uint32_t hash;
         cxpc_object *value;
+        char inline_key[CXPC_DICT_KEY_INLINE]; /* NUL-terminated, when used */
 } cxpc_dict_entry;
+
+/* The entry's key: valid until the dictionary is next modified (entries move). */
+static inline const char *dict_entry_key(const cxpc_dict_entry *e) {
+        return e->heap_key ? e->heap_key : e->inline_key;
+}
 
 struct cxpc_object {
         unsigned n_ref; /* not atomic: an object belongs to one thread at a time */
@@ -50,7 +61,7 @@ struct cxpc_object {
                         int memfd;
                 } data;
                 struct {
-                        char *ptr; /* NUL-terminated */
+                        char *ptr; /* NUL-terminated; usually right after the object */
                         size_t len;
                 } string;
                 uint8_t uuid[16];
@@ -59,7 +70,7 @@ struct cxpc_object {
                         size_t n, allocated;
                 } array;
                 struct {
-                        cxpc_dict_entry *entries;
+                        cxpc_dict_entry *entries; /* first the inline ones after the object */
                         size_t n, allocated;
                         uint32_t *index; /* open addressing: entry position + 1, 0 = empty */
                         size_t index_size;
@@ -90,6 +101,8 @@ bool cxpc_utf8_is_valid(const char *s, size_t len);
 
 /* Constructors that take ownership of what they are given (also on failure). */
 int cxpc_string_new_take(char *s, size_t len, cxpc_object **ret);
+/* A string from bytes the caller already checked (length bound, UTF-8 without NUL). */
+int cxpc_string_new_checked(const char *s, size_t len, cxpc_object **ret);
 int cxpc_data_new_backed(const void *p, size_t size, cxpc_backing *backing, cxpc_object **ret);
 /* Takes a memfd the caller checked (CXPC_SHMEM_SEALS, exactly size bytes, size > 0). */
 int cxpc_data_new_memfd_take(int memfd, size_t size, cxpc_object **ret);

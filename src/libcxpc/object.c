@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,18 @@ bool cxpc_utf8_is_valid(const char *s, size_t len) {
         const uint8_t *p = (const uint8_t *) s, *end = p + len;
 
         while (p < end) {
+                /* Keys and most strings are ASCII: eight bytes per step while no byte has its
+                 * high bit set and none is NUL. */
+                while (end - p >= 8) {
+                        uint64_t v;
+                        memcpy(&v, p, 8);
+                        if ((v & 0x8080808080808080ull) ||
+                            ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull))
+                                break;
+                        p += 8;
+                }
+                if (p >= end)
+                        break;
                 uint8_t c = *p;
                 if (c < 0x80) {
                         if (c == 0) /* no embedded NUL: strings are C strings too */
@@ -106,21 +119,124 @@ bool cxpc_utf8_is_valid(const char *s, size_t len) {
 
 /* ---- allocation and lifetime ---- */
 
-static cxpc_object *object_alloc(cxpc_type type) {
-        cxpc_object *o = calloc(1, sizeof(*o));
+/* Freed scalars and dictionaries are kept per thread for reuse: every message makes and drops a
+ * handful of each, and a pop from this list is far cheaper than malloc() and free(). Bounded;
+ * emptied when the thread exits. */
+#define OBJECT_CACHE_MAX 64u
+#define DICT_ALLOC_EXTRA (CXPC_DICT_INLINE_ENTRIES * sizeof(cxpc_dict_entry))
+
+typedef enum ObjectClass {
+        OBJECT_CLASS_PLAIN, /* no extra bytes: scalars, fds, ... */
+        OBJECT_CLASS_DICT,  /* a dictionary with its inline entries */
+        _OBJECT_CLASS_MAX,
+        _OBJECT_CLASS_NONE = -1,
+} ObjectClass;
+
+typedef struct ObjectCache {
+        void *free[_OBJECT_CLASS_MAX][OBJECT_CACHE_MAX];
+        unsigned n[_OBJECT_CLASS_MAX];
+} ObjectCache;
+
+/* One pointer of static TLS (initial-exec: no __tls_get_addr() call per object); the cache itself
+ * is allocated on first use and freed at thread exit. */
+static __thread ObjectCache *object_cache __attribute__((tls_model("initial-exec")));
+static pthread_key_t object_cache_key;
+static pthread_once_t object_cache_once = PTHREAD_ONCE_INIT;
+static bool object_cache_key_ok;
+
+static void object_cache_free(void *userdata) {
+        ObjectCache *c = userdata;
+        if (!c)
+                return;
+        for (size_t k = 0; k < _OBJECT_CLASS_MAX; k++)
+                while (c->n[k] > 0)
+                        free(c->free[k][--c->n[k]]);
+        free(c);
+        if (object_cache == c)
+                object_cache = NULL;
+}
+
+static void object_cache_key_init(void) {
+        object_cache_key_ok = pthread_key_create(&object_cache_key, object_cache_free) == 0;
+}
+
+/* The main thread runs no key destructors at exit: free its cache here (leak checkers stay
+ * quiet). */
+__attribute__((destructor)) static void object_cache_free_at_exit(void) {
+        object_cache_free(object_cache);
+}
+
+static ObjectClass object_class(cxpc_type type, size_t extra) {
+        if (extra == 0)
+                return OBJECT_CLASS_PLAIN;
+        if (type == CXPC_TYPE_DICTIONARY && extra == DICT_ALLOC_EXTRA)
+                return OBJECT_CLASS_DICT;
+        return _OBJECT_CLASS_NONE;
+}
+
+static void *object_cache_get(ObjectClass k) {
+        ObjectCache *c = object_cache;
+        return c && c->n[k] > 0 ? c->free[k][--c->n[k]] : NULL;
+}
+
+static bool object_cache_put(ObjectClass k, void *p) {
+        ObjectCache *c = object_cache;
+        if (!c) {
+                /* Without the thread-exit hook, caching would leak at thread exit: don't. */
+                (void) pthread_once(&object_cache_once, object_cache_key_init);
+                if (!object_cache_key_ok)
+                        return false;
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        return false;
+                if (pthread_setspecific(object_cache_key, c) != 0) {
+                        free(c);
+                        return false;
+                }
+                object_cache = c;
+        }
+        if (c->n[k] >= OBJECT_CACHE_MAX)
+                return false;
+        c->free[k][c->n[k]++] = p;
+        return true;
+}
+
+/* An object with extra bytes after it (string bytes, inline dictionary entries): one allocation
+ * instead of two on the hot paths. */
+static cxpc_object *object_alloc_extra(cxpc_type type, size_t extra) {
+        if (extra > SIZE_MAX - sizeof(cxpc_object))
+                return NULL;
+        ObjectClass k = object_class(type, extra);
+        cxpc_object *o = k >= 0 ? object_cache_get(k) : NULL;
+        if (!o)
+                o = malloc(sizeof(*o) + extra);
         if (!o)
                 return NULL;
+        memset(o, 0, sizeof(*o));
         o->n_ref = 1;
         o->type = type;
         return o;
 }
 
+static cxpc_object *object_alloc(cxpc_type type) {
+        return object_alloc_extra(type, 0);
+}
+
+static cxpc_dict_entry *dict_inline_entries(cxpc_object *o) {
+        return (cxpc_dict_entry *) (o + 1);
+}
+
+static char *string_inline_bytes(cxpc_object *o) {
+        return (char *) (o + 1);
+}
+
 static void dict_free_contents(cxpc_object *o) {
         for (size_t i = 0; i < o->dict.n; i++) {
-                free(o->dict.entries[i].key);
+                free(o->dict.entries[i].heap_key);
                 cxpc_object_unref(o->dict.entries[i].value);
         }
-        free(o->dict.entries);
+        if (o->dict.entries != dict_inline_entries(o))
+                free(o->dict.entries);
         free(o->dict.index);
 }
 
@@ -137,7 +253,8 @@ static void object_free(cxpc_object *o) {
                         free(o->data.ptr);
                 break;
         case CXPC_TYPE_STRING:
-                free(o->string.ptr);
+                if (o->string.ptr != string_inline_bytes(o))
+                        free(o->string.ptr);
                 break;
         case CXPC_TYPE_ARRAY:
                 for (size_t i = 0; i < o->array.n; i++)
@@ -162,7 +279,9 @@ static void object_free(cxpc_object *o) {
         default:
                 break;
         }
-        free(o);
+        ObjectClass k = object_class(o->type, o->type == CXPC_TYPE_DICTIONARY ? DICT_ALLOC_EXTRA : 0);
+        if (o->type == CXPC_TYPE_STRING || k < 0 || !object_cache_put(k, o))
+                free(o);
 }
 
 _public_ cxpc_object *cxpc_object_ref(cxpc_object *o) {
@@ -353,18 +472,27 @@ int cxpc_string_new_take(char *s, size_t len, cxpc_object **ret) {
         return 0;
 }
 
+int cxpc_string_new_checked(const char *s, size_t len, cxpc_object **ret) {
+        cxpc_object *o = object_alloc_extra(CXPC_TYPE_STRING, len + 1);
+        if (!o)
+                return -ENOMEM;
+        o->string.ptr = string_inline_bytes(o);
+        if (len > 0)
+                memcpy(o->string.ptr, s, len);
+        o->string.ptr[len] = 0;
+        o->string.len = len;
+        *ret = o;
+        return 0;
+}
+
 _public_ int cxpc_string_new_len(const char *s, size_t len, cxpc_object **ret) {
         assert_return(s || len == 0, -EINVAL);
         assert_return(ret, -EINVAL);
         if (len > CXPC_STRING_SIZE_MAX)
                 return -E2BIG;
-        char *copy = malloc(len + 1);
-        if (!copy)
-                return -ENOMEM;
-        if (len > 0)
-                memcpy(copy, s, len);
-        copy[len] = 0;
-        return cxpc_string_new_take(copy, len, ret);
+        if (!cxpc_utf8_is_valid(s, len))
+                return -EILSEQ;
+        return cxpc_string_new_checked(s, len, ret);
 }
 
 _public_ int cxpc_string_new(const char *s, cxpc_object **ret) {
@@ -740,7 +868,10 @@ static int dict_rebuild_index(cxpc_object *d) {
         if (!index)
                 return -ENOMEM;
         for (size_t i = 0; i < d->dict.n; i++) {
-                size_t slot = d->dict.entries[i].hash & (size - 1);
+                cxpc_dict_entry *e = &d->dict.entries[i];
+                if (!d->dict.index) /* hashes are kept only while there is an index */
+                        e->hash = key_hash(dict_entry_key(e), e->key_len);
+                size_t slot = e->hash & (size - 1);
                 while (index[slot] != 0)
                         slot = (slot + 1) & (size - 1);
                 index[slot] = (uint32_t) (i + 1);
@@ -759,13 +890,13 @@ static ssize_t dict_find(const cxpc_object *d, const char *key, size_t len, uint
                         if (v == 0)
                                 return -1;
                         const cxpc_dict_entry *e = &d->dict.entries[v - 1];
-                        if (e->hash == hash && e->key_len == len && memcmp(e->key, key, len) == 0)
+                        if (e->hash == hash && e->key_len == len && memcmp(dict_entry_key(e), key, len) == 0)
                                 return (ssize_t) (v - 1);
                 }
         }
         for (size_t i = 0; i < d->dict.n; i++) {
                 const cxpc_dict_entry *e = &d->dict.entries[i];
-                if (e->key_len == len && memcmp(e->key, key, len) == 0)
+                if (e->key_len == len && memcmp(dict_entry_key(e), key, len) == 0)
                         return (ssize_t) i;
         }
         return -1;
@@ -773,9 +904,11 @@ static ssize_t dict_find(const cxpc_object *d, const char *key, size_t len, uint
 
 _public_ int cxpc_dict_new(cxpc_object **ret) {
         assert_return(ret, -EINVAL);
-        cxpc_object *o = object_alloc(CXPC_TYPE_DICTIONARY);
+        cxpc_object *o = object_alloc_extra(CXPC_TYPE_DICTIONARY, DICT_ALLOC_EXTRA);
         if (!o)
                 return -ENOMEM;
+        o->dict.entries = dict_inline_entries(o);
+        o->dict.allocated = CXPC_DICT_INLINE_ENTRIES;
         *ret = o;
         return 0;
 }
@@ -793,7 +926,8 @@ int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_obj
                 cxpc_object_unref(value);
                 return len == 0 ? -EINVAL : -E2BIG;
         }
-        uint32_t hash = key_hash(key, len);
+        /* Small dictionaries are searched linearly and need no hash. */
+        uint32_t hash = d->dict.index ? key_hash(key, len) : 0;
         ssize_t i = dict_find(d, key, len, hash);
         if (i >= 0) {
                 cxpc_object_unref(d->dict.entries[i].value);
@@ -805,8 +939,14 @@ int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_obj
                 return -E2BIG;
         }
         if (d->dict.n == d->dict.allocated) {
-                size_t n = MAX(d->dict.allocated * 2, (size_t) 4);
-                cxpc_dict_entry *entries = realloc(d->dict.entries, n * sizeof(*entries));
+                size_t n = d->dict.allocated * 2;
+                cxpc_dict_entry *entries;
+                if (d->dict.entries == dict_inline_entries(d)) {
+                        entries = malloc(n * sizeof(*entries));
+                        if (entries)
+                                memcpy(entries, d->dict.entries, d->dict.n * sizeof(*entries));
+                } else
+                        entries = realloc(d->dict.entries, n * sizeof(*entries));
                 if (!entries) {
                         cxpc_object_unref(value);
                         return -ENOMEM;
@@ -814,15 +954,19 @@ int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_obj
                 d->dict.entries = entries;
                 d->dict.allocated = n;
         }
-        char *k = malloc(len + 1);
-        if (!k) {
-                cxpc_object_unref(value);
-                return -ENOMEM;
+        cxpc_dict_entry *e = &d->dict.entries[d->dict.n];
+        *e = (cxpc_dict_entry){.key_len = (uint32_t) len, .hash = hash, .value = value};
+        char *k = e->inline_key;
+        if (len >= CXPC_DICT_KEY_INLINE) {
+                k = e->heap_key = malloc(len + 1);
+                if (!k) {
+                        cxpc_object_unref(value);
+                        return -ENOMEM;
+                }
         }
         memcpy(k, key, len);
         k[len] = 0;
-        d->dict.entries[d->dict.n++] =
-                (cxpc_dict_entry){.key = k, .key_len = len, .hash = hash, .value = value};
+        d->dict.n++;
 
         if (d->dict.n > CXPC_DICT_LINEAR_MAX) {
                 if (!d->dict.index || d->dict.n * 2 > d->dict.index_size) {
@@ -830,7 +974,7 @@ int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_obj
                         if (r < 0) {
                                 /* Keep the dictionary consistent: take the entry back out. */
                                 d->dict.n--;
-                                free(k);
+                                free(e->heap_key);
                                 cxpc_object_unref(value);
                                 return r;
                         }
@@ -859,10 +1003,10 @@ _public_ int cxpc_dict_remove(cxpc_object *dict, const char *key) {
         CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);
         assert_return(key, -EINVAL);
         size_t len = strlen(key);
-        ssize_t i = dict_find(dict, key, len, key_hash(key, len));
+        ssize_t i = dict_find(dict, key, len, dict->dict.index ? key_hash(key, len) : 0);
         if (i < 0)
                 return -ENOENT;
-        free(dict->dict.entries[i].key);
+        free(dict->dict.entries[i].heap_key);
         cxpc_object_unref(dict->dict.entries[i].value);
         memmove(dict->dict.entries + i, dict->dict.entries + i + 1,
                 (dict->dict.n - (size_t) i - 1) * sizeof(cxpc_dict_entry));
@@ -893,7 +1037,7 @@ _public_ int cxpc_dict_get_entry(const cxpc_object *dict, size_t index, const ch
         if (index >= dict->dict.n)
                 return -ENOENT;
         if (ret_key)
-                *ret_key = dict->dict.entries[index].key;
+                *ret_key = dict_entry_key(&dict->dict.entries[index]);
         if (ret_value)
                 *ret_value = dict->dict.entries[index].value;
         return 0;
@@ -1084,7 +1228,8 @@ _public_ bool cxpc_object_equal(const cxpc_object *a, const cxpc_object *b) {
                         return false;
                 for (size_t i = 0; i < a->dict.n; i++) {
                         const cxpc_dict_entry *e = &a->dict.entries[i];
-                        ssize_t j = dict_find(b, e->key, e->key_len, e->hash);
+                        ssize_t j = dict_find(b, dict_entry_key(e), e->key_len,
+                                              b->dict.index ? key_hash(dict_entry_key(e), e->key_len) : 0);
                         if (j < 0 || !cxpc_object_equal(e->value, b->dict.entries[j].value))
                                 return false;
                 }
@@ -1146,8 +1291,8 @@ static int object_copy(const cxpc_object *o, unsigned depth, cxpc_object **ret) 
                         r = object_copy(o->dict.entries[i].value, depth + 1, &value);
                         if (r < 0)
                                 return r;
-                        r = cxpc_dict_set_take_len(c, o->dict.entries[i].key, o->dict.entries[i].key_len,
-                                                   value);
+                        r = cxpc_dict_set_take_len(c, dict_entry_key(&o->dict.entries[i]),
+                                                   o->dict.entries[i].key_len, value);
                         if (r < 0)
                                 return r;
                 }

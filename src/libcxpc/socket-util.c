@@ -3,15 +3,14 @@
 #include <assert.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "codec.h"
 #include "macro.h"
 #include "socket-util.h"
-
-/* Room for the most fds a message may carry; anything above is MSG_CTRUNC, a protocol error. */
-#define RECV_CMSG_SPACE CMSG_SPACE(sizeof(int) * CXPC_FDS_PER_MESSAGE_MAX)
 
 uint64_t now_usec(void) {
         struct timespec ts;
@@ -64,14 +63,48 @@ static size_t collect_fds(struct msghdr *mh, int *fds, size_t max, bool *ret_sur
         return n_fds;
 }
 
+/* Checks a received record (flags, fds) and decodes it: 1 with a message, 0 at EOF, -EBADMSG
+ * with *ret_error set; the fds are consumed in every case. */
+static int record_finish(struct msghdr *mh, const void *data, size_t n, cxpc_object **ret_message,
+                         cxpc_frame_info *ret_info, RecvError *ret_error) {
+        int fds[CXPC_FDS_PER_MESSAGE_MAX];
+        RecvError why = RECV_ERROR_NONE;
+
+        bool surplus;
+        size_t n_fds = collect_fds(mh, fds, ELEMENTSOF(fds), &surplus);
+        if (n == 0 && n_fds == 0)
+                return 0; /* EOF: SEQPACKET peers never send empty records */
+
+        if (mh->msg_flags & MSG_CTRUNC)
+                why = RECV_ERROR_CTRUNC;
+        else if (mh->msg_flags & MSG_TRUNC)
+                why = RECV_ERROR_TRUNC;
+        else if (surplus)
+                why = RECV_ERROR_FDS;
+        if (why != RECV_ERROR_NONE) {
+                close_many(fds, n_fds);
+                if (ret_error)
+                        *ret_error = why;
+                return -EBADMSG;
+        }
+
+        int r = cxpc_record_decode(data, n, fds, n_fds, ret_message, ret_info);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = RECV_ERROR_DECODE;
+                return -EBADMSG;
+        }
+        return 1;
+}
+
 int socket_receive_message(int fd, cxpc_recv_buffer *b, int flags, cxpc_object **ret_message,
                            cxpc_frame_info *ret_info, RecvError *ret_error) {
         union {
                 struct cmsghdr align;
                 uint8_t buf[RECV_CMSG_SPACE];
         } control;
-        int fds[CXPC_FDS_PER_MESSAGE_MAX];
-        RecvError why = RECV_ERROR_NONE;
         ssize_t n;
 
         assert(fd >= 0 && b && b->data && ret_message);
@@ -89,33 +122,102 @@ int socket_receive_message(int fd, cxpc_recv_buffer *b, int flags, cxpc_object *
         if (n < 0)
                 return errno == EWOULDBLOCK ? -EAGAIN : negative_errno();
 
+        return record_finish(&mh, b->data, (size_t) n, ret_message, ret_info, ret_error);
+}
+
+/* ---- batched receive ---- */
+
+int recv_batch_new(RecvBatch **ret) {
+        RecvBatch *b = malloc(sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        void *p = mmap(NULL, (size_t) RECV_BATCH_MAX * RECV_SLOT_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+                free(b);
+                return -ENOMEM;
+        }
+        b->data = p;
+        b->n = b->next = 0;
+        for (size_t i = 0; i < RECV_BATCH_MAX; i++) {
+                b->iov[i] =
+                        (struct iovec){.iov_base = b->data + i * RECV_SLOT_SIZE, .iov_len = RECV_SLOT_SIZE};
+                b->msgs[i] = (struct mmsghdr){
+                        .msg_hdr =
+                                {
+                                        .msg_iov = &b->iov[i],
+                                        .msg_iovlen = 1,
+                                        .msg_control = &b->control[i],
+                                        .msg_controllen = sizeof(b->control[i]),
+                                },
+                };
+        }
+        *ret = b;
+        return 0;
+}
+
+RecvBatch *recv_batch_free(RecvBatch *b) {
+        if (!b)
+                return NULL;
+        recv_batch_discard(b);
+        (void) munmap(b->data, (size_t) RECV_BATCH_MAX * RECV_SLOT_SIZE);
+        free(b);
+        return NULL;
+}
+
+cxpc_recv_buffer recv_batch_buffer(RecvBatch *b) {
+        /* Handlers run after their record was decoded: slot 0 is free whenever one runs. */
+        assert(b && (b->next > 0 || b->n == 0));
+        return (cxpc_recv_buffer){.data = b->data, .size = RECV_SLOT_SIZE};
+}
+
+int recv_batch_fill(int fd, RecvBatch *b, size_t max) {
+        int n;
+
+        assert(fd >= 0 && b && b->next == b->n);
+        assert(max > 0 && max <= RECV_BATCH_MAX);
+
+        /* The kernel wrote back the control length of the slots it filled last time. */
+        for (size_t i = 0; i < b->n; i++)
+                b->msgs[i].msg_hdr.msg_controllen = sizeof(b->control[i]);
+        b->n = b->next = 0;
+        do
+                if (max == 1) { /* recvmsg() is a little cheaper than a one-slot recvmmsg() */
+                        ssize_t k = recvmsg(fd, &b->msgs[0].msg_hdr, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                        if (k >= 0)
+                                b->msgs[0].msg_len = (unsigned) k;
+                        n = k < 0 ? -1 : 1;
+                } else
+                        n = recvmmsg(fd, b->msgs, (unsigned) max, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : negative_errno();
+        if (n == 0)
+                return -EAGAIN;
+        b->n = (size_t) n;
+        return n;
+}
+
+int recv_batch_next(RecvBatch *b, cxpc_object **ret_message, cxpc_frame_info *ret_info,
+                    RecvError *ret_error) {
+        assert(b && ret_message);
+
+        if (b->next >= b->n)
+                return -ENODATA;
+        size_t i = b->next++;
+        int r = record_finish(&b->msgs[i].msg_hdr, b->data + i * RECV_SLOT_SIZE, b->msgs[i].msg_len,
+                              ret_message, ret_info, ret_error);
+        if (r == 0)
+                recv_batch_discard(b); /* nothing follows an EOF but more EOFs */
+        return r;
+}
+
+void recv_batch_discard(RecvBatch *b) {
+        int fds[CXPC_FDS_PER_MESSAGE_MAX];
         bool surplus;
-        size_t n_fds = collect_fds(&mh, fds, ELEMENTSOF(fds), &surplus);
-        if (n == 0 && n_fds == 0)
-                return 0; /* EOF: SEQPACKET peers never send empty records */
 
-        if (mh.msg_flags & MSG_CTRUNC)
-                why = RECV_ERROR_CTRUNC;
-        else if (mh.msg_flags & MSG_TRUNC)
-                why = RECV_ERROR_TRUNC;
-        else if (surplus)
-                why = RECV_ERROR_FDS;
-        if (why != RECV_ERROR_NONE) {
-                close_many(fds, n_fds);
-                if (ret_error)
-                        *ret_error = why;
-                return -EBADMSG;
-        }
-
-        int r = cxpc_record_decode(b->data, (size_t) n, fds, n_fds, ret_message, ret_info);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0) {
-                if (ret_error)
-                        *ret_error = RECV_ERROR_DECODE;
-                return -EBADMSG;
-        }
-        return 1;
+        for (; b->next < b->n; b->next++)
+                close_many(fds, collect_fds(&b->msgs[b->next].msg_hdr, fds, ELEMENTSOF(fds), &surplus));
 }
 
 int socket_wait(int fd, short events, uint64_t deadline) {

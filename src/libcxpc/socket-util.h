@@ -5,6 +5,7 @@
  * with a deadline, peer identity. */
 
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -36,6 +37,41 @@ const char *recv_error_to_string(RecvError e);
  * EOF, -EAGAIN, -EBADMSG (protocol error, *ret_error says why; all received fds are closed). */
 int socket_receive_message(int fd, cxpc_recv_buffer *b, int flags, cxpc_object **ret_message,
                            cxpc_frame_info *ret_info, RecvError *ret_error);
+
+/* Records one recvmmsg() may return. Each slot holds the largest inline record. */
+#define RECV_BATCH_MAX 16u
+#define RECV_SLOT_SIZE (CXPC_FRAME_HEADER_SIZE + CXPC_INLINE_BODY_MAX)
+/* Room for the most fds a message may carry; anything above is MSG_CTRUNC, a protocol error. */
+#define RECV_CMSG_SPACE CMSG_SPACE(sizeof(int) * CXPC_FDS_PER_MESSAGE_MAX)
+
+/* Receive slots of a connection: the event loop drains up to RECV_BATCH_MAX records per syscall
+ * into them; slot 0 doubles as the buffer of the synchronous call path. The slots are one
+ * anonymous mapping, so untouched ones cost no memory. */
+typedef struct RecvBatch {
+        uint8_t *data; /* RECV_BATCH_MAX slots of RECV_SLOT_SIZE */
+        struct mmsghdr msgs[RECV_BATCH_MAX];
+        struct iovec iov[RECV_BATCH_MAX];
+        union {
+                struct cmsghdr align;
+                uint8_t buf[RECV_CMSG_SPACE];
+        } control[RECV_BATCH_MAX];
+        size_t n, next; /* records received, next one to decode */
+} RecvBatch;
+
+int recv_batch_new(RecvBatch **ret);
+/* Closes the fds of records not decoded yet. */
+RecvBatch *recv_batch_free(RecvBatch *b);
+/* The synchronous path's buffer (slot 0, free once the batch's first record was decoded). */
+cxpc_recv_buffer recv_batch_buffer(RecvBatch *b);
+/* Receives up to max (≤ RECV_BATCH_MAX) queued records, without blocking: > 0 records, -EAGAIN,
+ * or another negative errno. Every record of the previous fill must have been taken or discarded. */
+int recv_batch_fill(int fd, RecvBatch *b, size_t max);
+/* Decodes the next record of the batch: 1 with a message, 0 for EOF, -ENODATA when the batch is
+ * used up, -EBADMSG (protocol error, *ret_error says why; the record's fds are closed). */
+int recv_batch_next(RecvBatch *b, cxpc_object **ret_message, cxpc_frame_info *ret_info,
+                    RecvError *ret_error);
+/* Drops the records not taken (their fds are closed). */
+void recv_batch_discard(RecvBatch *b);
 
 /* poll() for events until the monotonic deadline: 1 ready, -ETIMEDOUT, other negative errno. */
 int socket_wait(int fd, short events, uint64_t deadline);

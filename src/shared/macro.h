@@ -22,9 +22,10 @@
 #define _noreturn_           __attribute__((noreturn))
 #define _warn_unused_result_ __attribute__((warn_unused_result))
 
-#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
-#define MIN(a, b)     ((a) < (b) ? (a) : (b))
-#define MAX(a, b)     ((a) > (b) ? (a) : (b))
+#define ELEMENTSOF(x)    (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b)        ((a) < (b) ? (a) : (b))
+#define ALIGN_TO(l, ali) (((l) + (ali) -1) & ~((ali) -1))
+#define MAX(a, b)        ((a) > (b) ? (a) : (b))
 
 #define USEC_PER_SEC  ((uint64_t) 1000000ULL)
 #define USEC_PER_MSEC ((uint64_t) 1000ULL)

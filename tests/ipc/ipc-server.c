@@ -78,6 +78,15 @@ static int route_close(cxpc_connection *c, cxpc_object *m, void *userdata) {
         return 0;
 }
 
+/* Replies and closes at once, without flushing: the reply must still leave (corked or not). */
+static int route_close_now(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        cxpc_object *reply = NULL;
+        if (cxpc_reply_new(&reply) >= 0)
+                (void) reply_dict(c, m, reply);
+        cxpc_connection_close(c);
+        return 0;
+}
+
 typedef struct Deferred {
         cxpc_connection *connection;
         cxpc_object *request;
@@ -333,7 +342,7 @@ int main(int argc, char **argv) {
                 {"silent", route_silent}, {"suicide", route_suicide}, {"close", route_close},
                 {"defer", route_defer},   {"fd/read", route_fd_read}, {"fd/make", route_fd_make},
                 {"stats", route_stats},   {"notify", route_notify},   {"endpoint/new", route_endpoint_new},
-                {"relay", route_relay},   {"exit", route_exit},
+                {"relay", route_relay},   {"exit", route_exit},       {"close-now", route_close_now},
         };
         for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
                 r = cxpc_router_add(router, routes[i].name, routes[i].handler, NULL);

@@ -622,6 +622,220 @@ static void test_malformed_frames(void **state) {
         cxpc_connection_unref(c);
 }
 
+/* Many calls in flight at once, so that the server reads them in batches (recvmmsg) and answers
+ * in batches (sendmmsg); some carry fds. Every reply must reach the call it answers, with the
+ * right content; a request that closes the connection after replying still gets its reply. */
+#define PIPELINED_CALLS 300
+
+typedef struct PipelinedCall {
+        int64_t value; /* or -1 for an fd/read call */
+        char text[32];
+        bool done, ok;
+} PipelinedCall;
+
+static cxpc_object *last_reply_seen;
+
+static void on_pipelined_reply(cxpc_connection *c, cxpc_object *reply, void *userdata) {
+        PipelinedCall *p = userdata;
+        p->done = true;
+        if (p->value == -2) { /* the closing call: keep its reply for a look */
+                cxpc_object_unref(last_reply_seen);
+                last_reply_seen = cxpc_object_ref(reply);
+        }
+        if (cxpc_reply_check(reply, NULL, NULL) < 0)
+                return;
+        if (p->value >= 0) {
+                int64_t v = -1;
+                p->ok = cxpc_dict_get_int64(reply, "value", &v) >= 0 && v == p->value;
+        } else {
+                const void *d = NULL;
+                size_t n = 0;
+                p->ok = cxpc_dict_get_data(reply, "data", &d, &n) >= 0 && n == strlen(p->text) &&
+                        memcmp(d, p->text, n) == 0;
+        }
+}
+
+static void test_pipelined_batches(void **state) {
+        Fixture *f = *state;
+        static PipelinedCall calls[PIPELINED_CALLS + 1];
+        cxpc_connection *c = connect_to(f);
+        sd_event *e = NULL;
+        bool closed = false;
+
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(cxpc_connection_attach_event(c, e, 0), 0);
+        cxpc_object_unref(call_ok(c, "echo")); /* the server has accepted us */
+        unsigned baseline = count_proc_fds(f->pid);
+
+        for (size_t i = 0; i < PIPELINED_CALLS; i++) {
+                PipelinedCall *p = &calls[i];
+                *p = (PipelinedCall){.value = (int64_t) i};
+                cxpc_object *m = NULL;
+                if (i % 7 == 3) {
+                        p->value = -1;
+                        snprintf(p->text, sizeof(p->text), "fd number %zu", i);
+                        int mfd = memfd_create("ipc-pipelined", MFD_CLOEXEC);
+                        assert_true(mfd >= 0);
+                        assert_int_equal(write(mfd, p->text, strlen(p->text)), (ssize_t) strlen(p->text));
+                        m = request("fd/read");
+                        assert_int_equal(cxpc_dict_set_fd(m, "fd", mfd), 0);
+                        close(mfd);
+                } else {
+                        m = request("echo");
+                        assert_int_equal(cxpc_dict_set_int64(m, "value", (int64_t) i), 0);
+                }
+                assert_int_equal(cxpc_connection_call_async(c, m, 0, on_pipelined_reply, p), 0);
+                cxpc_object_unref(m);
+        }
+        /* The last one closes the server side right after replying. 300 replies overflow our
+         * receive buffer while we are not reading yet, so the server must wait for us to drain
+         * them ("close" flushes, then closes); "close-now" is checked below with a short
+         * pipeline. */
+        PipelinedCall *last = &calls[PIPELINED_CALLS];
+        *last = (PipelinedCall){.value = -2};
+        cxpc_object *m = request("close");
+        assert_int_equal(cxpc_connection_call_async(c, m, 0, on_pipelined_reply, last), 0);
+        cxpc_object_unref(m);
+
+        uint64_t end = now_us() + 20 * 1000000u;
+        while (!last->done && now_us() < end)
+                assert_true(sd_event_run(e, 100 * 1000) >= 0);
+        for (size_t i = 0; i < PIPELINED_CALLS; i++) {
+                assert_true(calls[i].done);
+                if (!calls[i].ok)
+                        fail_msg("call %zu got a wrong reply", i);
+        }
+        assert_true(last->done);
+        assert_int_equal(cxpc_reply_check(last_reply_seen, NULL, NULL), 0); /* not "interrupted" */
+
+        /* Then the connection goes away, and the server holds no fd of ours. */
+        end = now_us() + 5 * 1000000u;
+        while (!closed && now_us() < end) {
+                assert_true(sd_event_run(e, 100 * 1000) >= 0);
+                closed = cxpc_connection_get_state(c) != CXPC_CONNECTION_CONNECTED;
+        }
+        assert_true(closed);
+        unsigned n = 0;
+        for (int i = 0; i < 100 && (n = count_proc_fds(f->pid)) > baseline - 1; i++)
+                usleep(20 * 1000);
+        assert_int_equal(n, baseline - 1); /* our connection's socket is gone too */
+        cxpc_connection_unref(c);
+
+        /* A short pipeline ending in "close-now" (reply, then close without a flush): every
+         * reply, the last one included, still arrives, also when the server read them all in one
+         * batch and corked its replies. */
+        c = connect_to(f);
+        assert_int_equal(cxpc_connection_attach_event(c, e, 0), 0);
+        for (size_t i = 0; i < 8; i++) {
+                calls[i] = (PipelinedCall){.value = (int64_t) i};
+                m = request("echo");
+                assert_int_equal(cxpc_dict_set_int64(m, "value", (int64_t) i), 0);
+                assert_int_equal(cxpc_connection_call_async(c, m, 0, on_pipelined_reply, &calls[i]), 0);
+                cxpc_object_unref(m);
+        }
+        *last = (PipelinedCall){.value = -2};
+        m = request("close-now");
+        assert_int_equal(cxpc_connection_call_async(c, m, 0, on_pipelined_reply, last), 0);
+        cxpc_object_unref(m);
+        end = now_us() + 20 * 1000000u;
+        while (!last->done && now_us() < end)
+                assert_true(sd_event_run(e, 100 * 1000) >= 0);
+        for (size_t i = 0; i < 8; i++)
+                assert_true(calls[i].done && calls[i].ok);
+        assert_true(last->done);
+        assert_int_equal(cxpc_reply_check(last_reply_seen, NULL, NULL), 0);
+        last_reply_seen = cxpc_object_unref(last_reply_seen);
+        cxpc_connection_unref(c);
+        sd_event_unref(e);
+}
+
+/* Sends records back to back on a raw socket, so that the server is likely to read them in one
+ * batch: valid requests, one malformed record, then valid requests that carry fds. The first ones
+ * are answered, then the connection is dropped, and the fds of the records behind the bad one are
+ * closed by the server (its fd count returns to the baseline). */
+static void test_bad_record_in_batch(void **state) {
+        Fixture *f = *state;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        cxpc_connection *probe = connect_to(f);
+        cxpc_object_unref(call_ok(probe, "echo"));
+        unsigned baseline = count_proc_fds(f->pid);
+
+        strcpy(sa.sun_path, f->path);
+        int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        assert_true(s >= 0);
+        assert_int_equal(connect(s, (struct sockaddr *) &sa, sizeof(sa)), 0);
+
+        uint64_t id = 1;
+        for (size_t i = 0; i < 3; i++) {
+                cxpc_object *m = request("echo");
+                cxpc_frame *fr = NULL;
+                assert_int_equal(cxpc_dict_set_int64(m, "value", (int64_t) i), 0);
+                assert_int_equal(cxpc_frame_encode(m, id++, 0, 1u /* wants reply */, &fr), 0);
+                assert_int_equal(cxpc_frame_send(s, fr), 0);
+                cxpc_frame_free(fr);
+                cxpc_object_unref(m);
+        }
+        uint8_t garbage[48];
+        for (size_t i = 0; i < sizeof(garbage); i++)
+                garbage[i] = (uint8_t) (i * 29 + 5);
+        assert_int_equal(send(s, garbage, sizeof(garbage), MSG_NOSIGNAL), (ssize_t) sizeof(garbage));
+        for (size_t i = 0; i < 5; i++) {
+                int mfd = memfd_create("ipc-behind-bad", MFD_CLOEXEC);
+                assert_true(mfd >= 0);
+                cxpc_object *m = request("fd/read");
+                cxpc_frame *fr = NULL;
+                assert_int_equal(cxpc_dict_set_fd(m, "fd", mfd), 0);
+                close(mfd);
+                assert_int_equal(cxpc_frame_encode(m, id++, 0, 1u, &fr), 0);
+                int r = cxpc_frame_send(s, fr);
+                assert_true(r == 0 || r == -EPIPE || r == -ECONNRESET); /* may already be closed */
+                cxpc_frame_free(fr);
+                cxpc_object_unref(m);
+        }
+
+        /* Three replies, in order, then EOF. */
+        struct timeval tv = {.tv_sec = 5};
+        assert_int_equal(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        cxpc_recv_buffer b = {};
+        assert_int_equal(cxpc_recv_buffer_init(&b), 0);
+        bool reset_seen = false;
+        for (int64_t i = 0; i < 3; i++) {
+                cxpc_object *reply = NULL;
+                cxpc_frame_info info;
+                int r;
+                struct pollfd pfd = {.fd = s, .events = POLLIN};
+                assert_int_equal(poll(&pfd, 1, 5000), 1);
+                r = cxpc_frame_receive(s, &b, &reply, &info);
+                if (r == -ECONNRESET && !reset_seen) {
+                        /* The server closed with our later records unread: the kernel reports
+                         * that once, ahead of the replies still queued for us. */
+                        reset_seen = true;
+                        i--;
+                        continue;
+                }
+                assert_int_equal(r, 1);
+                assert_int_equal(info.reply_to, (uint64_t) i + 1);
+                int64_t v = -1;
+                assert_int_equal(cxpc_dict_get_int64(reply, "value", &v), 0);
+                assert_int_equal(v, i);
+                cxpc_object_unref(reply);
+        }
+        char buf[64];
+        ssize_t n = recv(s, buf, sizeof(buf), 0);
+        if (n < 0 && errno == ECONNRESET && !reset_seen)
+                n = recv(s, buf, sizeof(buf), 0);
+        assert_int_equal(n, 0);
+        cxpc_recv_buffer_done(&b);
+        close(s);
+
+        unsigned now = 0;
+        for (int i = 0; i < 100 && (now = count_proc_fds(f->pid)) != baseline; i++)
+                usleep(20 * 1000);
+        assert_int_equal(now, baseline);
+        cxpc_object_unref(call_ok(probe, "echo")); /* still serving */
+        cxpc_connection_unref(probe);
+}
+
 static void test_policy_other_uid(void **state) {
         Fixture *f = *state;
         char dir[160], out[1024] = {};
@@ -731,7 +945,7 @@ static void test_introspection(void **state) {
         cxpc_connection *c = connect_to(f);
         static const char *const expected[] = {"echo",   "oneway",       "fail",    "silent",  "suicide",
                                                "close",  "defer",        "fd/read", "fd/make", "stats",
-                                               "notify", "endpoint/new", "relay",   "exit"};
+                                               "notify", "endpoint/new", "relay",   "exit",    "close-now"};
 
         cxpc_object *reply = call_ok(c, CXPC_ROUTE_INTROSPECT);
         cxpc_object *routes = cxpc_dict_get(reply, "routes");
@@ -921,6 +1135,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_setup_teardown(test_peer_killed_sync, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_peer_killed_async, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_malformed_frames, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pipelined_batches, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_record_in_batch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_policy_other_uid, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_connections, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_route, setup, teardown),

@@ -349,8 +349,8 @@ static void test_data_memfd_echo(void **state) {
                 _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
                 assert_int_equal(cxpc_frame_encode(m, 10 + i, 0, CXPC_FRAME_WANTS_REPLY, &f), 0);
                 assert_int_equal(f->n_fds, 1);
-                assert_true(same_inode(f->fds[0], v->data.memfd));        /* a dup, not a copy */
-                assert_int_equal(f->iov[1].iov_len, f->header.body_size); /* inline body */
+                assert_true(same_inode(f->fds[0], v->data.memfd));   /* a dup, not a copy */
+                assert_int_equal(f->body_size, f->header.body_size); /* inline body */
                 assert_int_equal(cxpc_frame_send(sv[0], f), 0);
 
                 cxpc_frame_info info;
@@ -532,7 +532,7 @@ static void test_data_memfd_tampered(void **state) {
         assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), 0);
         /* patch the size field (u64 after the u32 fd index) of the last value in the body */
         uint8_t *body = f->body;
-        size_t n = f->iov[1].iov_len;
+        size_t n = f->body_size;
         assert_int_equal(body[n - 13], CXPC_WIRE_TAG_DATA_MEMFD);
         uint64_t smaller = htole64(CXPC_DATA_MEMFD_MIN - 1);
         memcpy(body + n - 8, &smaller, 8);
@@ -670,10 +670,10 @@ static void test_garbage(void **state) {
         _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
         cxpc_object *m = make_all_types();
         assert_int_equal(cxpc_frame_encode(m, 9, 0, 0, &f), 0);
-        size_t size = CXPC_FRAME_HEADER_SIZE + f->iov[1].iov_len;
+        size_t size = CXPC_FRAME_HEADER_SIZE + f->body_size;
         uint8_t *rec = malloc(size);
         memcpy(rec, &f->header, CXPC_FRAME_HEADER_SIZE);
-        memcpy(rec + CXPC_FRAME_HEADER_SIZE, f->body, f->iov[1].iov_len);
+        memcpy(rec + CXPC_FRAME_HEADER_SIZE, f->body, f->body_size);
 
         unsigned before = count_fds();
         for (size_t cut = 0; cut < size; cut++) {
