@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * container-runtime against plain crun, same machine, same rootfs, medians of N rounds:
+ * container-runtime against plain crun, same machine, same rootfs, medians of N rounds; each crun
+ * round and service round alternate, so that both see the same load of this shared machine:
  *   run:  bootstrap+start+wait+shutdown through the client library vs `crun run` of /bin/true
  *   exec: createProcess+start+wait vs `crun exec` of /bin/true into a running container
  *   rss:  the service's VmRSS while a container runs
@@ -67,7 +68,7 @@ static int run_wait(char *const argv[]) {
 }
 
 static void write_bundle(const char *bundle, const char *id, const char *args) {
-        char path[256];
+        char path[320];
         FILE *f;
 
         mkdir(bundle, 0700);
@@ -107,7 +108,75 @@ static pid_t spawn_service(const char *id, const char *bundle, RuntimeClient **r
         return pid;
 }
 
-static long rss_anon_kib = -1;
+/* One `crun run` of /bin/true, with the config.json the service would generate (made untimed). */
+static double time_crun_run(int i, const char *state) {
+        char bundle[256], id[64], from[320], to[320];
+        RuntimeClient *c = NULL;
+        pid_t p;
+
+        snprintf(id, sizeof(id), "bench-crun-%d-%d", (int) getpid(), i);
+        snprintf(bundle, sizeof(bundle), "%s/b-%s", dir, id);
+        write_bundle(bundle, id, "[\"/bin/true\"]");
+        p = spawn_service(id, bundle, &c);
+        if (runtime_client_bootstrap(c, NULL, NULL, NULL) < 0)
+                die("bootstrap");
+        snprintf(from, sizeof(from), "%s/config.json", bundle);
+        snprintf(to, sizeof(to), "%s/config.keep", bundle);
+        if (link(from, to) < 0)
+                die("link");
+        runtime_client_stop(c, 0, NULL);
+        runtime_client_shutdown(c);
+        runtime_client_free(c);
+        waitpid(p, NULL, 0);
+        rename(to, from);
+
+        char *args[] = {(char *) "/usr/bin/crun",
+                        (char *) "--root",
+                        (char *) state,
+                        (char *) "run",
+                        (char *) "--bundle",
+                        bundle,
+                        id,
+                        NULL};
+        double t0 = now_ms();
+        if (run_wait(args) != 0)
+                die("crun run");
+        return now_ms() - t0;
+}
+
+/* The service: bootstrap + start + wait + shutdown of /bin/true. */
+static double time_service_run(int i) {
+        char bundle[256], id[64];
+        RuntimeClient *client = NULL;
+        int code = -1;
+        pid_t svc;
+
+        snprintf(id, sizeof(id), "bench-svc-%d-%d", (int) getpid(), i);
+        snprintf(bundle, sizeof(bundle), "%s/b-%s", dir, id);
+        write_bundle(bundle, id, "[\"/bin/true\"]");
+        svc = spawn_service(id, bundle, &client);
+        /* The service is launched ahead of time; make sure it is up before timing. */
+        {
+                cxpc_object *snap = NULL;
+                if (runtime_client_state(client, &snap) < 0)
+                        die("state");
+                cxpc_object_unref(snap);
+        }
+        double t0 = now_ms();
+        if (runtime_client_bootstrap(client, NULL, NULL, NULL) < 0 || runtime_client_start(client, id) < 0 ||
+            runtime_client_wait(client, id, 0, &code, NULL) < 0 || code != 0 ||
+            runtime_client_shutdown(client) < 0) {
+                fprintf(stderr, "service run failed: %s\n", runtime_client_last_error(client)->message);
+                exit(EXIT_FAILURE);
+        }
+        double t = now_ms() - t0;
+        runtime_client_free(client);
+        waitpid(svc, NULL, 0);
+        return t;
+}
+
+static long rss_anon_kib = -1, pss_kib = -1;
+static const char *linkage = "unknown";
 
 static long rss_kib(pid_t pid) {
         char path[64], line[256];
@@ -124,6 +193,27 @@ static long rss_kib(pid_t pid) {
                 else if (sscanf(line, "RssAnon: %ld", &rss_anon_kib) == 1)
                         break;
         fclose(f);
+        /* How the service is linked (src/runtime/meson.build): whether it maps a shared libc. */
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        f = fopen(path, "re");
+        if (f) {
+                linkage = "static";
+                while (fgets(line, sizeof(line), f))
+                        if (strstr(line, "/libc.so")) {
+                                linkage = "shared libraries";
+                                break;
+                        }
+                fclose(f);
+        }
+        /* Pss: shared pages divided among the processes that map them (for the report only). */
+        snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int) pid);
+        f = fopen(path, "re");
+        if (f) {
+                while (fgets(line, sizeof(line), f))
+                        if (sscanf(line, "Pss: %ld", &pss_kib) == 1)
+                                break;
+                fclose(f);
+        }
         return kib;
 }
 
@@ -157,68 +247,11 @@ int main(int argc, char *argv[]) {
         (void) umount2("/sys/fs/cgroup/unified", MNT_DETACH);
         snprintf(state, sizeof(state), "%s/crun", dir);
 
-        /* Plain crun run of /bin/true. */
+        /* run: crun run of /bin/true and the service's bootstrap+start+wait+shutdown, alternating
+         * round by round so that both see the same load on this shared machine. */
         for (int i = 0; i < rounds; i++) {
-                snprintf(id, sizeof(id), "bench-crun-%d-%d", (int) getpid(), i);
-                snprintf(bundle, sizeof(bundle), "%s/b-%s", dir, id);
-                write_bundle(bundle, id, "[\"/bin/true\"]");
-                /* The same config.json the service would generate. */
-                {
-                        RuntimeClient *c = NULL;
-                        pid_t p = spawn_service(id, bundle, &c);
-                        char from[320], to[320];
-                        if (runtime_client_bootstrap(c, NULL, NULL, NULL) < 0)
-                                die("bootstrap");
-                        snprintf(from, sizeof(from), "%s/config.json", bundle);
-                        snprintf(to, sizeof(to), "%s/config.keep", bundle);
-                        if (link(from, to) < 0)
-                                die("link");
-                        runtime_client_stop(c, 0, NULL);
-                        runtime_client_shutdown(c);
-                        runtime_client_free(c);
-                        waitpid(p, NULL, 0);
-                        rename(to, from);
-                }
-                char *args[] = {(char *) "/usr/bin/crun",
-                                (char *) "--root",
-                                state,
-                                (char *) "run",
-                                (char *) "--bundle",
-                                bundle,
-                                id,
-                                NULL};
-                double t0 = now_ms();
-                if (run_wait(args) != 0)
-                        die("crun run");
-                crun_run[i] = now_ms() - t0;
-        }
-
-        /* The service: bootstrap + start + wait + shutdown. */
-        for (int i = 0; i < rounds; i++) {
-                int code = -1;
-                snprintf(id, sizeof(id), "bench-svc-%d-%d", (int) getpid(), i);
-                snprintf(bundle, sizeof(bundle), "%s/b-%s", dir, id);
-                write_bundle(bundle, id, "[\"/bin/true\"]");
-                svc = spawn_service(id, bundle, &client);
-                /* The service is launched ahead of time; make sure it is up before timing. */
-                {
-                        cxpc_object *snap = NULL;
-                        if (runtime_client_state(client, &snap) < 0)
-                                die("state");
-                        cxpc_object_unref(snap);
-                }
-                double t0 = now_ms();
-                if (runtime_client_bootstrap(client, NULL, NULL, NULL) < 0 ||
-                    runtime_client_start(client, id) < 0 ||
-                    runtime_client_wait(client, id, 0, &code, NULL) < 0 || code != 0 ||
-                    runtime_client_shutdown(client) < 0) {
-                        fprintf(stderr, "service run failed: %s\n",
-                                runtime_client_last_error(client)->message);
-                        return EXIT_FAILURE;
-                }
-                svc_run[i] = now_ms() - t0;
-                client = runtime_client_free(client);
-                waitpid(svc, NULL, 0);
+                crun_run[i] = time_crun_run(i, state);
+                svc_run[i] = time_service_run(i);
         }
 
         /* exec: one running container, crun exec vs createProcess+start+wait. */
@@ -242,22 +275,21 @@ int main(int argc, char *argv[]) {
                                 (char *) "/bin/true",
                                 NULL};
                 for (int i = 0; i < rounds; i++) {
+                        char pid_name[32];
+                        int code = -1;
                         double t0 = now_ms();
                         if (run_wait(args) != 0)
                                 die("crun exec");
                         crun_exec[i] = now_ms() - t0;
+
+                        snprintf(pid_name, sizeof(pid_name), "x%d", i);
+                        t0 = now_ms();
+                        if (runtime_client_create_process(client, pid_name, pc, NULL) < 0 ||
+                            runtime_client_start(client, pid_name) < 0 ||
+                            runtime_client_wait(client, pid_name, 0, &code, NULL) < 0 || code != 0)
+                                die("service exec");
+                        svc_exec[i] = now_ms() - t0;
                 }
-        }
-        for (int i = 0; i < rounds; i++) {
-                char pid_name[32];
-                int code = -1;
-                snprintf(pid_name, sizeof(pid_name), "x%d", i);
-                double t0 = now_ms();
-                if (runtime_client_create_process(client, pid_name, pc, NULL) < 0 ||
-                    runtime_client_start(client, pid_name) < 0 ||
-                    runtime_client_wait(client, pid_name, 0, &code, NULL) < 0 || code != 0)
-                        die("service exec");
-                svc_exec[i] = now_ms() - t0;
         }
         if (rss_kib(svc) > rss)
                 rss = rss_kib(svc);
@@ -279,9 +311,10 @@ int main(int argc, char *argv[]) {
         printf("service run       %7.2f ms  (bootstrap+start+wait+shutdown)\n", sr);
         printf("crun exec         %7.2f ms\n", ce);
         printf("service exec      %7.2f ms  (createProcess+start+wait)\n", se);
-        printf("service RSS       %7ld KiB (container running; anonymous %ld KiB, the rest shared library "
-               "pages)\n",
-               rss, rss_anon_kib);
+        printf("service RSS       %7ld KiB (container running; anonymous %ld KiB, the rest file pages of "
+               "the "
+               "binary and its libraries; Pss %ld KiB; linked: %s)\n",
+               rss, rss_anon_kib, pss_kib, linkage);
         printf("run_ratio=%.2f exec_ratio=%.2f service_rss_kib=%ld\n", sr / cr, se / ce, rss);
         return EXIT_SUCCESS;
 }

@@ -16,7 +16,7 @@
 extern char **environ;
 
 int oci_runtime_spawn(const char *binary, const char *state_root, const char *const *argv,
-                      const int stdio[3], OciInvocation *ret) {
+                      const int stdio[3], int pass_fd, OciInvocation *ret) {
         _cleanup_close_ int log_fd = -EBADF, null_fd = -EBADF;
         char log_arg[64];
         const char *args[OCI_RUNTIME_ARGS_MAX + 8];
@@ -61,6 +61,8 @@ int oci_runtime_spawn(const char *binary, const char *state_root, const char *co
                 posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
         /* dup2 onto itself clears FD_CLOEXEC (glibc >= 2.29). */
         posix_spawn_file_actions_adddup2(&fa, log_fd, log_fd);
+        if (pass_fd > 2)
+                posix_spawn_file_actions_adddup2(&fa, pass_fd, pass_fd);
 
         posix_spawnattr_init(&attr);
         sigemptyset(&empty);
@@ -113,7 +115,7 @@ int oci_runtime_run_sync(const char *binary, const char *state_root, const char 
         OciInvocation inv;
         int status, r;
 
-        r = oci_runtime_spawn(binary, state_root, argv, NULL, &inv);
+        r = oci_runtime_spawn(binary, state_root, argv, NULL, -EBADF, &inv);
         if (r < 0)
                 return r;
         while (waitpid(inv.pid, &status, 0) < 0)

@@ -16,9 +16,10 @@ typedef struct OciInvocation {
 } OciInvocation;
 
 /* argv: the subcommand and its arguments, NULL-terminated (e.g. {"delete","-f",id,NULL}).
- * stdio[i] < 0 means /dev/null. state_root is passed as --root. */
+ * stdio[i] < 0 means /dev/null. state_root is passed as --root. pass_fd >= 0 stays open in the
+ * runtime under its own number, for an argument "/proc/self/fd/N" (e.g. --process of a memfd). */
 int oci_runtime_spawn(const char *binary, const char *state_root, const char *const *argv,
-                      const int stdio[3], OciInvocation *ret);
+                      const int stdio[3], int pass_fd, OciInvocation *ret);
 /* The last non-empty line the runtime logged (its error), or NULL. Closes the log fd. */
 char *oci_invocation_finish(OciInvocation *inv);
 /* Blocking variant for the reaper and for cleanup at exit: spawn, wait, return exit status or

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/close_range.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -345,9 +346,12 @@ static void proc_exit_finish(Runtime *rt, Proc *p, int code, int64_t exited_at) 
         close_many(p->stdio, 3);
         for (int i = 0; i < 3; i++)
                 p->stdio[i] = -EBADF;
+        if (p->is_init && rt->stop_killed)
+                p->exit_code = 137;
+        /* The replies go out first: starting the OCI runtime's delete below blocks this loop until
+         * the runtime has been executed. */
+        proc_reply_waiters(p);
         if (p->is_init) {
-                if (rt->stop_killed)
-                        p->exit_code = 137;
                 rt->stop_timer = sd_event_source_disable_unref(rt->stop_timer);
                 (void) runtime_set_state(rt, RUNTIME_STOPPED);
                 /* Processes that were registered but never started can no longer run. */
@@ -356,7 +360,6 @@ static void proc_exit_finish(Runtime *rt, Proc *p, int code, int64_t exited_at) 
                                 proc_fail_waiters(q, CXPC_ERROR_INVALID_STATE, "the container has stopped");
                 runtime_begin_cleanup(rt);
         }
-        proc_reply_waiters(p);
 }
 
 /* Whether a relay still carries the process's output to the log or the client. */
@@ -404,14 +407,14 @@ static void proc_exited(Runtime *rt, Proc *p, int code) {
 
 /* ---- children: the OCI runtime invocations ---- */
 
-static int child_spawn(Runtime *rt, const char *const *argv, const int stdio[3], child_exit_t cb,
-                       Proc *proc) {
+static int child_spawn(Runtime *rt, const char *const *argv, const int stdio[3], int pass_fd,
+                       child_exit_t cb, Proc *proc) {
         Child *ch = calloc(1, sizeof(*ch));
         int r;
 
         if (!ch)
                 return -ENOMEM;
-        r = oci_runtime_spawn(rt->runtime_bin, rt->crun_root, argv, stdio, &ch->inv);
+        r = oci_runtime_spawn(rt->runtime_bin, rt->crun_root, argv, stdio, pass_fd, &ch->inv);
         if (r < 0) {
                 free(ch);
                 return r;
@@ -610,6 +613,33 @@ static int write_json_file(const char *path, json_t *j) {
         return 0;
 }
 
+/* The document in a memfd, handed to the OCI runtime as "/proc/self/fd/N": nothing to create,
+ * rename and remove in the state directory on the exec path. One write: json_dump_callback()
+ * would make one per token. */
+static int json_memfd(json_t *j, const char *name) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
+        size_t left;
+
+        if (!text)
+                return -ENOMEM;
+        fd = memfd_create(name, MFD_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        left = strlen(text);
+        for (const char *s = text; left > 0;) {
+                ssize_t n = write(fd, s, left);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                s += n;
+                left -= (size_t) n;
+        }
+        return TAKE_FD(fd);
+}
+
 static void stdio_fill_defaults(Runtime *rt, Proc *p, int stdio[3]) {
         if (stdio[0] < 0)
                 stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -727,14 +757,15 @@ static int proc_wire_stdio(Runtime *rt, Proc *p, int ret_stdio[3]) {
 
 static int proc_start(Runtime *rt, Proc *p) {
         _cleanup_free_ char *pid_path = state_file(rt, "pid", p->seq);
-        _cleanup_free_ char *json_path = state_file(rt, "json", p->seq);
+        _cleanup_close_ int process_fd = -EBADF;
         int stdio[3] = {-EBADF, -EBADF, -EBADF};
         const char *console = NULL;
         const char *argv[16];
+        char process_arg[32];
         size_t n = 0;
         int r;
 
-        if (!pid_path || !json_path)
+        if (!pid_path)
                 return -ENOMEM;
         r = proc_wire_stdio(rt, p, stdio);
         if (r < 0)
@@ -751,17 +782,18 @@ static int proc_start(Runtime *rt, Proc *p) {
                 json_t *j = NULL;
                 r = oci_process_new(p->config, &j);
                 if (r >= 0) {
-                        r = write_json_file(json_path, j);
+                        r = process_fd = json_memfd(j, "oci-process");
                         json_decref(j);
                 }
                 if (r < 0) {
                         close_many(stdio, 3);
                         return r;
                 }
+                snprintf(process_arg, sizeof(process_arg), "/proc/self/fd/%d", process_fd);
                 argv[n++] = "exec";
                 argv[n++] = "--detach";
                 argv[n++] = "--process";
-                argv[n++] = json_path;
+                argv[n++] = process_arg;
         }
         argv[n++] = "--pid-file";
         argv[n++] = pid_path;
@@ -776,7 +808,7 @@ static int proc_start(Runtime *rt, Proc *p) {
         argv[n++] = rt->id;
         argv[n] = NULL;
 
-        r = child_spawn(rt, argv, console ? NULL : stdio, on_run_done, p);
+        r = child_spawn(rt, argv, console ? NULL : stdio, process_fd, on_run_done, p);
         /* The container has its copies now; ours would hide EOF from the client. */
         close_many(stdio, 3);
         if (r < 0)
@@ -809,12 +841,6 @@ static void on_delete_done(Runtime *rt, Child *ch, int code, const char *message
         if (code != 0)
                 log_msg("%s delete %s failed: %s", rt->runtime_bin, rt->id, message ?: "unknown error");
         rt->oci_created = false;
-        /* Remove the per-process files of exec processes. */
-        for (Proc *p = rt->procs; p; p = p->next) {
-                _cleanup_free_ char *j = state_file(rt, "json", p->seq);
-                if (j)
-                        (void) unlink(j);
-        }
         reply_stop_waiters(rt);
         runtime_maybe_exit(rt);
 }
@@ -829,7 +855,7 @@ static void runtime_begin_cleanup(Runtime *rt) {
                 reply_stop_waiters(rt);
                 return;
         }
-        if (child_spawn(rt, argv, NULL, on_delete_done, NULL) < 0) {
+        if (child_spawn(rt, argv, NULL, -EBADF, on_delete_done, NULL) < 0) {
                 log_msg("cannot run %s delete", rt->runtime_bin);
                 reply_stop_waiters(rt);
                 return;

@@ -80,7 +80,7 @@ static int dial_complete(int fd) {
 
 int dial_netns(int netns_fd, uint16_t port, uint64_t timeout_usec, int *ret_fd) {
         _cleanup_close_ int fd = -EBADF;
-        bool pending;
+        bool pending = false;
         int r;
 
         assert_return(netns_fd >= 0, -EBADF);
