@@ -80,9 +80,12 @@ Container *container_ref(Container *c);
 Container *container_unref(Container *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Container *, container_unref);
 int container_new(Manager *m, const char *id, Container **ret);
-int container_save_state(Container *c);
-int container_save_config(Container *c);
+/* Registry writes (docs/apiserver.md, "Durability"): sync says which fsyncs they need. */
+int container_save_state(Container *c, WriteSync sync);
+int container_save_config(Container *c, WriteSync sync);
 int container_write_bundle(Container *c);
+/* Its record is kept after it exits (no --rm): only then must it survive a power loss. */
+bool container_is_kept(Container *c);
 char *container_bundle_path(Container *c);
 int container_load(Manager *m, const char *id, Container **ret);
 int manager_add_container(Manager *m, Container *c);
@@ -106,6 +109,8 @@ int container_watch_exit(Container *c);
 void container_record_exit(Container *c, int exit_code, int64_t exited_at, const char *reason);
 void container_release_runtime(Container *c);
 int container_reattach(Container *c);
+/* After a scan: re-attaches to the running containers, removes the --rm ones that are not running. */
+void manager_reconcile(Manager *m);
 void manager_reap_children(Manager *m);
 
 /* routes-images.c */

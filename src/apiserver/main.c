@@ -177,9 +177,7 @@ static int run(int argc, char **argv) {
                 fprintf(stderr, "container-apiserver: scanning %s: %s\n", m.containers_dir, strerror(-r));
                 goto out;
         }
-        for (size_t i = 0; i < m.n_containers; i++)
-                if (m.containers[i]->status == CONTAINER_STATUS_RUNNING)
-                        (void) container_reattach(m.containers[i]);
+        manager_reconcile(&m);
 
         if (asprintf(&sock, "%s/%s", m.run_dir, CONTAINER_APISERVER_SOCKET) < 0) {
                 r = -ENOMEM;

@@ -89,7 +89,11 @@ static int64_t date_from_json(json_t *j) {
         return 0;
 }
 
-int container_save_state(Container *c) {
+bool container_is_kept(Container *c) {
+        return !json_is_true(json_object_get(c->config, "autoRemove"));
+}
+
+int container_save_state(Container *c, WriteSync sync) {
         _cleanup_(json_decrefp) json_t *j = NULL;
         _cleanup_free_ char *path = NULL;
 
@@ -104,19 +108,20 @@ int container_save_state(Container *c) {
                 return -ENOMEM;
         if (asprintf(&path, "%s/state.json", c->dir) < 0)
                 return -ENOMEM;
-        return json_write_atomic(path, j);
+        return json_write_atomic_full(path, j, sync);
 }
 
-int container_save_config(Container *c) {
+int container_save_config(Container *c, WriteSync sync) {
         _cleanup_free_ char *path = NULL;
 
         if (asprintf(&path, "%s/config.json", c->dir) < 0)
                 return -ENOMEM;
-        return json_write_atomic(path, c->config);
+        return json_write_atomic_full(path, c->config, sync);
 }
 
 /* The runtime service's container.json (docs/runtime.md): the configuration minus what only the
- * API server interprets (image, autoRemove, init). */
+ * API server interprets (image, autoRemove, init). Derived data, written before each start: never
+ * fsynced (a lost one is written again by the next start). */
 int container_write_bundle(Container *c) {
         static const char *const keys[] = {
                 "id",           "rootfs",  "process", "mounts", "resources", "hostname",
@@ -158,7 +163,7 @@ int container_write_bundle(Container *c) {
                 return negative_errno();
         if (asprintf(&path, "%s/container.json", bundle) < 0)
                 return -ENOMEM;
-        return json_write_atomic(path, j);
+        return json_write_atomic_full(path, j, WRITE_SYNC_NONE);
 }
 
 static void container_mark_broken(Container *c, const char *what, int error) {
@@ -212,8 +217,28 @@ int container_load(Manager *m, const char *id, Container **ret) {
                 goto done;
         }
         state = load_json(c->dir, "state.json", &error);
+        if (!state && error == ENOENT && !container_is_kept(c)) {
+                /* A --rm container gets its state.json when it starts: created, at the time its
+                 * configuration was written. */
+                _cleanup_free_ char *path = NULL;
+                struct stat st;
+
+                if (asprintf(&path, "%s/config.json", c->dir) < 0)
+                        return -ENOMEM;
+                if (stat(path, &st) >= 0)
+                        c->created_at =
+                                (int64_t) st.st_mtim.tv_sec * (int64_t) NSEC_PER_SEC + st.st_mtim.tv_nsec;
+                goto done;
+        }
         if (!state) {
-                container_mark_broken(c, "state.json", error);
+                /* The configuration is intact: only the state was lost (what a power loss can do to
+                 * the writes that are not fsynced). The container is kept, its exit unknown. */
+                c->status = CONTAINER_STATUS_STOPPED;
+                if (asprintf(&c->last_error, "state.json: %s: the container's state was lost",
+                             strerror(error)) < 0) {
+                        c->last_error = NULL;
+                        return -ENOMEM;
+                }
                 goto done;
         }
         s = container_status_from_string(json_string_value(json_object_get(state, "status")));

@@ -262,13 +262,20 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(errno),
                                                    "creating %s: %m", c->dir);
         }
-        r = container_save_config(c);
+        /* A kept container must survive a power loss from the moment we answer: both files are
+         * fsynced, and then the directory, once, for both renames (and the mkdir). A --rm one
+         * would not outlive a reboot anyway (the next scan removes it): no fsync, and no state.json
+         * until it starts (a missing one means "created"). The bundle is written at start. */
+        if (container_is_kept(c)) {
+                r = container_save_state(c, WRITE_SYNC_FILE);
+                if (r >= 0)
+                        r = container_save_config(c, WRITE_SYNC_FILE);
+                if (r >= 0)
+                        r = fsync_directory(c->dir);
+        } else
+                r = container_save_config(c, WRITE_SYNC_NONE);
         if (r >= 0 && from_image)
                 r = container_mount_image_rootfs(c);
-        if (r >= 0)
-                r = container_write_bundle(c);
-        if (r >= 0)
-                r = container_save_state(c);
         if (r >= 0)
                 r = manager_add_container(mgr, c);
         if (r < 0) {
@@ -310,7 +317,7 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         RuntimeStdio stdio;
         _cleanup_(container_unrefp) Container *keep = NULL;
         bool attach;
-        int r;
+        int r, k;
 
         c = lookup(mgr, conn, m);
         if (!c)
@@ -404,13 +411,18 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         c->exited_at = 0;
         free(c->last_error);
         c->last_error = NULL;
-        r = container_save_state(c);
-        if (r < 0)
-                fprintf(stderr, "container-apiserver: %s: saving state: %s\n", c->id, strerror(-r));
         r = container_watch_exit(c);
         if (r < 0)
                 fprintf(stderr, "container-apiserver: %s: watching exit: %s\n", c->id, strerror(-r));
-        return reply_empty(conn, m);
+        r = reply_empty(conn, m);
+        /* After the reply, before any other request is handled: "running" tells the next API server
+         * whom to re-attach to. A kept container's is fsynced too, so that after a power loss it
+         * shows an unknown exit rather than the one of its previous run; a --rm one would be gone
+         * after a reboot anyway. */
+        k = container_save_state(c, container_is_kept(c) ? WRITE_SYNC_FULL : WRITE_SYNC_NONE);
+        if (k < 0)
+                fprintf(stderr, "container-apiserver: %s: saving state: %s\n", c->id, strerror(-k));
+        return r;
 }
 
 void container_resume_starts(Container *c) {

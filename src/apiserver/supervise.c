@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,32 +18,6 @@
 
 /* fd number of the first connection in the runtime service (--listen-fd). */
 #define RUNTIME_LISTEN_FD 3
-
-static _noreturn_ void exec_runtime(Container *c, const char *bundle, int sock, int devnull, int logfd) {
-        sigset_t all;
-        char fdbuf[16];
-
-        /* The service must outlive us: its own session, default signal state. */
-        (void) setsid();
-        sigemptyset(&all);
-        (void) sigprocmask(SIG_SETMASK, &all, NULL);
-        (void) signal(SIGPIPE, SIG_DFL);
-
-        if (dup2(devnull, STDIN_FILENO) < 0 || dup2(logfd, STDOUT_FILENO) < 0 ||
-            dup2(logfd, STDERR_FILENO) < 0)
-                _exit(CONTAINER_EXIT_TOOL_FAILED);
-        if (sock == RUNTIME_LISTEN_FD) {
-                if (fcntl(sock, F_SETFD, 0) < 0)
-                        _exit(CONTAINER_EXIT_TOOL_FAILED);
-        } else if (dup2(sock, RUNTIME_LISTEN_FD) < 0) /* dup2 clears CLOEXEC on the copy only */
-                _exit(CONTAINER_EXIT_TOOL_FAILED);
-
-        (void) snprintf(fdbuf, sizeof fdbuf, "%d", RUNTIME_LISTEN_FD);
-        execl(c->manager->runtime_path, "container-runtime", "--id", c->id, "--root", bundle, "--run-dir",
-              c->manager->run_dir, "--listen-fd", fdbuf, (char *) NULL);
-        fprintf(stderr, "container-apiserver: exec %s: %m\n", c->manager->runtime_path);
-        _exit(CONTAINER_EXIT_NOT_FOUND);
-}
 
 static void on_runtime_disconnect(cxpc_connection *conn, void *userdata) {
         Container *c = userdata;
@@ -65,6 +40,46 @@ static int watch_disconnect(Container *c, RuntimeClient *rc) {
         return r;
 }
 
+/* posix_spawn (a vfork, not a copy of our page tables) of container-runtime with the socket as its
+ * first connection on RUNTIME_LISTEN_FD, in its own session (it must outlive us) with the default
+ * signal state. */
+static int spawn_runtime(Container *c, const char *bundle, int sock, int devnull, int logfd, pid_t *ret) {
+        char fdbuf[16];
+        const char *argv[] = {"container-runtime", "--id",        c->id, "--root", bundle, "--run-dir",
+                              c->manager->run_dir, "--listen-fd", fdbuf, NULL};
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none, dfl;
+        int r;
+
+        (void) snprintf(fdbuf, sizeof fdbuf, "%d", RUNTIME_LISTEN_FD);
+        sigemptyset(&none);
+        sigemptyset(&dfl);
+        sigaddset(&dfl, SIGPIPE); /* we ignore it; an exec keeps ignored signals ignored */
+        r = posix_spawn_file_actions_init(&fa);
+        if (r != 0)
+                return -r;
+        r = posix_spawnattr_init(&attr);
+        if (r != 0) {
+                posix_spawn_file_actions_destroy(&fa);
+                return -r;
+        }
+        /* sock, devnull and logfd are >= 3 (0-2 are open), so the order cannot clobber one of them.
+         * dup2 onto the same number clears FD_CLOEXEC (glibc >= 2.29, POSIX 2024). */
+        if ((r = posix_spawn_file_actions_adddup2(&fa, devnull, STDIN_FILENO)) == 0 &&
+            (r = posix_spawn_file_actions_adddup2(&fa, logfd, STDOUT_FILENO)) == 0 &&
+            (r = posix_spawn_file_actions_adddup2(&fa, logfd, STDERR_FILENO)) == 0 &&
+            (r = posix_spawn_file_actions_adddup2(&fa, sock, RUNTIME_LISTEN_FD)) == 0 &&
+            (r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                                         POSIX_SPAWN_SETSIGDEF)) == 0 &&
+            (r = posix_spawnattr_setsigmask(&attr, &none)) == 0 &&
+            (r = posix_spawnattr_setsigdefault(&attr, &dfl)) == 0)
+                r = posix_spawn(ret, c->manager->runtime_path, &fa, &attr, (char *const *) argv, environ);
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&fa);
+        return -r;
+}
+
 int container_spawn_runtime(Container *c) {
         _cleanup_free_ char *bundle = container_bundle_path(c), *logpath = NULL;
         _cleanup_close_ int devnull = -EBADF, logfd = -EBADF, ours = -EBADF, theirs = -EBADF;
@@ -83,15 +98,21 @@ int container_spawn_runtime(Container *c) {
         devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (devnull < 0)
                 return negative_errno();
-        logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+        /* Its diagnostics: runtime.log in the bundle, or for a --rm container (whose bundle goes when
+         * it exits) our own stderr, where they outlive it. */
+        if (container_is_kept(c))
+                logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+        else
+                logfd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
         if (logfd < 0)
                 return negative_errno();
 
-        pid = fork();
-        if (pid < 0)
-                return negative_errno();
-        if (pid == 0)
-                exec_runtime(c, bundle, theirs, devnull, logfd);
+        r = spawn_runtime(c, bundle, theirs, devnull, logfd, &pid);
+        if (r < 0) {
+                fprintf(stderr, "container-apiserver: executing %s: %s\n", c->manager->runtime_path,
+                        strerror(-r));
+                return r;
+        }
 
         theirs = safe_close(theirs);
         r = cxpc_connection_new_from_fd(ours, &conn);
@@ -165,6 +186,7 @@ static int exit_reply_new(Container *c, cxpc_object **ret) {
 void container_record_exit(Container *c, int exit_code, int64_t exited_at, const char *reason) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
         _cleanup_(container_unrefp) Container *keep = container_ref(c);
+        bool remove;
         int r;
 
         container_release_runtime(c);
@@ -176,18 +198,28 @@ void container_record_exit(Container *c, int exit_code, int64_t exited_at, const
         c->pid = 0;
         free(c->last_error);
         c->last_error = reason ? strdup(reason) : NULL;
-        r = container_save_state(c);
-        if (r < 0)
-                fprintf(stderr, "container-apiserver: %s: saving state: %s\n", c->id, strerror(-r));
+        remove = c->remove_on_exit || !container_is_kept(c);
 
+        /* A container that stays: its exit is persisted (and survives a power loss) before anyone
+         * hears of it. One that goes (--rm, rm -f): its state is not worth a write; everyone
+         * waiting is answered first and it is removed right after, in this same callback, so no
+         * request handled after the answer still sees it. */
+        if (!remove) {
+                r = container_save_state(c, WRITE_SYNC_FULL);
+                if (r < 0)
+                        fprintf(stderr, "container-apiserver: %s: saving state: %s\n", c->id, strerror(-r));
+        }
         if (exit_reply_new(c, &reply) >= 0) {
                 pending_reply_all(&c->waiters, &c->n_waiters, reply);
                 pending_reply_all(&c->stoppers, &c->n_stoppers, reply);
         }
-        if (c->remove_on_exit || json_is_true(json_object_get(c->config, "autoRemove"))) {
+        if (remove) {
                 r = manager_remove_container(c->manager, c);
-                if (r < 0)
+                if (r < 0) {
                         fprintf(stderr, "container-apiserver: %s: removing: %s\n", c->id, strerror(-r));
+                        /* It stays listed: at least with its exit. */
+                        (void) container_save_state(c, WRITE_SYNC_FULL);
+                }
         }
 }
 
@@ -275,6 +307,25 @@ int container_reattach(Container *c) {
         if (r < 0)
                 container_record_exit(c, -1, 0, "cannot watch the runtime service");
         return 0;
+}
+
+void manager_reconcile(Manager *m) {
+        /* Backwards: removing a container shifts the ones after it. */
+        for (size_t i = m->n_containers; i > 0; i--) {
+                Container *c = m->containers[i - 1];
+
+                if (c->status == CONTAINER_STATUS_RUNNING)
+                        /* A --rm container whose runtime service is gone is removed here. */
+                        (void) container_reattach(c);
+                else if (c->status == CONTAINER_STATUS_STOPPED && !container_is_kept(c)) {
+                        /* Exited while nobody could remove it (our crash, a power loss), as docker
+                         * does with its AutoRemove containers at startup. */
+                        int r = manager_remove_container(m, c);
+                        if (r < 0)
+                                fprintf(stderr, "container-apiserver: %s: removing: %s\n", c->id,
+                                        strerror(-r));
+                }
+        }
 }
 
 void manager_reap_children(Manager *m) {

@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "runtime-client.h"
 
 #define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /* Bytes moved per read when relaying a terminal or following a log. */
@@ -31,9 +30,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
 
 typedef struct Session {
         sd_event *event;
-        cxpc_connection *api;   /* container/kill goes here when runtime is NULL */
-        RuntimeClient *runtime; /* exec: runtime/kill and runtime/wait go straight to the service */
-        const char *id;         /* container id, or the exec process id */
+        cxpc_connection *api;     /* container/kill goes here when runtime is NULL */
+        cxpc_connection *runtime; /* exec: runtime/kill and runtime/wait go straight to the service */
+        const char *id;           /* container id, or the exec process id */
         const char *container;
         int exit_code;
         bool tty; /* the process has a terminal (the runtime service's pty) */
@@ -76,7 +75,7 @@ static void session_done(Session *s) {
         session_restore_terminal(s);
         cxpc_connection_close_unref(s->api);
         s->api = NULL;
-        runtime_client_free(s->runtime);
+        cxpc_connection_close_unref(s->runtime);
         s->runtime = NULL;
         sd_event_unref(s->event);
         s->event = NULL;
@@ -100,9 +99,7 @@ static int on_forward_signal(sd_event_source *src, const struct signalfd_siginfo
         if (r >= 0)
                 r = cxpc_dict_set_string(m, "signal", name);
         if (r >= 0)
-                r = cxpc_connection_call_async(s->runtime ? runtime_client_get_connection(s->runtime)
-                                                          : s->api,
-                                               m, 0, on_kill_reply, s);
+                r = cxpc_connection_call_async(s->runtime ?: s->api, m, 0, on_kill_reply, s);
         if (r < 0)
                 (void) cli_error(r, "forwarding a signal", "internalError", "%s", strerror(-r));
         return 0;
@@ -129,9 +126,7 @@ static void session_resize(Session *s) {
         if (r >= 0)
                 r = cxpc_dict_set_int64(m, "height", ws.ws_row);
         if (r >= 0)
-                (void) cxpc_connection_call_async(s->runtime ? runtime_client_get_connection(s->runtime)
-                                                             : s->api,
-                                                  m, 0, on_resize_reply, s);
+                (void) cxpc_connection_call_async(s->runtime ?: s->api, m, 0, on_resize_reply, s);
 }
 
 static int on_winch(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
@@ -775,44 +770,37 @@ int verb_start(int argc, char **argv) {
 
 /* ---- exec ---- */
 
-static int get_endpoint(cxpc_connection *conn, const char *id, RuntimeClient **ret) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
-        cxpc_object *ep;
+/* runtime/createProcess of the exec'd process, with our stdio unless detached. */
+static int exec_create(cxpc_connection *rt, const char *pid, cxpc_object *process, bool interactive,
+                       bool detach) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL;
         int r;
 
-        r = cli_request(APISERVER_ROUTE_ENDPOINT, id, &req);
+        r = cli_request("runtime/createProcess", pid, &req);
+        if (r >= 0)
+                r = cxpc_dict_set(req, "processConfig", process);
+        if (r >= 0 && !detach && interactive)
+                r = cxpc_dict_set_fd(req, "stdin", STDIN_FILENO);
+        if (r >= 0 && !detach)
+                r = cxpc_dict_set_fd(req, "stdout", STDOUT_FILENO);
+        if (r >= 0 && !detach)
+                r = cxpc_dict_set_fd(req, "stderr", STDERR_FILENO);
         if (r < 0)
-                return r;
-        r = cli_call(conn, req, 0, "reaching the container", &reply);
-        if (r < 0)
-                return r;
-        ep = cxpc_dict_get(reply, "endpoint");
-        if (cxpc_object_get_type(ep) != CXPC_TYPE_ENDPOINT)
-                return cli_error(-EBADMSG, "reaching the container", "internalError",
-                                 "reply without endpoint");
-        r = runtime_client_connect_endpoint(ep, ret);
-        if (r < 0)
-                return cli_error(r, "reaching the container", "internalError",
-                                 "connecting to its runtime service: %s", strerror(-r));
-        return 0;
+                return cli_error(r, "exec", "internalError", "%s", strerror(-r));
+        return cli_call_peer(rt, "the runtime service", req, 0, "exec", NULL);
 }
 
-int container_runtime_client(const char *id, RuntimeClient **ret);
-int container_runtime_client(const char *id, RuntimeClient **ret) {
-        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+/* The status of an exec'd process whose start failed: 127 not found, 126 not executable. */
+static int exec_failed_status(cxpc_connection *rt, const char *pid) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
+        int64_t code;
 
-        if (cli_connect(true, &conn) < 0)
-                return -ECONNREFUSED;
-        return get_endpoint(conn, id, ret);
-}
-
-static int runtime_error(RuntimeClient *rc, const char *what, int r) {
-        const RuntimeClientError *e = runtime_client_last_error(rc);
-
-        return cli_error(r, what,
-                         cxpc_error_code_to_string(e->message[0] ? e->code : cxpc_error_code_from_errno(-r))
-                                 ?: "unknown",
-                         "%s", e->message[0] ? e->message : strerror(-r));
+        if (cli_request("runtime/wait", pid, &req) < 0 ||
+            cxpc_connection_call(rt, req, 5 * USEC_PER_SEC, &reply) < 0 ||
+            cxpc_reply_check(reply, NULL, NULL) < 0 || cxpc_dict_get_int64(reply, "exitCode", &code) < 0 ||
+            code < 0 || code > 255)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        return (int) code;
 }
 
 int verb_exec(int argc, char **argv) {
@@ -823,15 +811,14 @@ int verb_exec(int argc, char **argv) {
                 {"help", no_argument, NULL, 'h'},          {},
         };
         _cleanup_(json_decrefp) json_t *env = json_array(), *args = json_array(), *pc = NULL;
-        _cleanup_(cxpc_object_unrefp) cxpc_object *process = NULL, *wait = NULL;
-        _cleanup_(runtime_client_freep) RuntimeClient *rc = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *process = NULL, *wait = NULL, *start = NULL;
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *rt = NULL;
         _cleanup_free_ char *text = NULL;
         const char *workdir = "/", *user = NULL;
         char pid[32], suffix[CONTAINER_ID_GENERATED_LEN + 1];
         AttachOptions ao = {};
         bool detach = false;
         Session s = {};
-        RuntimeStdio stdio;
         int c, r;
 
         if (!env || !args || json_array_append_new(env, json_string(DEFAULT_PATH_ENV)) < 0)
@@ -883,7 +870,7 @@ int verb_exec(int argc, char **argv) {
                 return CONTAINER_EXIT_TOOL_FAILED;
         snprintf(pid, sizeof pid, "exec-%s", suffix);
 
-        if (container_runtime_client(argv[optind], &rc) < 0)
+        if (cli_runtime_connect(argv[optind], &rt) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
 
         r = session_init(&s, ao.tty && !detach, ao.interactive && !detach);
@@ -893,42 +880,44 @@ int verb_exec(int argc, char **argv) {
         }
         s.id = pid;
         s.container = argv[optind];
-        if (detach)
-                stdio = RUNTIME_STDIO_NONE;
-        else
-                stdio = (RuntimeStdio){ao.interactive ? STDIN_FILENO : -1, STDOUT_FILENO, STDERR_FILENO};
-        r = runtime_client_create_process(rc, pid, process, &stdio);
+        r = exec_create(rt, pid, process, ao.interactive, detach);
         if (r >= 0 && ao.tty && !detach) {
+                _cleanup_(cxpc_object_unrefp) cxpc_object *resize = NULL, *reply = NULL;
                 struct winsize ws;
-                /* The first size goes before the start; the service keeps it for the pty. */
+                /* The first size goes before the start; the service keeps it for the pty. A resize
+                 * that does not take is cosmetic. */
                 if ((ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) >= 0 ||
                      ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) >= 0) &&
-                    ws.ws_col > 0 && ws.ws_row > 0)
-                        (void) runtime_client_resize(rc, pid, ws.ws_col, ws.ws_row);
+                    ws.ws_col > 0 && ws.ws_row > 0 && cli_request("runtime/resize", pid, &resize) >= 0 &&
+                    cxpc_dict_set_int64(resize, "width", ws.ws_col) >= 0 &&
+                    cxpc_dict_set_int64(resize, "height", ws.ws_row) >= 0)
+                        (void) cxpc_connection_call(rt, resize, CONTAINER_CALL_TIMEOUT_USEC, &reply);
         }
-        if (r >= 0)
-                r = runtime_client_start(rc, pid);
+        if (r >= 0) {
+                r = cli_request("runtime/start", pid, &start);
+                if (r < 0)
+                        (void) cli_error(r, "exec", "internalError", "%s", strerror(-r));
+                else
+                        r = cli_call_peer(rt, "the runtime service", start, 0, "exec", NULL);
+        }
         if (r < 0) {
-                int code = CONTAINER_EXIT_TOOL_FAILED;
+                /* Reported already. The failed start's status tells not-found (127) from
+                 * not-executable (126). */
                 session_restore_terminal(&s);
-                (void) runtime_error(rc, "exec", r);
-                /* The failed start's status tells not-found (127) from not-executable (126). */
-                if (runtime_client_wait(rc, pid, 5 * USEC_PER_SEC, &code, NULL) < 0)
-                        code = CONTAINER_EXIT_TOOL_FAILED;
+                r = exec_failed_status(rt, pid);
                 session_done(&s);
-                return code;
+                return r;
         }
         if (detach) {
                 session_done(&s);
                 return 0;
         }
-        s.runtime = TAKE_PTR(rc);
-        r = cxpc_connection_attach_event(runtime_client_get_connection(s.runtime), s.event, 0);
+        s.runtime = TAKE_PTR(rt);
+        r = cxpc_connection_attach_event(s.runtime, s.event, 0);
         if (r >= 0)
                 r = cli_request("runtime/wait", pid, &wait);
         if (r >= 0)
-                r = cxpc_connection_call_async(runtime_client_get_connection(s.runtime), wait, CXPC_INFINITY,
-                                               on_wait_reply, &s);
+                r = cxpc_connection_call_async(s.runtime, wait, CXPC_INFINITY, on_wait_reply, &s);
         if (r >= 0)
                 r = sd_event_loop(s.event);
         session_done(&s);

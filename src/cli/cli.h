@@ -40,6 +40,13 @@ int cli_connect(bool autostart, cxpc_connection **ret);
  * `what` and returns a negative errno. On success stores the reply if asked. */
 int cli_call(cxpc_connection *c, cxpc_object *req, uint64_t timeout_usec, const char *what,
              cxpc_object **ret_reply);
+/* The same on another connection: peer names who went away if the connection drops. */
+int cli_call_peer(cxpc_connection *c, const char *peer, cxpc_object *req, uint64_t timeout_usec,
+                  const char *what, cxpc_object **ret_reply);
+/* The runtime service of a running container: an endpoint from the API server
+ * (container/endpoint), or a connection made from it. Failures are reported. */
+int cli_runtime_endpoint(const char *container, cxpc_object **ret_endpoint);
+int cli_runtime_connect(const char *container, cxpc_connection **ret);
 /* A new request for route with "id" set (id may be NULL). */
 int cli_request(const char *route, const char *id, cxpc_object **ret);
 /* Converts a reply value to jansson. */
@@ -60,6 +67,8 @@ int verb_stop(int argc, char **argv);
 int verb_kill(int argc, char **argv);
 int verb_rm(int argc, char **argv);
 int verb_stats(int argc, char **argv);
+/* cp and export are in the container-archive helper (archive.c), which the CLI executes: libarchive
+ * and what it pulls in (libxml2, ICU, libstdc++) are never loaded by the other commands. */
 int verb_cp(int argc, char **argv);
 int verb_export(int argc, char **argv);
 int verb_prune(int argc, char **argv);

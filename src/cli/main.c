@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* container: the command line. Dispatch, connection to the API server, error reporting. */
+/* container: the command line. Global options and dispatch. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,186 +16,20 @@
 
 #include "cli.h"
 
-const char *arg_root = NULL;
-const char *arg_run_dir = NULL;
-
-int cli_error(int r, const char *what, const char *code, const char *format, ...) {
-        va_list ap;
-
-        fprintf(stderr, "container: %s: %s: ", what, code);
-        va_start(ap, format);
-        vfprintf(stderr, format, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return r;
-}
-
-int cli_error_reply(int r, const char *what, cxpc_object *reply) {
-        cxpc_error_code code = cxpc_error_code_from_errno(-r);
-        const char *message = NULL;
-
-        if (reply)
-                (void) cxpc_reply_check(reply, &code, &message);
-        if (!message || !*message)
-                message = strerror(-r);
-        return cli_error(r, what, cxpc_error_code_to_string(code) ?: "unknown", "%s", message);
-}
-
-int apiserver_socket_path(char **ret) {
-        _cleanup_free_ char *run = NULL;
+/* cp and export: the container-archive helper, with our own arguments. */
+static int exec_archive_helper(char **argv) {
+        _cleanup_free_ char *path = NULL;
         int r;
 
-        r = container_run_dir(arg_run_dir, &run);
+        r = find_helper_binary(NULL, "cli", "container-archive", &path);
         if (r < 0)
-                return r;
-        if (asprintf(ret, "%s/%s", run, CONTAINER_APISERVER_SOCKET) < 0)
-                return -ENOMEM;
-        return 0;
-}
-
-static int spawn_apiserver(void) {
-        _cleanup_free_ char *path = NULL, *root = NULL, *run = NULL, *log = NULL;
-        pid_t pid;
-        int r, status;
-
-        r = find_helper_binary("CONTAINER_APISERVER", "apiserver", "container-apiserver", &path);
-        if (r < 0)
-                return cli_error(r, "starting the API server", "notFound",
-                                 "container-apiserver not found next to the CLI; set CONTAINER_APISERVER");
-        r = container_root_dir(arg_root, &root);
-        if (r >= 0)
-                r = container_run_dir(arg_run_dir, &run);
-        if (r < 0)
-                return r;
-        r = mkdir_p(run, 0700);
-        if (r < 0)
-                return cli_error(r, "starting the API server", "internalError", "%s: %s", run, strerror(-r));
-        if (asprintf(&log, "%s/apiserver.log", run) < 0)
-                return -ENOMEM;
-
-        /* Double fork: the server is nobody's child that could wait for it, in its own session. */
-        pid = fork();
-        if (pid < 0)
-                return negative_errno();
-        if (pid == 0) {
-                sigset_t none;
-                int fd;
-
-                sigemptyset(&none);
-                (void) sigprocmask(SIG_SETMASK, &none, NULL);
-                if (setsid() < 0)
-                        _exit(1);
-                pid = fork();
-                if (pid != 0)
-                        _exit(pid < 0 ? 1 : 0);
-                fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (fd >= 0) {
-                        (void) dup2(fd, STDIN_FILENO);
-                        (void) dup2(fd, STDOUT_FILENO);
-                }
-                /* Its diagnostics go next to the run directory (it may not exist yet). */
-                fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
-                if (fd >= 0)
-                        (void) dup2(fd, STDERR_FILENO);
-                execl(path, "container-apiserver", "--root", root, "--run-dir", run, (char *) NULL);
-                _exit(127);
-        }
-        if (waitpid(pid, &status, 0) < 0)
-                return negative_errno();
-        return 0;
-}
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
-int cli_connect(bool autostart, cxpc_connection **ret) {
-        _cleanup_free_ char *sock = NULL;
-        uint64_t deadline;
-        int r;
-
-        r = apiserver_socket_path(&sock);
-        if (r < 0)
-                return cli_error(r, "connecting to the API server", "internalError", "%s", strerror(-r));
-        r = cxpc_connection_new_for_path(sock, ret);
-        if (r >= 0)
-                return 0;
-        if (!autostart || (r != -ENOENT && r != -ECONNREFUSED))
-                return cli_error(r, "connecting to the API server",
-                                 cxpc_error_code_to_string(cxpc_error_code_from_errno(-r)),
-                                 "%s: %s (start it with: container system start)", sock, strerror(-r));
-        r = spawn_apiserver();
-        if (r < 0)
-                return r;
-        /* A readiness fd would need the server to outlive a pipe to us; connection attempts are
-         * cheap, and bounded. */
-        deadline = now_usec() + CLI_APISERVER_START_TIMEOUT_USEC;
-        for (;;) {
-                r = cxpc_connection_new_for_path(sock, ret);
-                if (r >= 0)
-                        return 0;
-                if (now_usec() > deadline)
-                        return cli_error(
-                                r, "starting the API server", "timeout",
-                                "nothing listens on %s after %llus: %s (see apiserver.log in the run "
-                                "directory)",
-                                sock, (unsigned long long) (CLI_APISERVER_START_TIMEOUT_USEC / USEC_PER_SEC),
-                                strerror(-r));
-                (void) usleep(CLI_APISERVER_START_STEP_USEC);
-        }
-}
-
-int cli_call(cxpc_connection *c, cxpc_object *req, uint64_t timeout_usec, const char *what,
-             cxpc_object **ret_reply) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
-        int r;
-
-        r = cxpc_connection_call(c, req, timeout_usec ?: CONTAINER_CALL_TIMEOUT_USEC, &reply);
-        if (r < 0) {
-                if (r == -ECONNRESET || r == -ENOTCONN)
-                        return cli_error(r, what, "interrupted", "the API server went away");
-                return cli_error_reply(r, what, NULL);
-        }
-        r = cxpc_reply_check(reply, NULL, NULL);
-        if (r < 0)
-                return cli_error_reply(r, what, reply);
-        if (ret_reply)
-                *ret_reply = TAKE_PTR(reply);
-        return 0;
-}
-
-int cli_request(const char *route, const char *id, cxpc_object **ret) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
-        int r;
-
-        r = cxpc_message_new_request(route, &m);
-        if (r >= 0 && id)
-                r = cxpc_dict_set_string(m, "id", id);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(m);
-        return 0;
-}
-
-json_t *cli_object_to_json(const cxpc_object *o) {
-        _cleanup_free_ char *text = NULL;
-
-        if (!o || cxpc_object_to_json(o, 0, &text) < 0)
-                return NULL;
-        return json_loads(text, JSON_DECODE_ANY, NULL);
-}
-
-int parse_output_format(const char *s, OutputFormat *ret) {
-        if (streq(s, "table"))
-                *ret = OUTPUT_TABLE;
-        else if (streq(s, "json"))
-                *ret = OUTPUT_JSON;
-        else
-                return cli_error(-EINVAL, "--format", "invalidArgument", "\"%s\": use table or json", s);
-        return 0;
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[optind], "notFound",
+                                 "its helper container-archive is not installed next to the CLI "
+                                 "nor in libexec/container");
+        (void) fflush(stdout);
+        execv(path, argv);
+        return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[optind], "internalError", "executing %s: %m",
+                         path);
 }
 
 static void help(FILE *f) {
@@ -237,12 +71,11 @@ int main(int argc, char **argv) {
                 const char *name;
                 int (*fn)(int argc, char **argv);
         } verbs[] = {
-                {"start", verb_start},   {"exec", verb_exec},       {"logs", verb_logs},
-                {"wait", verb_wait},     {"ls", verb_ls},           {"ps", verb_ls},
-                {"list", verb_ls},       {"inspect", verb_inspect}, {"stop", verb_stop},
-                {"kill", verb_kill},     {"rm", verb_rm},           {"stats", verb_stats},
-                {"cp", verb_cp},         {"export", verb_export},   {"prune", verb_prune},
-                {"system", verb_system}, {"image", verb_image},
+                {"start", verb_start}, {"exec", verb_exec},       {"logs", verb_logs},
+                {"wait", verb_wait},   {"ls", verb_ls},           {"ps", verb_ls},
+                {"list", verb_ls},     {"inspect", verb_inspect}, {"stop", verb_stop},
+                {"kill", verb_kill},   {"rm", verb_rm},           {"stats", verb_stats},
+                {"prune", verb_prune}, {"system", verb_system},   {"image", verb_image},
         };
         int c;
 
@@ -269,6 +102,8 @@ int main(int argc, char **argv) {
                 help(stderr);
                 return CONTAINER_EXIT_TOOL_FAILED;
         }
+        if (streq(argv[optind], "cp") || streq(argv[optind], "export"))
+                return exec_archive_helper(argv);
         argc -= optind;
         argv += optind;
         optind = 0; /* full re-initialisation of getopt for the command's own options */

@@ -176,13 +176,10 @@ int parse_rfc3339(const char *s, int64_t *ret) {
         return 0;
 }
 
-static int fsync_parent(const char *path) {
-        _cleanup_free_ char *copy = strdup(path);
+int fsync_directory(const char *path) {
         _cleanup_close_ int fd = -EBADF;
 
-        if (!copy)
-                return -ENOMEM;
-        fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
         if (fsync(fd) < 0)
@@ -190,7 +187,15 @@ static int fsync_parent(const char *path) {
         return 0;
 }
 
-int json_write_atomic(const char *path, json_t *j) {
+static int fsync_parent(const char *path) {
+        _cleanup_free_ char *copy = strdup(path);
+
+        if (!copy)
+                return -ENOMEM;
+        return fsync_directory(dirname(copy));
+}
+
+int json_write_atomic_full(const char *path, json_t *j, WriteSync sync) {
         _cleanup_free_ char *tmp = NULL, *text = NULL;
         _cleanup_close_ int fd = -EBADF;
         size_t len, done = 0;
@@ -200,6 +205,7 @@ int json_write_atomic(const char *path, json_t *j) {
         if (!text)
                 return -ENOMEM;
         len = strlen(text);
+        text[len++] = '\n'; /* over the NUL: the text is written by length */
         if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
                 return -ENOMEM;
         fd = mkostemp(tmp, O_CLOEXEC);
@@ -215,7 +221,7 @@ int json_write_atomic(const char *path, json_t *j) {
                 }
                 done += (size_t) n;
         }
-        if (write(fd, "\n", 1) != 1 || fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
+        if (fchmod(fd, 0644) < 0 || (sync >= WRITE_SYNC_FILE && fsync(fd) < 0)) {
                 r = negative_errno();
                 goto fail;
         }
@@ -224,10 +230,14 @@ int json_write_atomic(const char *path, json_t *j) {
                 r = negative_errno();
                 goto fail;
         }
-        return fsync_parent(path);
+        return sync >= WRITE_SYNC_FULL ? fsync_parent(path) : 0;
 fail:
         (void) unlink(tmp);
         return r;
+}
+
+int json_write_atomic(const char *path, json_t *j) {
+        return json_write_atomic_full(path, j, WRITE_SYNC_FULL);
 }
 
 static int rm_rf_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {

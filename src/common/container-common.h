@@ -77,9 +77,21 @@ int64_t now_nsec(void);
 int format_rfc3339(int64_t nsec, char *buf, size_t size);
 int parse_rfc3339(const char *s, int64_t *ret);
 
-/* Writes a JSON document to path atomically: a temporary file in the same directory, fsync, rename,
- * fsync of the directory. */
+/* How much of a write must survive a power loss (an own crash never loses what was written). */
+typedef enum WriteSync {
+        WRITE_SYNC_NONE, /* temporary file + rename only: readers never see a torn file */
+        WRITE_SYNC_FILE, /* + fsync of the file before the rename: after a power loss the path holds
+                          * the old or the new content, never an empty or torn file */
+        WRITE_SYNC_FULL, /* + fsync of the directory: the new content itself survives a power loss */
+} WriteSync;
+
+/* Writes a JSON document to path atomically: a temporary file in the same directory, renamed over
+ * path, with the fsyncs that sync asks for. */
+int json_write_atomic_full(const char *path, json_t *j, WriteSync sync);
+/* json_write_atomic_full(path, j, WRITE_SYNC_FULL). */
 int json_write_atomic(const char *path, json_t *j);
+/* fsync of a directory (makes the renames and creations done in it durable). */
+int fsync_directory(const char *path);
 
 /* Recursive removal that never follows symlinks and never crosses mount points. */
 int rm_rf(const char *path);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -112,6 +113,29 @@ static void test_atomic_write_and_rm_rf(void **state) {
         assert_int_equal(st.st_mode & 0777, 0644);
         json_decref(back);
         json_decref(j);
+
+        /* Every sync level replaces the file whole and leaves no temporary file behind. */
+        for (WriteSync sync = WRITE_SYNC_NONE; sync <= WRITE_SYNC_FULL; sync++) {
+                DIR *d;
+                struct dirent *de;
+                size_t n = 0;
+
+                j = json_pack("{s:s, s:i}", "status", "stopped", "exitCode", (int) sync);
+                assert_int_equal(json_write_atomic_full(path, j, sync), 0);
+                back = json_load_file(path, 0, NULL);
+                assert_non_null(back);
+                assert_true(json_equal(j, back));
+                json_decref(back);
+                json_decref(j);
+                assert_non_null(d = opendir(dir));
+                while ((de = readdir(d)))
+                        if (de->d_name[0] != '.')
+                                n++;
+                closedir(d);
+                assert_int_equal(n, 1);
+        }
+        assert_int_equal(fsync_directory(dir), 0);
+        assert_int_equal(fsync_directory("/nonexistent/dir"), -ENOENT);
 
         /* rm_rf removes a tree without following a symlink out of it. */
         assert_true(asprintf(&sub, "%s/a/b", dir) > 0);

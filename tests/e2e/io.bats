@@ -127,6 +127,20 @@ bats_require_minimum_version 1.5.0
         container export exp1 | tar -tf - | grep -qx './bin/busybox'
 }
 
+@test "cp and export run in the container-archive helper: the CLI itself never loads libarchive" {
+        ! readelf -d "$CLI" | grep -q libarchive
+        readelf -d "$BUILD_DIR/src/cli/container-archive" | grep -q libarchive
+        container create --name exp2 --rootfs "$ROOTFS" true
+        # The global options reach the helper: another root has no exp2.
+        run "$CLI" --root "$BATS_TEST_TMPDIR/other" --run-dir "$BATS_TEST_TMPDIR/other-run" export exp2
+        "$CLI" --root "$BATS_TEST_TMPDIR/other" --run-dir "$BATS_TEST_TMPDIR/other-run" system stop >/dev/null
+        [ "$status" -eq 125 ]
+        [[ $output == *"notFound: no such container: exp2"* ]]
+        run container cp --help
+        [ "$status" -eq 0 ]
+        [[ $output == Usage:* ]]
+}
+
 @test "stats --no-stream prints one sample" {
         container run -d --name sts1 --rootfs "$ROOTFS" sleep 60
         run container stats --no-stream sts1

@@ -86,6 +86,34 @@ load helpers
         [ "$(jq -r '.[0].status' <<<"$output")" = stopped ]
 }
 
+@test "after a restart: --rm containers that are not running are removed, created ones stay, a lost state is no breakage" {
+        container create --rm --name rmc1 --rootfs "$ROOTFS" true
+        # A --rm container has no state.json until it starts.
+        [ ! -e "$ROOT/containers/rmc1/state.json" ]
+        container create --rm --name rmx1 --rootfs "$ROOTFS" true
+        container run --name lost1 --rootfs "$ROOTFS" true
+        container system stop
+        # What a crash between an exit and its removal leaves, and what a power loss can leave.
+        echo '{"status": "stopped", "exitCode": 0}' >"$ROOT/containers/rmx1/state.json"
+        : >"$ROOT/containers/lost1/state.json"
+        run container ls -a --format json
+        [ "$status" -eq 0 ]
+        [ "$(jq -r '[.[] | .id] | sort | join(" ")' <<<"$output")" = "lost1 rmc1" ]
+        [ "$(jq -r '.[] | select(.id=="rmc1") | .status' <<<"$output")" = created ]
+        [ "$(jq -r '.[] | select(.id=="rmc1") | .createdAt' <<<"$output")" != null ]
+        [ "$(jq -r '.[] | select(.id=="lost1") | .status' <<<"$output")" = stopped ]
+        [ "$(jq -r '.[] | select(.id=="lost1") | .exitCode' <<<"$output")" = null ]
+        [[ $(jq -r '.[] | select(.id=="lost1") | .error' <<<"$output") == *"state was lost"* ]]
+        [ ! -e "$ROOT/containers/rmx1" ]
+        # Both still work: a start, an rm.
+        run container start -a rmc1
+        [ "$status" -eq 0 ]
+        run container ls -aq
+        [ "$output" = lost1 ]
+        run container rm lost1
+        [ "$status" -eq 0 ]
+}
+
 @test "two CLIs creating 20 containers at once: none lost, none duplicated" {
         create_many() {
                 local tag=$1 i
