@@ -5,9 +5,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +59,215 @@ static int call_simple(const char *route, cxpc_object *req, uint64_t timeout, co
         return cli_call(conn, req, timeout, what, ret_reply);
 }
 
+/* ---- progress of image load on a terminal ----
+ * The archive travels as a file descriptor, so the API server reads it directly. For a regular file
+ * the server's reads move the file offset this process shares with it (one open file description):
+ * polling it gives the bytes read. Anything else (a pipe) is relayed through a pipe of our own, which
+ * counts the bytes sent. Drawn on stderr only when it is a terminal, and only after a moment, so that
+ * small loads print nothing extra. */
+#define PROGRESS_INTERVAL_MSEC 100
+#define PROGRESS_DELAY_USEC    (300ull * 1000ull)
+#define PROGRESS_RELAY_CHUNK   (1024u * 1024u)
+#define PROGRESS_BAR_MAX       40
+
+typedef struct LoadProgress {
+        pthread_t thread;
+        bool started;
+        pthread_mutex_t lock; /* drawing, and stopped */
+        bool stopped, drawn;
+        int stop_fd;    /* eventfd: the load is over */
+        int offset_fd;  /* regular file: shares its offset with the server's descriptor */
+        int relay_in;   /* pipe mode: the caller's input ... */
+        int relay_out;  /* ... copied into the pipe whose other end the server reads */
+        uint64_t total; /* bytes to read, 0 when unknown */
+        uint64_t done;
+        atomic_bool input_done; /* the relay has copied everything */
+        uint64_t start_usec;
+} LoadProgress;
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000ull;
+}
+
+static void progress_draw(LoadProgress *p) {
+        struct winsize ws = {};
+        uint64_t now = mono_usec(), elapsed = now - p->start_usec;
+        double mib = (double) p->done / 1048576.0, rate = elapsed > 0 ? mib * 1e6 / (double) elapsed : 0;
+        char text[128], bar[PROGRESS_BAR_MAX + 3] = "";
+        int cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+
+        if (elapsed < PROGRESS_DELAY_USEC)
+                return;
+        if (p->total > 0 && p->done < p->total) {
+                unsigned pct = (unsigned) (p->done * 100 / p->total);
+                /* The bar takes what the text leaves of the line, within bounds. */
+                int width = MIN(cols - 48, (int) PROGRESS_BAR_MAX);
+
+                if (width >= 10) {
+                        bar[0] = '[';
+                        for (int i = 0; i < width; i++)
+                                bar[i + 1] = i < (int) ((unsigned) width * pct / 100) ? '#' : '.';
+                        bar[width + 1] = ']';
+                        bar[width + 2] = '\0';
+                }
+                snprintf(text, sizeof text, "%.1f/%.1f MiB %3u%% %.0f MiB/s", mib,
+                         (double) p->total / 1048576.0, pct, rate);
+        } else if (p->total > 0 || atomic_load(&p->input_done))
+                snprintf(text, sizeof text, "%.1f MiB read, verifying and unpacking...", mib);
+        else
+                snprintf(text, sizeof text, "%.1f MiB sent, %.0f MiB/s", mib, rate);
+        pthread_mutex_lock(&p->lock);
+        if (!p->stopped) {
+                fprintf(stderr, "\r\033[KLoading %s%s%s", bar, bar[0] ? " " : "", text);
+                fflush(stderr);
+                p->drawn = true;
+        }
+        pthread_mutex_unlock(&p->lock);
+}
+
+static bool progress_wait(LoadProgress *p, int msec) {
+        struct pollfd pfd = {.fd = p->stop_fd, .events = POLLIN};
+
+        return poll(&pfd, 1, msec) > 0;
+}
+
+static void *progress_thread(void *userdata) {
+        LoadProgress *p = userdata;
+        uint64_t last = 0;
+
+        /* Relay: copy the input into our pipe, counting; the server sees EOF when we close it. A
+         * server that gave up closes its end: EPIPE, not SIGPIPE (blocked in this thread). */
+        while (p->relay_in >= 0) {
+                ssize_t n =
+                        splice(p->relay_in, NULL, p->relay_out, NULL, PROGRESS_RELAY_CHUNK, SPLICE_F_MOVE);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EINVAL) {
+                        /* splice() cannot read this input (a terminal, say): copy by hand. */
+                        static char buf[64 * 1024];
+                        n = read(p->relay_in, buf, sizeof buf);
+                        for (ssize_t off = 0, w; n > 0 && off < n; off += w) {
+                                w = write(p->relay_out, buf + off, (size_t) (n - off));
+                                if (w < 0) {
+                                        n = -1;
+                                        break;
+                                }
+                        }
+                }
+                if (n <= 0) {
+                        p->relay_out = safe_close(p->relay_out);
+                        atomic_store(&p->input_done, true);
+                        break;
+                }
+                p->done += (uint64_t) n;
+                if (mono_usec() - last >= PROGRESS_INTERVAL_MSEC * 1000ull) {
+                        last = mono_usec();
+                        progress_draw(p);
+                }
+        }
+        do {
+                if (p->offset_fd >= 0) {
+                        off_t pos = lseek(p->offset_fd, 0, SEEK_CUR);
+                        if (pos >= 0)
+                                p->done = (uint64_t) pos;
+                }
+                progress_draw(p);
+        } while (!progress_wait(p, PROGRESS_INTERVAL_MSEC));
+        return NULL;
+}
+
+static void progress_free(LoadProgress *p) {
+        safe_close(p->offset_fd);
+        safe_close(p->stop_fd);
+        safe_close(p->relay_in);
+        safe_close(p->relay_out);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}
+
+/* Starts showing the progress of reading input fd when stderr is a terminal (NULL otherwise); may
+ * replace *fd by the read end of a relay pipe. */
+static LoadProgress *progress_start(int *fd) {
+        LoadProgress *p;
+        struct stat st;
+        sigset_t block, old;
+        int pp[2];
+
+        if (!isatty(STDERR_FILENO) || fstat(*fd, &st) < 0)
+                return NULL;
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return NULL;
+        *p = (LoadProgress){.stop_fd = -EBADF, .offset_fd = -EBADF, .relay_in = -EBADF, .relay_out = -EBADF};
+        pthread_mutex_init(&p->lock, NULL);
+        p->start_usec = mono_usec();
+        p->stop_fd = eventfd(0, EFD_CLOEXEC);
+        if (p->stop_fd < 0)
+                goto fail;
+        if (S_ISREG(st.st_mode)) {
+                off_t pos = lseek(*fd, 0, SEEK_CUR);
+                p->offset_fd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+                if (p->offset_fd < 0)
+                        goto fail;
+                p->total = (uint64_t) st.st_size;
+                p->done = (uint64_t) (pos > 0 ? pos : 0);
+        } else {
+                if (pipe2(pp, O_CLOEXEC) < 0)
+                        goto fail;
+                p->relay_out = pp[1];
+                p->relay_in = pp[0]; /* swapped below, once the thread runs */
+        }
+        sigfillset(&block);
+        pthread_sigmask(SIG_SETMASK, &block, &old);
+        if (p->relay_in >= 0) {
+                /* The thread copies from the caller's input; the server gets the pipe. */
+                int caller = *fd;
+                *fd = p->relay_in;
+                p->relay_in = caller;
+        }
+        p->started = pthread_create(&p->thread, NULL, progress_thread, p) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (p->started)
+                return p;
+        if (p->relay_out >= 0) {
+                /* No relay after all: the server reads the caller's input itself. */
+                int pipe_end = *fd;
+                *fd = p->relay_in;
+                p->relay_in = pipe_end;
+        }
+fail:
+        progress_free(p);
+        return NULL;
+}
+
+/* After the call: no more drawing, the line is cleared. A relay thread still blocked on its input
+ * (the server stopped reading early) is left to die with the process, with its state. */
+static void progress_stop(LoadProgress **pp) {
+        LoadProgress *p = *pp;
+        uint64_t one = 1;
+
+        if (!p)
+                return;
+        *pp = NULL;
+        pthread_mutex_lock(&p->lock);
+        p->stopped = true;
+        if (p->drawn) {
+                fputs("\r\033[K", stderr);
+                fflush(stderr);
+        }
+        pthread_mutex_unlock(&p->lock);
+        (void) write(p->stop_fd, &one, sizeof one);
+        if (p->relay_in >= 0 && !atomic_load(&p->input_done)) {
+                (void) pthread_detach(p->thread);
+                return;
+        }
+        (void) pthread_join(p->thread, NULL);
+        progress_free(p);
+}
+
 static void print_loaded(json_t *images) {
         size_t i, k;
         json_t *img, *n;
@@ -76,6 +291,7 @@ static int image_load(int argc, char **argv) {
         };
         _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
         _cleanup_(json_decrefp) json_t *images = NULL;
+        _cleanup_(progress_stop) LoadProgress *progress = NULL;
         _cleanup_close_ int fd = -EBADF;
         const char *input = NULL, *name = NULL;
         bool quiet = false;
@@ -114,6 +330,8 @@ static int image_load(int argc, char **argv) {
                 if (fd < 0)
                         return cli_error(CONTAINER_EXIT_TOOL_FAILED, "image load", "internalError", "%m");
         }
+        if (!quiet)
+                progress = progress_start(&fd);
         r = cli_request(APISERVER_ROUTE_IMAGE_LOAD, NULL, &req);
         if (r >= 0)
                 r = cxpc_dict_set_fd(req, "fd", fd);
@@ -123,8 +341,10 @@ static int image_load(int argc, char **argv) {
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "image load", "internalError", "%s",
                                  strerror(-r));
         fd = safe_close(fd); /* the server holds the only copy now that matters */
-        if (call_simple(APISERVER_ROUTE_IMAGE_LOAD, req, CLI_IMAGE_TRANSFER_TIMEOUT_USEC,
-                        "loading the image", &reply) < 0)
+        r = call_simple(APISERVER_ROUTE_IMAGE_LOAD, req, CLI_IMAGE_TRANSFER_TIMEOUT_USEC,
+                        "loading the image", &reply);
+        progress_stop(&progress);
+        if (r < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         images = cli_object_to_json(cxpc_dict_get(reply, "images"));
         if (!quiet)

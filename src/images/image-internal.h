@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -89,7 +90,14 @@ typedef struct LayerUnpackResult {
         uint64_t size;                /* bytes of the uncompressed tar stream */
 } LayerUnpackResult;
 
+typedef struct LayerUnpackOptions {
+        const atomic_bool *cancel; /* checked before every entry: -ECANCELED once set */
+        bool umask_zero;           /* the calling thread's umask is 0: files get their mode at creation */
+} LayerUnpackOptions;
+
 /* Extracts the layer blob (gzip, zstd, xz or plain tar) read from blob_fd into the empty directory
  * dir_fd, converting AUFS whiteouts to overlayfs form. Refuses hostile paths with -EPERM (and a
- * message in s). */
-int layer_unpack(ImageStore *s, int blob_fd, int dir_fd, LayerUnpackResult *ret);
+ * message in s). Only s's error buffer is used: several threads may unpack at once, each with its own
+ * error sink (o optional). */
+int layer_unpack(ImageStore *s, int blob_fd, int dir_fd, const LayerUnpackOptions *o,
+                 LayerUnpackResult *ret);

@@ -41,10 +41,28 @@ const char *image_store_root(ImageStore *s);
 /* Called while reading the archive: bytes consumed so far, total bytes (0 if unknown, e.g. a pipe). */
 typedef void (*image_progress_fn)(uint64_t done, uint64_t total, void *userdata);
 
+/* Where a load spent its time (wall clock, microseconds), for image-tool load --time and benchmarks. */
+typedef struct ImageLoadStats {
+        uint64_t stage_usec;  /* phase 1: reading the archive, hashing and writing every member */
+        uint64_t verify_usec; /* phase 2: manifests, configs, descriptors; waiting for layer unpacking */
+        uint64_t commit_usec; /* phase 3: renames into the store, index written and fsynced */
+        uint64_t total_usec;
+        uint64_t unpack_usec;      /* sum over layers of the time spent unpacking each (threads overlap) */
+        uint64_t unpack_wait_usec; /* part of verify_usec spent waiting for unpacking to finish */
+        uint64_t sync_usec;        /* syncfs and directory fsyncs (overlapping unpacking, mostly) */
+        uint64_t archive_bytes;    /* bytes read from the input */
+        uint64_t layer_bytes;      /* uncompressed bytes of the layers unpacked */
+        unsigned layers_unpacked;  /* layers unpacked and committed */
+        unsigned layers_discarded; /* unpacked ahead of time but not needed (another platform, say) */
+        unsigned threads;          /* unpacking threads used */
+} ImageLoadStats;
+
 typedef struct ImageLoadOptions {
         image_progress_fn progress; /* optional */
         void *userdata;
         const char *default_name; /* name given to images the archive leaves unnamed (optional) */
+        unsigned unpack_threads;  /* layers unpacked at once: 0 = one per online CPU (at most 4) */
+        ImageLoadStats *stats;    /* optional: filled in on success */
 } ImageLoadOptions;
 
 /* Loads an OCI image archive or a docker-archive (tar, optionally gzip/zstd/xz compressed) from fd,

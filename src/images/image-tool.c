@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* image-tool: a thin command-line front end to the image store, for tests and benchmarks.
- *   image-tool --root DIR load FILE|- [--name NAME] [--progress]
+ *   image-tool --root DIR load FILE|- [--name NAME] [--progress] [--threads N] [--time]
  *   image-tool --root DIR ls [--json]
  *   image-tool --root DIR rm [-f] REF...
  *   image-tool --root DIR inspect REF
@@ -52,13 +52,17 @@ static const char *flag_value(int argc, char **argv, const char *flag) {
 static int cmd_load(ImageStore *s, int argc, char **argv) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_(image_strv_freep) char **digests = NULL;
-        ImageLoadOptions o = {.default_name = flag_value(argc, argv, "--name")};
+        ImageLoadStats st = {};
+        ImageLoadOptions o = {.default_name = flag_value(argc, argv, "--name"), .stats = &st};
+        const char *threads = flag_value(argc, argv, "--threads");
         int r;
 
         if (argc < 1)
                 return fail(NULL, "load", -EINVAL);
         if (has_flag(argc, argv, "--progress") || isatty(STDERR_FILENO))
                 o.progress = progress;
+        if (threads)
+                o.unpack_threads = (unsigned) strtoul(threads, NULL, 10);
         if (streq(argv[0], "-"))
                 fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
         else
@@ -72,6 +76,15 @@ static int cmd_load(ImageStore *s, int argc, char **argv) {
                 return fail(s, "load", r);
         for (size_t i = 0; digests[i]; i++)
                 printf("Loaded image %s\n", digests[i]);
+        if (has_flag(argc, argv, "--time"))
+                printf("load_ms=%.1f stage_ms=%.1f verify_ms=%.1f unpack_wait_ms=%.1f sync_ms=%.1f "
+                       "commit_ms=%.1f "
+                       "unpack_cpu_ms=%.1f archive_mib=%.1f layer_mib=%.1f layers=%u discarded=%u "
+                       "threads=%u\n",
+                       st.total_usec / 1e3, st.stage_usec / 1e3, st.verify_usec / 1e3,
+                       st.unpack_wait_usec / 1e3, st.sync_usec / 1e3, st.commit_usec / 1e3,
+                       st.unpack_usec / 1e3, st.archive_bytes / 1048576.0, st.layer_bytes / 1048576.0,
+                       st.layers_unpacked, st.layers_discarded, st.threads);
         return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -21,7 +22,7 @@
 #define WHITEOUT_PREFIX      ".wh."
 #define WHITEOUT_OPAQUE      ".wh..wh..opq"
 #define OVERLAY_XATTR_PREFIX "trusted.overlay."
-#define UNPACK_READ_BLOCK    (128u * 1024u)
+#define UNPACK_READ_BLOCK    (1024u * 1024u)
 
 typedef struct Unpacker {
         ImageStore *s;
@@ -33,6 +34,8 @@ typedef struct Unpacker {
         uint64_t size;
         bool raw_eof;
         bool is_root;
+        bool umask_zero; /* files are created with their final permission bits: no fchmod needed */
+        const atomic_bool *cancel;
 } Unpacker;
 
 static void unpacker_drop_cache(Unpacker *u) {
@@ -172,7 +175,10 @@ static int remove_existing(Unpacker *u, int pfd, const char *name, bool keep_dir
         return r;
 }
 
-static int set_owner_mode(Unpacker *u, int fd, const char *name, struct archive_entry *e, bool is_link) {
+/* created_mode: the permission bits the entry already has (a regular file created with its final
+ * bits under umask 0), or (mode_t) -1 when unknown. */
+static int set_owner_mode(Unpacker *u, int fd, const char *name, struct archive_entry *e, bool is_link,
+                          mode_t created_mode) {
         uid_t uid = (uid_t) archive_entry_uid(e);
         gid_t gid = (gid_t) archive_entry_gid(e);
         mode_t mode = archive_entry_perm(e) & 07777;
@@ -185,6 +191,9 @@ static int set_owner_mode(Unpacker *u, int fd, const char *name, struct archive_
                         return -errno;
         }
         if (is_link)
+                return 0;
+        /* One syscall per file saved: chown only clears set-id bits, which created_mode never has. */
+        if (created_mode == mode)
                 return 0;
         /* After chown, which clears set-id bits. */
         r = name ? fchmodat(fd, name, mode, 0) : fchmod(fd, mode);
@@ -221,10 +230,11 @@ static int set_xattrs(int fd, struct archive_entry *e) {
         return 0;
 }
 
-static int write_data(Unpacker *u, struct archive *a, int fd, const char *path) {
+/* Writes the entry's data; *ret_end is where the last data block ended. */
+static int write_data(Unpacker *u, struct archive *a, int fd, const char *path, la_int64_t *ret_end) {
         const void *buf;
         size_t size;
-        la_int64_t offset, end = 0;
+        la_int64_t offset;
         int r;
 
         for (;;) {
@@ -245,10 +255,8 @@ static int write_data(Unpacker *u, struct archive *a, int fd, const char *path) 
                         size -= (size_t) n;
                         offset += n;
                 }
-                end = offset;
+                *ret_end = offset;
         }
-        /* Sparse files end in a hole that no data block covers. */
-        (void) end;
         return 0;
 }
 
@@ -258,6 +266,8 @@ static int unpack_entry(Unpacker *u, struct archive *a, struct archive_entry *e)
         mode_t type = archive_entry_filetype(e);
         int pfd, r;
 
+        if (u->cancel && atomic_load_explicit(u->cancel, memory_order_relaxed))
+                return -ECANCELED;
         r = path_normalize(u->s, archive_entry_pathname(e), &path);
         if (r < 0)
                 return r;
@@ -344,7 +354,7 @@ static int unpack_entry(Unpacker *u, struct archive *a, struct archive_entry *e)
                 dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (dfd < 0)
                         return store_error(u->s, -errno, "open %s: %m", path);
-                r = set_owner_mode(u, dfd, NULL, e, false);
+                r = set_owner_mode(u, dfd, NULL, e, false, (mode_t) -1);
                 if (r >= 0)
                         r = set_xattrs(dfd, e);
                 if (r < 0)
@@ -353,8 +363,12 @@ static int unpack_entry(Unpacker *u, struct archive *a, struct archive_entry *e)
         }
         case AE_IFREG: {
                 _cleanup_close_ int fd = -EBADF;
+                /* Under umask 0 the file gets its final permission bits (never set-id ones) at once;
+                 * it is in the private staging directory until the load commits. */
+                mode_t cmode = u->umask_zero ? archive_entry_perm(e) & 0777 : 0600;
+                la_int64_t end = 0;
 
-                fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, cmode);
                 if (fd < 0 && errno == EEXIST) {
                         r = remove_existing(u, pfd, name, false);
                         if (r < 0)
@@ -362,16 +376,18 @@ static int unpack_entry(Unpacker *u, struct archive *a, struct archive_entry *e)
                         pfd = split_open(u, path, &name);
                         if (pfd < 0)
                                 return pfd;
-                        fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                        fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, cmode);
                 }
                 if (fd < 0)
                         return store_error(u->s, -errno, "create %s: %m", path);
-                r = write_data(u, a, fd, path);
+                r = write_data(u, a, fd, path, &end);
                 if (r < 0)
                         return r;
-                if (archive_entry_size_is_set(e) && ftruncate(fd, archive_entry_size(e)) < 0)
+                /* Sparse files end in a hole that no data block covers. */
+                if (archive_entry_size_is_set(e) && end < archive_entry_size(e) &&
+                    ftruncate(fd, archive_entry_size(e)) < 0)
                         return store_error(u->s, -errno, "truncate %s: %m", path);
-                r = set_owner_mode(u, fd, NULL, e, false);
+                r = set_owner_mode(u, fd, NULL, e, false, u->umask_zero ? cmode : (mode_t) -1);
                 if (r >= 0)
                         r = set_xattrs(fd, e);
                 if (r < 0)
@@ -397,7 +413,7 @@ static int unpack_entry(Unpacker *u, struct archive *a, struct archive_entry *e)
                 } else if (mknodat(pfd, name, type | (archive_entry_perm(e) & 07777),
                                    archive_entry_rdev(e)) < 0)
                         return store_error(u->s, -errno, "mknod %s: %m", path);
-                r = set_owner_mode(u, pfd, name, e, type == AE_IFLNK);
+                r = set_owner_mode(u, pfd, name, e, type == AE_IFLNK, (mode_t) -1);
                 if (r < 0)
                         return store_error(u->s, r, "metadata of %s: %m", path);
                 set_times(pfd, name, e);
@@ -429,8 +445,16 @@ static la_ssize_t raw_read_cb(struct archive *a, void *userdata, const void **bu
         return (la_ssize_t) size;
 }
 
-int layer_unpack(ImageStore *s, int blob_fd, int dir_fd, LayerUnpackResult *ret) {
-        Unpacker u = {.s = s, .root_fd = dir_fd, .parent_fd = -EBADF, .is_root = geteuid() == 0};
+int layer_unpack(ImageStore *s, int blob_fd, int dir_fd, const LayerUnpackOptions *o,
+                 LayerUnpackResult *ret) {
+        Unpacker u = {
+                .s = s,
+                .root_fd = dir_fd,
+                .parent_fd = -EBADF,
+                .is_root = geteuid() == 0,
+                .umask_zero = o && o->umask_zero,
+                .cancel = o ? o->cancel : NULL,
+        };
         struct archive *tar = NULL;
         struct archive_entry *e;
         LayerUnpackResult res = {};

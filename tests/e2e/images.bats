@@ -61,6 +61,31 @@ teardown_file() {
         [ "$(jq -r '.[0].size' <<<"$output")" -gt 0 ]
 }
 
+@test "image load shows progress on a terminal only, and its output stays clean" {
+        command -v script >/dev/null || skip "script(1) not installed"
+        # stderr is a terminal (script's pty); the archive arrives slowly through a pipe, so the
+        # progress line appears (after 0.3 s), then is erased before the result is printed.
+        local cmd
+        cmd="{ head -c 65536 '$BUSYBOX_TAR'; sleep 1; tail -c +65537 '$BUSYBOX_TAR'; } |"
+        cmd+=" '$CLI' --root '$ROOT' --run-dir '$RUN' image load"
+        run script -qec "$cmd" /dev/null
+        [ "$status" -eq 0 ]
+        [[ $output == *"Loading "*" MiB sent"* ]]
+        # The last thing on the terminal: the line erased, then the result alone.
+        [[ $output == *$'\r\033[KLoaded image: busybox:latest'* ]]
+        # A regular file on a terminal: loads the same (too fast here for a bar to appear).
+        run script -qec "'$CLI' --root '$ROOT' --run-dir '$RUN' image load -i '$BUSYBOX_TAR'" /dev/null
+        [ "$status" -eq 0 ]
+        [[ $output == *"Loaded image: busybox:latest"* ]]
+        # -q: nothing at all, even on a terminal.
+        run script -qec "{ cat '$BUSYBOX_TAR'; sleep 1; } | '$CLI' --root '$ROOT' --run-dir '$RUN' image load -q" /dev/null
+        [ "$status" -eq 0 ]
+        [ -z "$output" ]
+        # Not a terminal: no progress (the first test checks the exact output too).
+        run container image load -i "$BUSYBOX_TAR"
+        [ "$output" = "Loaded image: busybox:latest" ]
+}
+
 @test "garbage on stdin is refused and loads nothing" {
         run container image load < <(head -c 4096 /dev/urandom)
         [ "$status" -eq 125 ]

@@ -42,6 +42,7 @@ typedef struct Member {
         const char *data; /* file content, symlink or hard link target */
         unsigned uid;
         dev_t rdev;
+        mode_t mode; /* permission bits; 0: 0755 for directories, 0644 otherwise */
 } Member;
 
 static la_ssize_t buf_write_cb(struct archive *a, void *ud, const void *p, size_t n) {
@@ -73,7 +74,9 @@ static Buf make_tar(const Member *m, size_t n, bool gzip) {
                         archive_entry_set_size(e, 0);
                 } else {
                         archive_entry_set_filetype(e, m[i].type);
-                        archive_entry_set_perm(e, m[i].type == AE_IFDIR ? 0755 : 0644);
+                        archive_entry_set_perm(e, m[i].mode               ? m[i].mode
+                                                  : m[i].type == AE_IFDIR ? 0755
+                                                                          : 0644);
                         if (m[i].type == AE_IFLNK)
                                 archive_entry_set_symlink(e, m[i].data);
                         if (m[i].type == AE_IFCHR)
@@ -131,11 +134,22 @@ static Buf buf_str(const char *s) {
         return b;
 }
 
+/* Blobs make_oci_archive() adds to the archive without referring to them (then frees). */
+static Buf extra_blobs[4];
+static size_t n_extra_blobs;
+
 /* An OCI image archive with the given layers, written to path. */
 static void make_oci_archive(const char *path, const Layer *layers, size_t n_layers, const char *name,
                              int corrupt, const char *cmd_json) {
         Blob blobs[16] = {};
         size_t nb = 0;
+
+        /* First in the archive: they are staged (and unpacked ahead of time) before any manifest. */
+        for (size_t i = 0; i < n_extra_blobs; i++) {
+                char xd[72];
+                add_blob(blobs, &nb, extra_blobs[i], xd);
+        }
+        n_extra_blobs = 0;
         json_t *diff_ids = json_array(), *ldesc = json_array();
         char d[72], cfgd[72], md[72];
 
@@ -737,6 +751,116 @@ static void test_overlay_independent_uppers(void **state) {
         assert_int_equal(count_images(e), 0);
 }
 
+/* Blobs that look like layers but belong to no image (another platform's layers, say) are unpacked
+ * ahead of time and then thrown away: even a hostile one cannot fail the load or escape. */
+static void test_unreferenced_layer_blobs(void **state) {
+        Env *e = *state;
+        char abs[256], path[256], p[512];
+        ImageLoadStats st = {};
+        ImageLoadOptions o = {.stats = &st};
+
+        snprintf(abs, sizeof(abs), "%s/pwned", e->sentinel);
+        Member hostile[] = {{"ok", AE_IFREG, "x"}, {abs, AE_IFREG, "evil"}};
+        Member dotdot[] = {{"a/../../../../../sentinel/pwned", AE_IFREG, "evil"}};
+        Member plain[] = {{"other-platform", AE_IFREG, "arm"}};
+        extra_blobs[0] = make_tar(hostile, ELEMENTSOF(hostile), true);
+        extra_blobs[1] = make_tar(dotdot, ELEMENTSOF(dotdot), false);
+        extra_blobs[2] = make_tar(plain, ELEMENTSOF(plain), false);
+        extra_blobs[3] = buf_str("\x1f\x8b but not gzip at all");
+        n_extra_blobs = 4;
+
+        Member m[] = {{"real", AE_IFREG, "real"}};
+        Layer l = {m, ELEMENTSOF(m), true};
+        snprintf(path, sizeof(path), "%s/image.tar", e->dir);
+        make_oci_archive(path, &l, 1, "extra:1", CORRUPT_NONE, NULL);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(image_store_load(e->s, fd, &o, NULL), 1);
+        close(fd);
+        assert_int_equal(count_entries(e->sentinel), 0);
+        assert_int_equal(st.layers_unpacked, 1);
+        assert_true(st.threads >= 1);
+        assert_true(st.archive_bytes > 0);
+        snprintf(p, sizeof(p), "%s/layers", e->root);
+        assert_int_equal(count_entries(p), 2); /* one layer directory and its file */
+        snprintf(p, sizeof(p), "%s/tmp", e->root);
+        assert_int_equal(count_entries(p), 0);
+
+        /* Loading it again unpacks nothing: the blobs and the layer are in the store. */
+        st = (ImageLoadStats){};
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_int_equal(image_store_load(e->s, fd, &o, NULL), 1);
+        close(fd);
+        assert_int_equal(st.layers_unpacked, 0);
+        assert_int_equal(st.layers_discarded, 0);
+        unlink(path);
+}
+
+/* Modes (set-id bits after chown included) are the same whatever the number of unpacking threads,
+ * and several layers unpack at once into the right directories. */
+static void test_modes_and_threads(void **state) {
+        Env *e = *state;
+        static const unsigned threads[] = {1, 4};
+        Member m1[] = {
+                {"d", AE_IFDIR, "", 0, 0, 01777},     {"d/x", AE_IFREG, "x", 0, 0, 0751},
+                {"suid", AE_IFREG, "s", 0, 0, 04755}, {"sgid-owned", AE_IFREG, "g", 1234, 0, 02710},
+                {"ro", AE_IFREG, "r", 0, 0, 0444},    {"odd", AE_IFREG, "n", 0, 0, 0027},
+        };
+        Member m2[] = {{"two", AE_IFREG, "2", 0, 0, 0600}};
+        Member m3[] = {{"three", AE_IFREG, "3", 0, 0, 0640}};
+        Layer l[] = {{m1, ELEMENTSOF(m1), true}, {m2, ELEMENTSOF(m2), false}, {m3, ELEMENTSOF(m3), true}};
+        static const struct {
+                const char *path;
+                mode_t mode;
+        } want[] = {{"d", 01777},          {"d/x", 0751}, {"suid", 04755},
+                    {"sgid-owned", 02710}, {"ro", 0444},  {"odd", 0027}};
+        char path[256], root[256], p[512];
+
+        snprintf(path, sizeof(path), "%s/image.tar", e->dir);
+        make_oci_archive(path, l, ELEMENTSOF(l), "modes:1", CORRUPT_NONE, NULL);
+        for (size_t t = 0; t < ELEMENTSOF(threads); t++) {
+                ImageStore *s = NULL;
+                ImageLoadStats st = {};
+                ImageLoadOptions o = {.unpack_threads = threads[t], .stats = &st};
+                json_t *j = NULL;
+                struct stat sb;
+
+                snprintf(root, sizeof(root), "%s/store-%u", e->dir, threads[t]);
+                assert_int_equal(image_store_open(root, &s), 0);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                assert_int_equal(image_store_load(s, fd, &o, NULL), 1);
+                close(fd);
+                assert_int_equal(st.layers_unpacked, 3);
+                assert_true(st.threads >= 1 && st.threads <= threads[t]);
+                assert_int_equal(image_store_inspect(s, "modes:1", &j), 0);
+                const char *d1 = json_string_value(json_array_get(json_object_get(j, "Layers"), 0));
+                const char *d2 = json_string_value(json_array_get(json_object_get(j, "Layers"), 1));
+                const char *d3 = json_string_value(json_array_get(json_object_get(j, "Layers"), 2));
+                assert_non_null(d1);
+                assert_non_null(d2);
+                assert_non_null(d3);
+                for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                        snprintf(p, sizeof(p), "%s/layers/%s/%s", root, d1 + 7, want[i].path);
+                        assert_int_equal(lstat(p, &sb), 0);
+                        assert_int_equal(sb.st_mode & 07777, want[i].mode);
+                }
+                if (geteuid() == 0) {
+                        snprintf(p, sizeof(p), "%s/layers/%s/sgid-owned", root, d1 + 7);
+                        assert_int_equal(lstat(p, &sb), 0);
+                        assert_int_equal(sb.st_uid, 1234);
+                }
+                snprintf(p, sizeof(p), "%s/layers/%s/two", root, d2 + 7);
+                assert_int_equal(lstat(p, &sb), 0);
+                assert_int_equal(sb.st_mode & 07777, 0600);
+                snprintf(p, sizeof(p), "%s/layers/%s/three", root, d3 + 7);
+                assert_int_equal(lstat(p, &sb), 0);
+                assert_int_equal(sb.st_mode & 07777, 0640);
+                json_decref(j);
+                image_store_free(s);
+        }
+        unlink(path);
+}
+
 static void test_garbage_input(void **state) {
         Env *e = *state;
         char path[256];
@@ -770,6 +894,8 @@ int main(void) {
                 T(test_refs_rm_prune),
                 T(test_docker_archive),
                 T(test_overlay_independent_uppers),
+                T(test_unreferenced_layer_blobs),
+                T(test_modes_and_threads),
                 T(test_garbage_input),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,6 +92,31 @@ grep -q 'truncated or corrupt' "$work/err" || fail "unclear error: $(cat "$work/
 [[ $(T ls --json) == "$before" ]] || fail "image list changed by a failed load"
 [[ -z $(ls -A "$store/tmp") ]] || fail "staging left in $store/tmp"
 
+it "a killed load (layers unpacking) leaves nothing once gc has run"
+# A layer new to the store, so that it is staged and unpacked ahead of time; the input then stalls
+# before the end of the archive and the loader is killed.
+LAYERS=1 FILES=400 TOTAL_MB=4 "$src/scripts/make-bench-image.sh" "$work/killed.tar" killed:1 >/dev/null
+layers_before=$(ls "$store/layers" | wc -l)
+mkfifo "$work/fifo"
+{ head -c $(($(stat -c %s "$work/killed.tar") - 2048)) "$work/killed.tar"; exec sleep 60; } >"$work/fifo" &
+feeder=$!
+"$tool" --root "$store" load "$work/fifo" >/dev/null 2>&1 & # not T: $! must be the loader itself
+loader=$!
+for ((i = 0; i < 200; i++)); do
+        compgen -G "$store/tmp/load-*/layers/.in-*" >/dev/null && break
+        sleep 0.05
+done
+compgen -G "$store/tmp/load-*/layers/.in-*" >/dev/null || fail "no layer was being unpacked ahead of time"
+kill -9 "$loader"
+wait "$loader" 2>/dev/null || true
+kill "$feeder" 2>/dev/null || true
+wait "$feeder" 2>/dev/null || true
+[[ $(T ls --json) == "$before" ]] || fail "image list changed by a killed load"
+T gc >/dev/null
+[[ -z $(ls -A "$store/tmp") ]] || fail "gc left a killed load's staging in $store/tmp"
+[[ $(ls "$store/layers" | wc -l) == "$layers_before" ]] || fail "a killed load left a layer"
+T load "$work/killed.tar" >/dev/null || fail "the whole archive does not load after a killed load"
+
 it "save round-trips through skopeo"
 T save -o "$work/saved.tar" busybox
 if command -v skopeo >/dev/null; then
