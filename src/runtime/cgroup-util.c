@@ -2,10 +2,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 #include <linux/magic.h>
 
 #include "cgroup-util.h"
@@ -14,6 +18,7 @@
 
 #define CGROUP_ROOT          "/sys/fs/cgroup"
 #define CGROUP_KILL_PIDS_MAX 65536u
+#define CGROUP_KILL_WAIT_MAX 256u /* pidfds waited for per round */
 
 bool cgroup_is_unified(void) {
         struct statfs fs;
@@ -148,10 +153,13 @@ static int write_string(const char *path, const char *s) {
         return n < 0 ? negative_errno() : 0;
 }
 
-int cgroup_kill_all(const char *id) {
+/* Kills the members of the cgroup; with pidfds, keeps a pidfd per process signalled (up to max),
+ * through which it was signalled (no recycled pid can be hit) and which becomes readable when the
+ * process has exited. Returns the number of processes signalled (cgroup.kill: 1). */
+static int kill_members(const char *id, int *pidfds, size_t max, size_t *ret_n) {
         _cleanup_free_ char *line = NULL;
         char p[512];
-        size_t sz = 0, count = 0;
+        size_t sz = 0, count = 0, n = 0;
         bool unified = cgroup_is_unified();
         bool frozen;
         FILE *f;
@@ -175,7 +183,19 @@ int cgroup_kill_all(const char *id) {
         if (f) {
                 while (count < CGROUP_KILL_PIDS_MAX && getline(&line, &sz, f) > 0) {
                         pid_t pid = (pid_t) strtol(line, NULL, 10);
-                        if (pid > 1 && kill(pid, SIGKILL) == 0)
+                        int fd = -EBADF;
+
+                        if (pid <= 1)
+                                continue;
+                        if (pidfds && n < max)
+                                fd = (int) syscall(SYS_pidfd_open, pid, 0);
+                        if (fd >= 0) {
+                                if (syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0) {
+                                        pidfds[n++] = fd;
+                                        count++;
+                                } else
+                                        safe_close(fd);
+                        } else if (kill(pid, SIGKILL) == 0)
                                 count++;
                 }
                 fclose(f);
@@ -190,5 +210,101 @@ int cgroup_kill_all(const char *id) {
                         (void) write_string(p, "THAWED");
                 }
         }
+        if (ret_n)
+                *ret_n = n;
         return (int) MIN(count, (size_t) INT32_MAX);
+}
+
+int cgroup_kill_all(const char *id) {
+        return kill_members(id, NULL, 0, NULL);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static int remaining_msec(uint64_t deadline) {
+        uint64_t now = now_usec();
+        return now >= deadline ? 0
+                               : (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC,
+                                           (uint64_t) INT32_MAX);
+}
+
+/* cgroup2: the kernel notifies a change of cgroup.events ("populated 0" when empty) as POLLPRI. */
+static int wait_unpopulated(const char *id, uint64_t deadline) {
+        _cleanup_close_ int fd = -EBADF;
+        char p[512];
+
+        cgroup_path(p, sizeof(p), "", id, "cgroup.events");
+        fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        for (;;) {
+                char buf[256];
+                struct pollfd pfd = {.fd = fd, .events = POLLPRI};
+                ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+                int k;
+
+                if (n < 0)
+                        return errno == ENODEV ? 0 : negative_errno(); /* removed meanwhile */
+                buf[n] = 0;
+                if (strstr(buf, "populated 0"))
+                        return 0;
+                k = poll(&pfd, 1, remaining_msec(deadline));
+                if (k < 0 && errno != EINTR)
+                        return negative_errno();
+                if (k == 0)
+                        return -ETIMEDOUT;
+        }
+}
+
+/* Until every pidfd is readable (its process exited) or the deadline. Closes them. */
+static int wait_pidfds(int *fds, size_t n, uint64_t deadline) {
+        struct pollfd pfd[CGROUP_KILL_WAIT_MAX];
+        size_t left = n;
+        int r = 0;
+
+        for (size_t i = 0; i < n; i++)
+                pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+        while (left > 0) {
+                int k = poll(pfd, n, remaining_msec(deadline));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0) {
+                        r = k < 0 ? negative_errno() : -ETIMEDOUT;
+                        break;
+                }
+                for (size_t i = 0; i < n; i++)
+                        if (pfd[i].fd >= 0 && pfd[i].revents != 0) {
+                                pfd[i].fd = -1; /* poll ignores negative fds */
+                                left--;
+                        }
+        }
+        close_many(fds, n);
+        return r;
+}
+
+int cgroup_kill_all_wait(const char *id, uint64_t timeout_usec) {
+        uint64_t deadline = now_usec() + timeout_usec;
+
+        assert_return(id, -EINVAL);
+
+        /* More than one round only for members beyond CGROUP_KILL_WAIT_MAX, or ones that joined
+         * while the list was read without a freezer. */
+        for (unsigned round = 0; round < 16; round++) {
+                int fds[CGROUP_KILL_WAIT_MAX];
+                size_t n = 0;
+                int r = kill_members(id, fds, ELEMENTSOF(fds), &n);
+
+                if (r <= 0)
+                        return r;
+                if (cgroup_is_unified() && n == 0)
+                        return wait_unpopulated(id, deadline);
+                r = wait_pidfds(fds, n, deadline);
+                if (r < 0)
+                        return r;
+        }
+        return -EBUSY;
 }

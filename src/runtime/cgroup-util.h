@@ -25,3 +25,7 @@ bool cgroup_is_unified(void);
 int cgroup_read_statistics(const char *id, pid_t init_pid, ContainerStatistics *ret);
 /* Freezes the cgroup, SIGKILLs every member, thaws it. Returns the number of processes signalled. */
 int cgroup_kill_all(const char *id);
+/* cgroup_kill_all(), then waits until the members have exited: for pidfds to become readable
+ * (v1) or cgroup.events to say "populated 0" (v2, POLLPRI), not on a timer. Repeats for members
+ * it could not wait for in one round. 0 when the cgroup is empty (or gone), -ETIMEDOUT. */
+int cgroup_kill_all_wait(const char *id, uint64_t timeout_usec);

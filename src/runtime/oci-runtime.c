@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -9,6 +10,8 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "macro.h"
 #include "oci-runtime.h"
@@ -84,11 +87,148 @@ int oci_runtime_spawn(const char *binary, const char *state_root, const char *co
         return 0;
 }
 
+static unsigned hex_value(char c) {
+        return isdigit((unsigned char) c) ? (unsigned) (c - '0')
+                                          : (unsigned) (tolower((unsigned char) c) - 'a' + 10);
+}
+
+/* Go's strconv quoting (logrus' text format quotes values with %q): \" \\ \n \t \r \xNN \uNNNN. Decodes
+ * the quoted string starting at s (at the opening quote) into a new string. */
+static char *go_unquote(const char *s) {
+        size_t n = strlen(s);
+        char *out = malloc(n + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (s++; *s && *s != '"'; s++) {
+                if (*s != '\\' || !s[1]) {
+                        *o++ = *s;
+                        continue;
+                }
+                s++;
+                switch (*s) {
+                case 'n':
+                        *o++ = '\n';
+                        break;
+                case 't':
+                        *o++ = '\t';
+                        break;
+                case 'r':
+                        *o++ = '\r';
+                        break;
+                case 'x':
+                case 'u': {
+                        unsigned digits = *s == 'x' ? 2 : 4, v = 0, i;
+                        for (i = 0; i < digits && isxdigit((unsigned char) s[1 + i]); i++)
+                                v = v * 16 + hex_value(s[1 + i]);
+                        if (i < digits || v == 0) {
+                                *o++ = '\\';
+                                *o++ = *s;
+                                break;
+                        }
+                        s += digits;
+                        /* Printable ASCII stays as is; anything else (rare in these messages) as '?'. */
+                        *o++ = v < 0x80 ? (char) v : '?';
+                        break;
+                }
+                default:
+                        *o++ = *s; /* \" \\ and anything else: the character itself */
+                }
+        }
+        *o = 0;
+        return out;
+}
+
+/* The value of key in a logrus text line ("time=... level=error msg=\"...\""), or NULL. */
+static char *logrus_field(const char *line, const char *key) {
+        size_t klen = strlen(key);
+
+        for (const char *s = line; (s = strstr(s, key)); s += klen) {
+                if ((s != line && s[-1] != ' ') || s[klen] != '=')
+                        continue;
+                s += klen + 1;
+                if (*s == '"')
+                        return go_unquote(s);
+                return strndup(s, strcspn(s, " "));
+        }
+        return NULL;
+}
+
+/* One log line as the runtime wrote it: plain text (crun), logrus text (runc: time="..."
+ * level=error msg="...") or JSON ({"level":"error","msg":"..."}, --log-format=json). Returns the
+ * message and, in *ret_level, the level if the line had one (else NULL). */
+static char *log_line_parse(const char *line, char **ret_level) {
+        *ret_level = NULL;
+        if (line[0] == '{') {
+                json_t *j = json_loads(line, 0, NULL);
+                const char *msg = j ? json_string_value(json_object_get(j, "msg")) : NULL;
+                char *r = NULL;
+                if (msg) {
+                        const char *level = json_string_value(json_object_get(j, "level"));
+                        r = strdup(msg);
+                        *ret_level = level ? strdup(level) : NULL;
+                }
+                json_decref(j);
+                if (r)
+                        return r;
+        } else if (strstr(line, "msg=") && strstr(line, "level=")) {
+                char *msg = logrus_field(line, "msg");
+                if (msg) {
+                        *ret_level = logrus_field(line, "level");
+                        return msg;
+                }
+        }
+        return strdup(line);
+}
+
+char *oci_log_message(const char *text) {
+        _cleanup_free_ char *copy = NULL;
+        char *last = NULL, *last_error = NULL;
+
+        if (!text)
+                return NULL;
+        copy = strdup(text);
+        if (!copy)
+                return NULL;
+        /* The last error-level line wins over later warnings; without levels the last line. */
+        for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+                char *level = NULL, *msg;
+                size_t len = strlen(line);
+
+                while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\r'))
+                        line[--len] = 0;
+                if (len == 0)
+                        continue;
+                msg = log_line_parse(line, &level);
+                if (!msg) {
+                        free(level);
+                        continue;
+                }
+                if (level && (streq(level, "error") || streq(level, "fatal") || streq(level, "panic"))) {
+                        free(last_error);
+                        last_error = strdup(msg);
+                }
+                free(level);
+                free(last);
+                last = msg;
+        }
+        if (last_error) {
+                free(last);
+                last = last_error;
+        }
+        if (last && !*last) {
+                free(last);
+                last = NULL;
+        }
+        return last;
+}
+
 char *oci_invocation_finish(OciInvocation *inv) {
         char buf[OCI_RUNTIME_MESSAGE_MAX];
         off_t size;
         ssize_t n;
-        char *end, *start;
+        char *start;
 
         if (!inv || inv->log_fd < 0)
                 return NULL;
@@ -103,12 +243,14 @@ char *oci_invocation_finish(OciInvocation *inv) {
         if (n <= 0)
                 return NULL;
         buf[n] = 0;
-        end = buf + n;
-        while (end > buf && (end[-1] == '\n' || end[-1] == ' '))
-                *--end = 0;
-        start = strrchr(buf, '\n');
-        start = start ? start + 1 : buf;
-        return *start ? strdup(start) : NULL;
+        /* A tail that starts in the middle of a line: drop the partial line. */
+        start = buf;
+        if (size > (off_t) sizeof(buf) - 1) {
+                char *nl = strchr(buf, '\n');
+                if (nl)
+                        start = nl + 1;
+        }
+        return oci_log_message(start);
 }
 
 int oci_runtime_run_sync(const char *binary, const char *state_root, const char *const *argv) {

@@ -20,8 +20,12 @@ typedef struct OciInvocation {
  * runtime under its own number, for an argument "/proc/self/fd/N" (e.g. --process of a memfd). */
 int oci_runtime_spawn(const char *binary, const char *state_root, const char *const *argv,
                       const int stdio[3], int pass_fd, OciInvocation *ret);
-/* The last non-empty line the runtime logged (its error), or NULL. Closes the log fd. */
+/* The runtime's error message from what it logged, or NULL. Closes the log fd. */
 char *oci_invocation_finish(OciInvocation *inv);
+/* The message of the last error-level line of a runtime's log (else of the last non-empty line),
+ * without the log format around it: crun writes plain lines, runc logrus text lines
+ * (time="..." level=error msg="..."), either JSON lines with --log-format=json. NULL if empty. */
+char *oci_log_message(const char *text);
 /* Blocking variant for the reaper and for cleanup at exit: spawn, wait, return exit status or
  * negative errno. */
 int oci_runtime_run_sync(const char *binary, const char *state_root, const char *const *argv);

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -365,7 +364,9 @@ static void proc_exit_finish(Runtime *rt, Proc *p, int code, int64_t exited_at) 
 /* Whether a relay still carries the process's output to the log or the client. */
 static bool proc_output_open(Proc *p) {
 #if HAVE_RUNTIME_IO
-        return p->relay || p->pty;
+        /* A terminal whose master has not arrived yet counts: the OCI runtime sends it before the
+         * process runs, but its SIGCHLD can be handled first, and the output is in the PTY. */
+        return p->relay || p->pty || p->console;
 #else
         return false;
 #endif
@@ -561,8 +562,13 @@ static Pending *proc_take_start(Proc *p) {
         return NULL;
 }
 
+/* crun: "executable file `x` not found in $PATH: No such file or directory"; runc (Go's exec
+ * errors): "exec: \"x\": executable file not found in $PATH", "exec: \"/x\": stat /x: no such file
+ * or directory", "exec: \"/etc\": permission denied". A missing cwd or mount source is not 127. */
 static int start_failure_exit_code(const char *message) {
         if (message && strstr(message, "not found"))
+                return 127;
+        if (message && strstr(message, "exec: \"") && strstr(message, "no such file or directory"))
                 return 127;
         if (message && (strstr(message, "ermission denied") || strstr(message, "not executable")))
                 return 126;
@@ -583,6 +589,10 @@ static void on_run_done(Runtime *rt, Child *ch, int code, const char *message) {
                              message ?: (code == 0 ? "no pid file" : "unknown error")) < 0)
                         msg = NULL;
                 pending_reply_start(&start, msg ?: "failed to start");
+#if HAVE_RUNTIME_IO
+                /* No terminal is coming for a process that did not start. */
+                p->console = console_socket_free(p->console);
+#endif
                 if (p->is_init) {
                         /* A failed start leaves the container stopped, after cleanup. */
                         (void) runtime_set_state(rt, RUNTIME_STOPPED);
@@ -668,6 +678,8 @@ static void on_console(ConsoleSocket *cs, int error, int master_fd, void *userda
         p->console = console_socket_free(cs);
         if (error < 0) {
                 log_msg("no terminal for %s: %s", p->id, strerror(-error));
+                if (!proc_output_open(p))
+                        proc_exit_pending_finish(p);
                 return;
         }
         /* The relay owns the client's fds from here on. */
@@ -677,6 +689,8 @@ static void on_console(ConsoleSocket *cs, int error, int master_fd, void *userda
         p->stdio[2] = safe_close(p->stdio[2]);
         if (r < 0) {
                 log_msg("terminal relay of %s: %s", p->id, strerror(-r));
+                if (!proc_output_open(p))
+                        proc_exit_pending_finish(p);
                 return;
         }
         if (p->width > 0)
@@ -755,6 +769,41 @@ static int proc_wire_stdio(Runtime *rt, Proc *p, int ret_stdio[3]) {
 }
 #endif
 
+#if HAVE_RUNTIME_IO
+/* A size the client set before the terminal existed goes into the OCI process as consoleSize:
+ * the runtime sets it on the PTY before the process runs. Applying it only when the master
+ * arrives (on_console) races with the process's first TIOCGWINSZ ("stty size" saw 0x0). */
+static int process_json_set_console_size(Proc *p, json_t *process) {
+        if (!p->terminal || p->width == 0 || p->height == 0)
+                return 0;
+        if (!process || json_object_set_new(process, "consoleSize",
+                                            json_pack("{s:I, s:I}", "height", (json_int_t) p->height,
+                                                      "width", (json_int_t) p->width)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* The init's process is in config.json, written at bootstrap: rewrite it with the size. */
+static int init_config_set_console_size(Runtime *rt, Proc *p) {
+        _cleanup_free_ char *path = NULL;
+        json_t *spec = NULL;
+        int r;
+
+        if (!p->terminal || p->width == 0 || p->height == 0)
+                return 0;
+        if (asprintf(&path, "%s/config.json", rt->bundle) < 0)
+                return -ENOMEM;
+        r = oci_spec_new(rt->config, &spec);
+        if (r < 0)
+                return r;
+        r = process_json_set_console_size(p, json_object_get(spec, "process"));
+        if (r >= 0)
+                r = write_json_file(path, spec);
+        json_decref(spec);
+        return r;
+}
+#endif
+
 static int proc_start(Runtime *rt, Proc *p) {
         _cleanup_free_ char *pid_path = state_file(rt, "pid", p->seq);
         _cleanup_close_ int process_fd = -EBADF;
@@ -776,15 +825,25 @@ static int proc_start(Runtime *rt, Proc *p) {
 #endif
 
         if (p->is_init) {
+#if HAVE_RUNTIME_IO
+                r = init_config_set_console_size(rt, p);
+                if (r < 0) {
+                        close_many(stdio, 3);
+                        return r;
+                }
+#endif
                 argv[n++] = "run";
                 argv[n++] = "--detach";
         } else {
                 json_t *j = NULL;
                 r = oci_process_new(p->config, &j);
-                if (r >= 0) {
+#if HAVE_RUNTIME_IO
+                if (r >= 0)
+                        r = process_json_set_console_size(p, j);
+#endif
+                if (r >= 0)
                         r = process_fd = json_memfd(j, "oci-process");
-                        json_decref(j);
-                }
+                json_decref(j);
                 if (r < 0) {
                         close_many(stdio, 3);
                         return r;
@@ -1027,11 +1086,18 @@ static int route_bootstrap(cxpc_connection *c, cxpc_object *m, void *userdata) {
         if (r >= 0)
                 r = process_config_resolve_user(pc, rt->config->rootfs, &err);
         if (r < 0) {
+                int ret;
                 close_many(stdio, 3);
+                if (err && pc->user_name)
+                        ret = cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                          "bootstrap: process.user %s: %s", pc->user_name,
+                                                          err);
+                else
+                        ret = cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bootstrap: %s",
+                                                          err ?: strerror(-r));
                 rt->config->process = *pc;
                 *pc = (ProcessConfig){};
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bootstrap: %s",
-                                                   err ?: strerror(-r));
+                return ret;
         }
         rt->config->process = *pc;
         *pc = (ProcessConfig){};
@@ -1139,10 +1205,13 @@ static int route_create_process(cxpc_connection *c, cxpc_object *m, void *userda
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bad processConfig");
         r = process_config_from_json(j, &pc, &err);
         json_decref(j);
-        if (r >= 0)
-                r = process_config_resolve_user(pc, rt->config->rootfs, &err);
         if (r < 0)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "processConfig: %s",
+                                                   err ?: strerror(-r));
+        r = process_config_resolve_user(pc, rt->config->rootfs, &err);
+        if (r < 0)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "processConfig.user %s: %s", pc->user_name ?: "",
                                                    err ?: strerror(-r));
         if (get_stdio(m, stdio, c) < 0)
                 return 0;
@@ -1179,7 +1248,10 @@ static int route_kill(cxpc_connection *c, cxpc_object *m, void *userdata) {
         else
                 sig = -EINVAL;
         if (sig < 0)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bad signal");
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "key signal must be a signal name (SIGTERM, TERM) or "
+                                                   "number (1..%d)",
+                                                   SIGRTMIN - 1);
         if (rt->state != RUNTIME_RUNNING && rt->state != RUNTIME_STOPPING)
                 return reply_invalid_state(rt, c, m);
         if (p->status != PROC_RUNNING)
@@ -1290,8 +1362,11 @@ static int route_stop(cxpc_connection *c, cxpc_object *m, void *userdata) {
                         else
                                 sig = -EINVAL;
                         if (sig < 0)
-                                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
-                                                                   "bad stopOptions.signal");
+                                return cxpc_connection_reply_error(
+                                        c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                        "stopOptions.signal must be a signal name (SIGTERM, TERM) or "
+                                        "number (1..%d)",
+                                        SIGRTMIN - 1);
                 }
         }
 
@@ -1492,12 +1567,38 @@ static IoRequest *io_request_new(Runtime *rt, cxpc_connection *c, cxpc_object *m
         return q;
 }
 
+/* The copy refuses entries and paths that would leave the root with EPERM: the request asked
+ * for something no container path can be, which is an invalid argument, not an internal error. */
+static cxpc_error_code copy_error_code(int error) {
+        if (error == -EPERM)
+                return CXPC_ERROR_INVALID_ARGUMENT;
+        return cxpc_error_code_from_errno(-error);
+}
+
+/* Whether the `..` components of path climb above the root ("/../x", "a/../../x"). Such a path
+ * would stay inside the root anyway (the copy chroots), but it names nothing inside it. */
+static bool path_leaves_root(const char *path) {
+        long depth = 0;
+
+        for (const char *s = path; *s;) {
+                size_t n = strcspn(s, "/");
+                if (n == 2 && s[0] == '.' && s[1] == '.') {
+                        if (--depth < 0)
+                                return true;
+                } else if (n > 0 && !(n == 1 && s[0] == '.'))
+                        depth++;
+                s += n;
+                s += strspn(s, "/");
+        }
+        return false;
+}
+
 static void on_copy_done(CopyJob *job, int error, const char *message, void *userdata) {
         IoRequest *q = userdata;
 
         if (error < 0)
-                (void) cxpc_connection_reply_error(q->conn, q->msg, cxpc_error_code_from_errno(-error),
-                                                   "%s: %s", cxpc_message_get_route(q->msg) ?: "copy",
+                (void) cxpc_connection_reply_error(q->conn, q->msg, copy_error_code(error), "%s: %s",
+                                                   cxpc_message_get_route(q->msg) ?: "copy",
                                                    message && *message ? message : strerror(-error));
         else
                 (void) reply_empty(q->conn, q->msg);
@@ -1520,19 +1621,31 @@ static int route_copy(cxpc_connection *c, cxpc_object *m, void *userdata) {
         if (rt->state == RUNTIME_SHUTTING_DOWN || rt->state == RUNTIME_STOPPING)
                 return reply_invalid_state(rt, c, m);
         r = cxpc_dict_get_string(m, in ? "destinationPath" : "sourcePath", &path);
+        if (r == -ENOENT)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "missing key %s",
+                                                   in ? "destinationPath" : "sourcePath");
         if (r < 0 || !*path)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
-                                                   "missing or bad key %s",
+                                                   "key %s must be a non-empty string",
                                                    in ? "destinationPath" : "sourcePath");
+        if (path_leaves_root(path))
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "%s %s leaves the container's root",
+                                                   in ? "destinationPath" : "sourcePath", path);
         r = cxpc_dict_get_int64(m, "fileMode", &mode);
         if ((r < 0 && r != -ENOENT) || mode < 0 || mode > 07777)
-                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bad key fileMode");
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "key fileMode must be an integer in 0..07777");
         r = cxpc_dict_get_bool(m, "createParents", &parents);
         if (r < 0 && r != -ENOENT)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
-                                                   "bad key createParents");
-        if (cxpc_dict_dup_fd(m, "fd", &fd) < 0)
+                                                   "key createParents must be a bool");
+        r = cxpc_dict_dup_fd(m, "fd", &fd);
+        if (r == -ENOENT)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "missing key fd");
+        if (r < 0)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "key fd must be a file descriptor");
 
         q = io_request_new(rt, c, m);
         if (!q)
@@ -1551,8 +1664,7 @@ static int route_copy(cxpc_connection *c, cxpc_object *m, void *userdata) {
         r = copy_job_new(rt->event, in ? COPY_IN : COPY_OUT, &opts, fd, on_copy_done, q, &job);
         if (r < 0) {
                 io_request_free(q);
-                return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r), "copy: %s",
-                                                   strerror(-r));
+                return cxpc_connection_reply_error(c, m, copy_error_code(r), "copy: %s", strerror(-r));
         }
         return 0;
 }
@@ -1583,9 +1695,12 @@ static int route_dial(cxpc_connection *c, cxpc_object *m, void *userdata) {
         IoRequest *q;
         int r;
 
-        if (cxpc_dict_get_int64(m, "port", &port) < 0 || port < 1 || port > 65535)
+        r = cxpc_dict_get_int64(m, "port", &port);
+        if (r == -ENOENT)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "missing key port");
+        if (r < 0 || port < 1 || port > 65535)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
-                                                   "port must be 1..65535");
+                                                   "key port must be an integer in 1..65535");
         if (rt->state != RUNTIME_RUNNING || !init || init->status != PROC_RUNNING)
                 return reply_invalid_state(rt, c, m);
         q = io_request_new(rt, c, m);
@@ -1701,13 +1816,16 @@ static _noreturn_ void reaper_main(Runtime *rt, int fd) {
         if (n == 1 && c == 'q')
                 _exit(EXIT_SUCCESS);
 
-        for (int i = 0; i < 100; i++) {
-                if (cgroup_kill_all(rt->id) <= 0)
-                        break;
-                (void) poll(NULL, 0, 10);
-        }
+        /* Waits for the exits themselves (pidfds, cgroup.events), bounded. */
+        (void) cgroup_kill_all_wait(rt->id, RUNTIME_REAPER_KILL_TIMEOUT_USEC);
         const char *argv[] = {"delete", "--force", rt->id, NULL};
         (void) oci_runtime_run_sync(rt->runtime_bin, rt->crun_root, argv);
+        {
+                char *cfg = NULL;
+                if (asprintf(&cfg, "%s/config.json", rt->bundle) >= 0)
+                        (void) unlink(cfg);
+                free(cfg);
+        }
         (void) unlink(rt->socket_path);
         (void) rmdir(rt->crun_root);
         (void) rmdir(rt->state_dir);
@@ -1839,7 +1957,7 @@ static char *find_runtime(const char *name) {
         char *p = NULL;
 
         if (strchr(name, '/'))
-                return strdup(name);
+                return access(name, X_OK) == 0 ? realpath(name, NULL) : NULL;
         for (size_t i = 0; dirs[i]; i++) {
                 if (asprintf(&p, "%s/%s", dirs[i], name) < 0)
                         return NULL;
@@ -1914,8 +2032,22 @@ int main(int argc, char *argv[]) {
         }
         if (!rt.run_dir)
                 rt.run_dir = strdup(getenv("CONTAINER_RUN_DIR") ?: RUNTIME_DEFAULT_RUN_DIR);
+        if (!rt.run_dir)
+                return EXIT_FAILURE;
+        /* Every path the OCI runtime gets must be absolute: crun resolves --root and --pid-file
+         * after changing into the bundle, runc relative to our directory. */
+        if (rt.run_dir[0] != '/') {
+                _cleanup_free_ char *cwd = getcwd(NULL, 0);
+                char *abs = NULL;
+                if (!cwd || asprintf(&abs, "%s/%s", cwd, rt.run_dir) < 0) {
+                        log_msg("cannot make --run-dir %s absolute", rt.run_dir);
+                        return EXIT_FAILURE;
+                }
+                free(rt.run_dir);
+                rt.run_dir = abs;
+        }
         rt.runtime_bin = find_runtime(runtime_name);
-        if (!rt.run_dir || !rt.runtime_bin) {
+        if (!rt.runtime_bin) {
                 log_msg("OCI runtime %s not found", runtime_name);
                 return EXIT_FAILURE;
         }
@@ -1952,7 +2084,10 @@ int main(int argc, char *argv[]) {
 #endif
         }
 
-        if (streq(runtime_name, "crun") || strstr(rt.runtime_bin, "crun")) {
+        /* Only crun needs the v2 side of the hybrid layout hidden; runc handles it (and creates its
+         * cgroup there too, which its delete removes). */
+        if (strstr(strrchr(rt.runtime_bin, '/') ? strrchr(rt.runtime_bin, '/') + 1 : rt.runtime_bin,
+                   "crun")) {
                 r = setup_mount_namespace();
                 if (r < 0) {
                         log_msg("cannot set up a private mount namespace: %s", strerror(-r));

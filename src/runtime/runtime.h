@@ -21,8 +21,10 @@
 /* After a process exits, how long its exit waits for its output to reach EOF and the log (a
  * grandchild may keep the pipes open). */
 #define RUNTIME_OUTPUT_DRAIN_USEC (2U * 1000U * 1000U)
-#define RUNTIME_PROCESS_ID_MAX    256u
-#define RUNTIME_ENDPOINTS_MAX     256u /* anonymous listeners kept alive */
+/* How long the reaper waits for the container's processes to die after its SIGKILL. */
+#define RUNTIME_REAPER_KILL_TIMEOUT_USEC (5U * 1000U * 1000U)
+#define RUNTIME_PROCESS_ID_MAX           256u
+#define RUNTIME_ENDPOINTS_MAX            256u /* anonymous listeners kept alive */
 
 typedef enum RuntimeState {
         RUNTIME_CREATED,

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Stdio relay: 100 MB through tee/splice with the client and the log byte-identical (sha256),
  * stdout/stderr distinguished in the log, the read/write fallback (socket client), log-only,
- * stdin, follow-mode reader. */
+ * stdin, follow-mode reader (and that it waits for an event, not a timer). */
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <endian.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "io-test-util.h"
@@ -297,6 +300,147 @@ static void test_log_follow(void **state) {
         close(fd);
 }
 
+/* ---- follow without a timer ---- */
+
+typedef struct Follower {
+        int log_fd;
+        int stop_fd;
+        int note_fd; /* 'f' per frame, 'e' when stdio_log_read() returned */
+        pid_t tid;
+        int r;
+        int frames;
+        char last[16];
+} Follower;
+
+static int follower_frame(uint64_t ts, StdioStream stream, const void *data, size_t len, void *userdata) {
+        Follower *fl = userdata;
+        size_t n = MIN(len, sizeof(fl->last) - 1);
+
+        memcpy(fl->last, data, n);
+        fl->last[n] = 0;
+        fl->frames++;
+        assert_int_equal(write(fl->note_fd, "f", 1), 1);
+        return 0;
+}
+
+static void *follower_main(void *userdata) {
+        Follower *fl = userdata;
+
+        __atomic_store_n(&fl->tid, gettid(), __ATOMIC_RELEASE);
+        fl->r = stdio_log_read(fl->log_fd, true, fl->stop_fd, follower_frame, fl);
+        assert_int_equal(write(fl->note_fd, "e", 1), 1);
+        return NULL;
+}
+
+/* Waits (up to 5 s) until thread tid sleeps in poll() without a timeout, as the kernel shows it
+ * in /proc/self/task/TID/syscall: "NR fds nfds timeout ..." for poll (timeout -1), or ppoll with
+ * a NULL timespec. That is the proof that nothing but an event can wake the follower. */
+static void wait_blocked_in_poll(pid_t tid) {
+        char path[64], buf[256] = "";
+
+        snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int) tid);
+        for (int i = 0; i < 500; i++) {
+                unsigned long a[4] = {};
+                long nr = -1;
+                FILE *f = fopen(path, "re");
+
+                assert_non_null(f);
+                if (!fgets(buf, sizeof(buf), f))
+                        buf[0] = 0;
+                fclose(f);
+                if (sscanf(buf, "%ld %lx %lx %lx %lx", &nr, &a[0], &a[1], &a[2], &a[3]) == 5) {
+#ifdef SYS_poll
+                        if (nr == SYS_poll && (uint32_t) a[2] == UINT32_MAX)
+                                return;
+#endif
+                        if (nr == SYS_ppoll && a[2] == 0)
+                                return;
+                }
+                usleep(10 * 1000);
+        }
+        fail_msg("the follower is not waiting in poll() without a timeout: syscall %s", buf);
+}
+
+/* The next note from the follower, within 1 s (far less than a human notices; the follower itself
+ * has no timer at all). */
+static char next_note(int fd) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        char c = 0;
+
+        if (poll(&pfd, 1, 1000) != 1)
+                fail_msg("no frame from the follower within 1 s");
+        assert_int_equal(read(fd, &c, 1), 1);
+        return c;
+}
+
+static void test_log_follow_event(void **state) {
+        _cleanup_(stdio_log_unrefp) StdioLog *log = NULL;
+        /* Static: a failed assertion leaves this function while the thread may still use it. */
+        static Follower fl;
+        int note[2], stop[2], p[2];
+        uint8_t h[STDIO_LOG_HEADER_SIZE] = {};
+        uint32_t len_le = htole32(4);
+        struct stat st;
+        pthread_t t;
+
+        assert_int_equal(stdio_log_open(log_path, &log), 0);
+        assert_int_equal(stdio_log_write(log, STDIO_STREAM_STDOUT, "one", 3), 0);
+        fl = (Follower){.r = 1};
+        assert_int_equal(pipe2(note, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(stop, O_CLOEXEC), 0);
+        fl.log_fd = open(log_path, O_RDONLY | O_CLOEXEC);
+        assert_true(fl.log_fd >= 0);
+        fl.stop_fd = stop[0];
+        fl.note_fd = note[1];
+        assert_int_equal(pthread_create(&t, NULL, follower_main, &fl), 0);
+        assert_int_equal(next_note(note[0]), 'f');
+        while (__atomic_load_n(&fl.tid, __ATOMIC_ACQUIRE) == 0)
+                usleep(1000);
+
+        /* A frame written (pwritev) while the follower waits. */
+        wait_blocked_in_poll(fl.tid);
+        assert_int_equal(stdio_log_write(log, STDIO_STREAM_STDERR, "two", 3), 0);
+        assert_int_equal(next_note(note[0]), 'f');
+        assert_string_equal(fl.last, "two");
+
+        /* One spliced from a pipe, as the relay logs. */
+        wait_blocked_in_poll(fl.tid);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_int_equal(write(p[1], "three", 5), 5);
+        assert_int_equal(stdio_log_splice(log, STDIO_STREAM_STDOUT, p[0], 5), 0);
+        close(p[0]);
+        close(p[1]);
+        assert_int_equal(next_note(note[0]), 'f');
+        assert_string_equal(fl.last, "three");
+
+        /* A header whose data comes later: the follower waits for the rest, again without a timer. */
+        assert_int_equal(fstat(fl.log_fd, &st), 0);
+        h[8] = STDIO_STREAM_STDOUT;
+        memcpy(h + 9, &len_le, 4);
+        {
+                int wfd = open(log_path, O_WRONLY | O_CLOEXEC);
+                assert_true(wfd >= 0);
+                assert_int_equal(pwrite(wfd, h, sizeof(h), st.st_size), (ssize_t) sizeof(h));
+                wait_blocked_in_poll(fl.tid);
+                assert_int_equal(fl.frames, 3);
+                assert_int_equal(pwrite(wfd, "four", 4, st.st_size + (off_t) sizeof(h)), 4);
+                close(wfd);
+        }
+        assert_int_equal(next_note(note[0]), 'f');
+        assert_string_equal(fl.last, "four");
+
+        /* stop_fd ends the wait. */
+        wait_blocked_in_poll(fl.tid);
+        assert_int_equal(write(stop[1], "x", 1), 1);
+        assert_int_equal(next_note(note[0]), 'e');
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(fl.r, 0);
+        assert_int_equal(fl.frames, 4);
+        close(fl.log_fd);
+        close_many(note, 2);
+        close_many(stop, 2);
+}
+
 static void test_stdin(void **state) {
         sd_event *e = NULL;
         StdioRelay *relay = NULL;
@@ -384,6 +528,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_relay_pipe_no_log, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_only_and_append, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_follow, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_log_follow_event, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stdin, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_detach_keeps_logging, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mode_pick, setup, teardown),

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Unit tests: container.json parsing, OCI config generation, signal names, state names. */
+/* Unit tests: container.json parsing, OCI config generation, signal names, state names, the OCI
+ * runtimes' error messages out of their logs. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "container-config.h"
+#include "oci-runtime.h"
 #include "oci-spec.h"
 #include "runtime.h"
 
@@ -190,11 +192,51 @@ static void test_signals_and_states(void **state) {
         assert_string_equal(proc_status_to_string(PROC_EXITED), "exited");
 }
 
+static void check_message(const char *log, const char *expected) {
+        char *m = oci_log_message(log);
+        if (!expected)
+                assert_null(m);
+        else {
+                assert_non_null(m);
+                assert_string_equal(m, expected);
+        }
+        free(m);
+}
+
+static void test_log_message(void **state) {
+        /* crun: plain lines, the last one counts. */
+        check_message(
+                "warning: something\nexecutable file `/x` not found in $PATH: No such file or directory\n",
+                "executable file `/x` not found in $PATH: No such file or directory");
+        /* runc: logrus text lines; Go quoting undone; an error line wins over a later warning. */
+        check_message(
+                "time=\"2026-11-29T06:23:24Z\" level=error msg=\"exec failed: unable to start container "
+                "process: exec: \\\"/no/such\\\": stat /no/such: no such file or directory\"\n"
+                "time=\"2026-11-29T06:23:24Z\" level=warning msg=\"a\\tlater\\x21 warning\"\n",
+                "exec failed: unable to start container process: exec: \"/no/such\": stat /no/such: no "
+                "such file or directory");
+        check_message("time=\"2026-11-29T06:23:24Z\" level=warning msg=\"tab\\there\\x21 \\\\ end\"\n",
+                      "tab\there! \\ end");
+        check_message("time=\"2026-11-29T06:23:24Z\" level=error msg=unquoted\n", "unquoted");
+        /* runc's plain stderr line after its logrus line (stderr joined the log): same message. */
+        check_message("time=\"t\" level=error msg=\"container not running\"\ncontainer not running\n",
+                      "container not running");
+        /* JSON lines (--log-format=json). */
+        check_message("{\"level\":\"error\",\"msg\":\"json \\\"quoted\\\" message\",\"time\":\"t\"}\n"
+                      "{\"level\":\"info\",\"msg\":\"later\"}\n",
+                      "json \"quoted\" message");
+        /* Nothing. */
+        check_message("", NULL);
+        check_message("\n \n", NULL);
+        check_message(NULL, NULL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_minimal),         cmocka_unit_test(test_full),
                 cmocka_unit_test(test_invalid),         cmocka_unit_test(test_unknown_rlimit_in_spec),
                 cmocka_unit_test(test_user_resolution), cmocka_unit_test(test_signals_and_states),
+                cmocka_unit_test(test_log_message),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

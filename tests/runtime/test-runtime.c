@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * End-to-end tests of container-runtime against the real OCI runtime (crun), through the typed
- * client library. Each test launches its own service with a fresh bundle and run directory,
- * hands it a connected socket as its first connection (as a supervisor does), and checks that
- * the container's cgroup and the OCI runtime's state are gone afterwards.
+ * End-to-end tests of container-runtime against the real OCI runtime, through the typed client
+ * library. Each test launches its own service with a fresh bundle and run directory, hands it a
+ * connected socket as its first connection (as a supervisor does), and checks that the service
+ * exited, and that the container's cgroups (every hierarchy), the OCI runtime's state and every
+ * process (we are their subreaper) are gone afterwards.
  *
- * Needs root. CONTAINER_RUNTIME names the service binary, TEST_ROOTFS the busybox rootfs.
+ * Needs root. CONTAINER_RUNTIME names the service binary, TEST_ROOTFS the busybox rootfs,
+ * TEST_OCI_RUNTIME the OCI runtime (--runtime: crun, the default, or runc); the test skips (77)
+ * when that runtime is not installed. RUNTIME_TEST_FILTER selects tests by name (cmocka glob),
+ * RUNTIME_TEST_EXEC_CYCLES sets the length of test_exec_fd_leak (1000).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -21,11 +27,14 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <cmocka.h>
 
 #include "runtime-client.h"
@@ -43,6 +52,9 @@ typedef struct Fixture {
 } Fixture;
 
 static const char *service_binary;
+static const char *oci_runtime = "crun";
+/* fixture_start: run the service in the test directory with --root bundle --run-dir run. */
+static bool relative_paths;
 /* The fixture of the running test, so that the teardown can clean up after a failed assertion. */
 static Fixture current_copy;
 static Fixture *current;
@@ -56,6 +68,11 @@ static void write_file(const char *path, const char *text) {
         assert_int_equal(fclose(f), 0);
 }
 
+static void close_pipe(int p[2]) {
+        close(p[0]);
+        close(p[1]);
+}
+
 static void rm_rf(const char *path) {
         pid_t pid = fork();
         assert_true(pid >= 0);
@@ -67,6 +84,7 @@ static void rm_rf(const char *path) {
 }
 
 static void fixture_start_full(Fixture *f, const char *process_json, bool private_rootfs);
+static void start_exec(Fixture *f, const char *id, const char *process_json, bool wait_exit);
 
 /* Starts a service for a container whose init runs process_json (a JSON "process" object). */
 static void fixture_start(Fixture *f, const char *process_json) {
@@ -108,8 +126,12 @@ static void fixture_start_full(Fixture *f, const char *process_json, bool privat
                 char fdarg[16];
                 int fd = dup(sv[1]); /* without CLOEXEC */
                 snprintf(fdarg, sizeof(fdarg), "%d", fd);
-                execl(service_binary, service_binary, "--id", f->id, "--root", f->bundle, "--run-dir",
-                      f->run_dir, "--listen-fd", fdarg, (char *) NULL);
+                if (relative_paths && chdir(f->dir) < 0)
+                        _exit(127);
+                execl(service_binary, service_binary, "--id", f->id, "--root",
+                      relative_paths ? "bundle" : f->bundle, "--run-dir",
+                      relative_paths ? "run" : f->run_dir, "--listen-fd", fdarg, "--runtime", oci_runtime,
+                      (char *) NULL);
                 _exit(127);
         }
         close(sv[1]);
@@ -128,38 +150,129 @@ static bool path_exists(const char *dir, const char *id) {
         return access(p, F_OK) == 0;
 }
 
+/* Waits for the process behind pidfd to exit, up to timeout_ms; true if it did. */
+static bool pidfd_wait(int pidfd, int timeout_ms) {
+        struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+        int n;
+
+        do
+                n = poll(&pfd, 1, timeout_ms);
+        while (n < 0 && errno == EINTR);
+        return n > 0;
+}
+
+/* Our children (we are a subreaper: a container process left behind comes to us), from
+ * /proc/self/task/TID/children of every thread. Returns how many, their pids in pids[]. */
+static size_t list_children(pid_t *pids, size_t max) {
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *de;
+        size_t n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                char p[300];
+                FILE *f;
+                int pid;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(p, sizeof(p), "/proc/self/task/%s/children", de->d_name);
+                f = fopen(p, "re");
+                if (!f)
+                        continue;
+                while (fscanf(f, "%d", &pid) == 1)
+                        if (n < max)
+                                pids[n++] = pid;
+                fclose(f);
+        }
+        closedir(d);
+        return n;
+}
+
+/* Every child must exit (within 5 s, event-driven through pidfds) and is reaped: a process
+ * that outlives its service fails the test. */
+static void assert_no_children_left(void) {
+        pid_t pids[64];
+        size_t n = list_children(pids, sizeof(pids) / sizeof(pids[0]));
+
+        for (size_t i = 0; i < n; i++) {
+                int fd = (int) syscall(SYS_pidfd_open, pids[i], 0);
+                if (fd < 0)
+                        continue; /* gone already */
+                if (!pidfd_wait(fd, 5000)) {
+                        char p[64], comm[64] = "";
+                        FILE *f;
+                        snprintf(p, sizeof(p), "/proc/%d/comm", (int) pids[i]);
+                        f = fopen(p, "re");
+                        if (f) {
+                                if (!fgets(comm, sizeof(comm), f))
+                                        comm[0] = 0;
+                                fclose(f);
+                        }
+                        close(fd);
+                        fail_msg("process %d (%s) outlived the service", (int) pids[i], comm);
+                }
+                close(fd);
+                (void) waitpid(pids[i], NULL, 0);
+        }
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+                ;
+}
+
+/* The container's cgroup in every mounted hierarchy (v1 controllers, name=systemd, and the v2
+ * side of a hybrid layout, where runc creates one too). */
+static void assert_no_cgroups_left(const char *id) {
+        DIR *d = opendir("/sys/fs/cgroup");
+        struct dirent *de;
+        char p[512];
+
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(p, sizeof(p), "/sys/fs/cgroup/%s/container/%s", de->d_name, id);
+                if (access(p, F_OK) == 0) {
+                        closedir(d);
+                        fail_msg("cgroup %s left behind", p);
+                }
+        }
+        closedir(d);
+        snprintf(p, sizeof(p), "/sys/fs/cgroup/container/%s", id);
+        if (access(p, F_OK) == 0)
+                fail_msg("cgroup %s left behind", p);
+}
+
 /* Waits for the service to exit (it must, after shutdown or when its first connection goes) and
  * checks that nothing of the container is left. */
 static void fixture_finish(Fixture *f, bool expect_clean_exit) {
-        int status = 0;
+        int status = 0, pidfd;
         char p[512];
 
         current = NULL;
         f->client = runtime_client_free(f->client);
-        for (int i = 0; i < 1000; i++) {
-                pid_t r = waitpid(f->service, &status, WNOHANG);
-                if (r == f->service)
-                        break;
-                if (r < 0 && errno == ECHILD) {
-                        /* Already reaped by the test itself (test_service_sigkill). */
-                        status = 0;
-                        break;
-                }
-                if (i == 999) {
+        pidfd = (int) syscall(SYS_pidfd_open, f->service, 0);
+        if (pidfd < 0)
+                /* Already reaped by the test itself (test_service_sigkill). */
+                assert_int_equal(errno, ESRCH);
+        else {
+                bool exited = pidfd_wait(pidfd, 10000);
+                close(pidfd);
+                if (!exited) {
                         kill(f->service, SIGKILL);
                         waitpid(f->service, &status, 0);
                         fail_msg("service did not exit");
                 }
-                usleep(10000);
+                assert_int_equal(waitpid(f->service, &status, 0), f->service);
         }
         if (expect_clean_exit)
                 assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        assert_false(path_exists("/sys/fs/cgroup/pids/container", f->id));
-        assert_false(path_exists("/sys/fs/cgroup/memory/container", f->id));
-        assert_false(path_exists("/sys/fs/cgroup/container", f->id));
-        snprintf(p, sizeof(p), "%s/runtime/%s.d/oci/%s", f->run_dir, f->id, f->id);
+        assert_no_children_left();
+        assert_no_cgroups_left(f->id);
+        snprintf(p, sizeof(p), "%s/runtime/%s.d", f->run_dir, f->id);
         assert_int_equal(access(p, F_OK), -1);
         snprintf(p, sizeof(p), "%s/runtime/%s.sock", f->run_dir, f->id);
+        assert_int_equal(access(p, F_OK), -1);
+        snprintf(p, sizeof(p), "%s/config.json", f->bundle);
         assert_int_equal(access(p, F_OK), -1);
         rm_rf(f->dir);
 }
@@ -296,6 +409,51 @@ static void test_wait_after_output_logged(void **state) {
         assert_int_equal(close(p[0]), 0);
         assert_int_equal(bytes[1], strlen("hello\n"));
         assert_string_equal(tail, "end\n");
+        assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
+}
+
+/* --root and --run-dir relative to the service's directory: crun resolves --root and --pid-file
+ * after changing into the bundle, runc relative to its own directory; the service passes both
+ * absolute. */
+static void test_relative_paths(void **state) {
+        Fixture f;
+        int code = -1;
+
+        relative_paths = true;
+        fixture_start(&f, "{\"args\":[\"/bin/sleep\",\"1000\"]}");
+        relative_paths = false;
+        assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
+        assert_int_equal(runtime_client_start(f.client, f.id), 0);
+        start_exec(&f, "e1", "{\"args\":[\"/bin/sh\",\"-c\",\"exit 42\"]}", false);
+        assert_int_equal(runtime_client_wait(f.client, "e1", TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 42);
+        assert_int_equal(runtime_client_stop(f.client, 0, NULL), 0);
+        assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 137);
+        assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
+}
+
+/* An init that cannot start: start fails with the OCI runtime's message (not its log format),
+ * the exit code says why, the container is stopped and nothing of it is left. */
+static void test_init_start_failure(void **state) {
+        Fixture f;
+        cxpc_object *snap = NULL;
+        const char *status = NULL;
+        int code = -1;
+
+        fixture_start(&f, "{\"args\":[\"/no/such/init\"]}");
+        assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
+        assert_remote_error(&f, runtime_client_start(f.client, f.id), CXPC_ERROR_INTERNAL_ERROR);
+        assert_non_null(strstr(runtime_client_last_error(f.client)->message, "/no/such/init"));
+        assert_null(strstr(runtime_client_last_error(f.client)->message, "level="));
+        assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 127);
+        assert_int_equal(runtime_client_state(f.client, &snap), 0);
+        assert_int_equal(cxpc_dict_get_string(snap, "status", &status), 0);
+        assert_string_equal(status, "stopped");
+        cxpc_object_unref(snap);
         assert_int_equal(runtime_client_shutdown(f.client), 0);
         fixture_finish(&f, true);
 }
@@ -634,8 +792,25 @@ static void test_exec(void **state) {
         assert_int_equal(runtime_client_create_process(f.client, "e4", pc, NULL), 0);
         assert_remote_error(&f, runtime_client_start(f.client, "e4"), CXPC_ERROR_INTERNAL_ERROR);
         assert_non_null(strstr(runtime_client_last_error(f.client)->message, "/no/such/thing"));
+        /* The message itself, not the runtime's log format around it (runc: time=... level=...). */
+        assert_null(strstr(runtime_client_last_error(f.client)->message, "level="));
+        assert_null(strstr(runtime_client_last_error(f.client)->message, "\"msg\""));
         assert_int_equal(runtime_client_wait(f.client, "e4", TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
         assert_int_equal(code, 127);
+        cxpc_object_unref(pc);
+        /* Not found in $PATH: 127 too; not executable: 126. */
+        assert_int_equal(cxpc_object_from_json("{\"args\":[\"no-such-command\"]}", &pc), 0);
+        assert_int_equal(runtime_client_create_process(f.client, "e5", pc, NULL), 0);
+        assert_remote_error(&f, runtime_client_start(f.client, "e5"), CXPC_ERROR_INTERNAL_ERROR);
+        assert_non_null(strstr(runtime_client_last_error(f.client)->message, "no-such-command"));
+        assert_int_equal(runtime_client_wait(f.client, "e5", TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 127);
+        cxpc_object_unref(pc);
+        assert_int_equal(cxpc_object_from_json("{\"args\":[\"/etc/passwd\"]}", &pc), 0);
+        assert_int_equal(runtime_client_create_process(f.client, "e6", pc, NULL), 0);
+        assert_remote_error(&f, runtime_client_start(f.client, "e6"), CXPC_ERROR_INTERNAL_ERROR);
+        assert_int_equal(runtime_client_wait(f.client, "e6", TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 126);
         cxpc_object_unref(pc);
 
         assert_int_equal(runtime_client_stop(f.client, 0, NULL), 0);
@@ -800,6 +975,288 @@ static void test_bad_config(void **state) {
         fixture_finish(&f, true);
 }
 
+/* ---- bad input (issue #3): every request below gets an error reply with the right code and a
+ * message, and the container keeps running. ---- */
+
+/* Sends route with the keys of the JSON object json (plus fd under fd_key when fd_key is set)
+ * and expects an error reply with code whose message contains needle (if given). */
+static void expect_error_fd(Fixture *f, const char *route, const char *json, const char *fd_key, int fd,
+                            cxpc_error_code code, const char *needle) {
+        cxpc_object *body = NULL, *req = NULL;
+        const RuntimeClientError *e;
+        int r;
+
+        if (cxpc_object_from_json(json, &body) < 0)
+                fail_msg("bad test JSON %s", json);
+        assert_int_equal(cxpc_message_new_request(route, &req), 0);
+        for (size_t i = 0; i < cxpc_dict_get_count(body); i++) {
+                const char *k;
+                cxpc_object *v;
+                assert_int_equal(cxpc_dict_get_entry(body, i, &k, &v), 0);
+                assert_int_equal(cxpc_dict_set(req, k, v), 0);
+        }
+        if (fd_key)
+                assert_int_equal(cxpc_dict_set_fd(req, fd_key, fd), 0);
+        r = runtime_client_call(f->client, req, 0, NULL);
+        e = runtime_client_last_error(f->client);
+        if (r >= 0 || !e->remote || e->code != code || !e->message[0] ||
+            (needle && !strstr(e->message, needle)))
+                fail_msg("%s %s: expected %s%s%s, got r=%d remote=%d %s \"%s\"", route, json,
+                         cxpc_error_code_to_string(code), needle ? " mentioning " : "", needle ?: "", r,
+                         e->remote, cxpc_error_code_to_string(e->code), e->message);
+        cxpc_object_unref(req);
+        cxpc_object_unref(body);
+}
+
+static void expect_error(Fixture *f, const char *route, const char *json, cxpc_error_code code,
+                         const char *needle) {
+        expect_error_fd(f, route, json, NULL, -1, code, needle);
+}
+
+/* A tar stream (pipe read end) with one file entry named name. */
+static int tar_stream_with_entry(const char *name) {
+        struct archive *a = archive_write_new();
+        struct archive_entry *e = archive_entry_new();
+        int p[2];
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+        /* The whole archive (10 KiB with the default block size) fits in the pipe. */
+        assert_int_equal(archive_write_open_fd(a, p[1]), ARCHIVE_OK);
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, 5);
+        assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+        assert_int_equal(archive_write_data(a, "evil\n", 5), 5);
+        assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+        archive_entry_free(e);
+        archive_write_free(a);
+        close(p[1]);
+        return p[0];
+}
+
+static void start_exec(Fixture *f, const char *id, const char *process_json, bool wait_exit) {
+        cxpc_object *pc = NULL;
+
+        assert_int_equal(cxpc_object_from_json(process_json, &pc), 0);
+        assert_int_equal(runtime_client_create_process(f->client, id, pc, NULL), 0);
+        assert_int_equal(runtime_client_start(f->client, id), 0);
+        if (wait_exit)
+                assert_int_equal(runtime_client_wait(f->client, id, TEST_CALL_TIMEOUT_USEC, NULL, NULL), 0);
+        cxpc_object_unref(pc);
+}
+
+static void test_bad_input(void **state) {
+        const cxpc_error_code INVAL = CXPC_ERROR_INVALID_ARGUMENT, STATE = CXPC_ERROR_INVALID_STATE;
+        char json[768], long_id[300], host_dir[300], path[512];
+        cxpc_object *snap = NULL, *pc = NULL;
+        int64_t pid_before = 0, pid_after = 0;
+        const char *status = NULL;
+        RuntimeStatistics st;
+        int p[2], fd, code = -1;
+        Fixture f;
+
+        fixture_start_full(&f, "{\"args\":[\"/bin/sleep\",\"1000\"]}", true);
+
+        /* created: bootstrap's own keys. */
+        expect_error(&f, "runtime/bootstrap", "{\"env\":\"A=b\"}", INVAL, "env");
+        expect_error(&f, "runtime/bootstrap", "{\"env\":[\"novalue\"]}", INVAL, "env");
+        expect_error(&f, "runtime/bootstrap", "{\"env\":[1]}", INVAL, "env");
+        expect_error(&f, "runtime/bootstrap", "{\"networks\":\"default\"}", INVAL, "networks");
+        expect_error(&f, "runtime/bootstrap", "{\"stdout\":\"/dev/null\"}", INVAL, "stdout");
+        expect_error(&f, "runtime/start", "{\"id\":\"x\"}", CXPC_ERROR_NOT_FOUND, "x");
+        assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
+        assert_int_equal(runtime_client_start(f.client, f.id), 0);
+        start_exec(&f, "run1", "{\"args\":[\"/bin/sleep\",\"1000\"]}", false);
+        start_exec(&f, "done", "{\"args\":[\"/bin/true\"]}", true);
+        assert_int_equal(cxpc_object_from_json("{\"args\":[\"/bin/true\"]}", &pc), 0);
+        assert_int_equal(runtime_client_create_process(f.client, "reg", pc, NULL), 0);
+        cxpc_object_unref(pc);
+        assert_int_equal(runtime_client_state(f.client, &snap), 0);
+        for (size_t i = 0; i < cxpc_array_get_count(cxpc_dict_get(snap, "processes")); i++) {
+                cxpc_object *proc = cxpc_array_get(cxpc_dict_get(snap, "processes"), i);
+                const char *id = NULL;
+                assert_int_equal(cxpc_dict_get_string(proc, "id", &id), 0);
+                if (strcmp(id, f.id) == 0)
+                        assert_int_equal(cxpc_dict_get_int64(proc, "pid", &pid_before), 0);
+        }
+        snap = cxpc_object_unref(snap);
+        assert_true(pid_before > 1);
+
+        /* Unknown process ids, and ids that cannot be one. */
+        expect_error(&f, "runtime/start", "{\"id\":\"ghost\"}", CXPC_ERROR_NOT_FOUND, "ghost");
+        expect_error(&f, "runtime/kill", "{\"id\":\"ghost\",\"signal\":\"TERM\"}", CXPC_ERROR_NOT_FOUND,
+                     "ghost");
+        expect_error(&f, "runtime/wait", "{\"id\":\"ghost\"}", CXPC_ERROR_NOT_FOUND, "ghost");
+        expect_error(&f, "runtime/resize", "{\"id\":\"ghost\",\"width\":80,\"height\":24}",
+                     CXPC_ERROR_NOT_FOUND, "ghost");
+        expect_error(&f, "runtime/start", "{\"id\":\"\"}", INVAL, "id");
+        expect_error(&f, "runtime/start", "{\"id\":\"a/b\"}", INVAL, "id");
+        memset(long_id, 'x', sizeof(long_id) - 1);
+        long_id[sizeof(long_id) - 1] = 0;
+        snprintf(json, sizeof(json), "{\"id\":\"%s\",\"signal\":\"TERM\"}", long_id);
+        expect_error(&f, "runtime/kill", json, INVAL, "id");
+        expect_error(&f, "runtime/createProcess",
+                     "{\"id\":\"../x\",\"processConfig\":{\"args\":[\"/bin/true\"]}}", INVAL, "id");
+
+        /* Wrong states. */
+        expect_error(&f, "runtime/bootstrap", "{}", STATE, "running");
+        snprintf(json, sizeof(json), "{\"id\":\"%s\"}", f.id);
+        expect_error(&f, "runtime/start", json, STATE, "running");
+        expect_error(&f, "runtime/shutdown", "{}", STATE, "running");
+        expect_error(&f, "runtime/start", "{\"id\":\"run1\"}", STATE, "run1 is running");
+        expect_error(&f, "runtime/start", "{\"id\":\"done\"}", STATE, "done is exited");
+        expect_error(&f, "runtime/kill", "{\"id\":\"done\",\"signal\":\"TERM\"}", STATE, "exited");
+        expect_error(&f, "runtime/kill", "{\"id\":\"reg\",\"signal\":\"TERM\"}", STATE, "created");
+        expect_error(&f, "runtime/resize", "{\"id\":\"run1\",\"width\":80,\"height\":24}", STATE,
+                     "terminal");
+        expect_error(&f, "runtime/createProcess",
+                     "{\"id\":\"run1\",\"processConfig\":{\"args\":[\"/bin/true\"]}}", CXPC_ERROR_EXISTS,
+                     "run1");
+        snprintf(json, sizeof(json), "{\"id\":\"%s\",\"processConfig\":{\"args\":[\"/bin/true\"]}}", f.id);
+        expect_error(&f, "runtime/createProcess", json, CXPC_ERROR_EXISTS, f.id);
+
+        /* Bad signals: names, numbers out of range (0, negative, real-time, huge), other types. */
+        static const char *const bad_signals[] = {
+                "\"SIGNOPE\"", "\"\"", "\"0\"", "\"-9\"", "\"65\"", "\"SIGRTMIN\"", "\"9x\"", "0",
+                "-1",          "64",   "1000",  "9.0",    "true",   "null",         "[9]",    "{}",
+        };
+        for (size_t i = 0; i < sizeof(bad_signals) / sizeof(bad_signals[0]); i++) {
+                snprintf(json, sizeof(json), "{\"id\":\"%s\",\"signal\":%s}", f.id, bad_signals[i]);
+                expect_error(&f, "runtime/kill", json, INVAL, "signal");
+                snprintf(json, sizeof(json), "{\"stopOptions\":{\"timeout\":0,\"signal\":%s}}",
+                         bad_signals[i]);
+                expect_error(&f, "runtime/stop", json, INVAL, "signal");
+        }
+
+        /* Paths outside the root: `..` above /, entries of the stream that climb out or are
+         * absolute, a symlink planted in the container that points at a host path. */
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        expect_error_fd(&f, "runtime/copyIn", "{\"destinationPath\":\"/../etc/x\"}", "fd", p[0], INVAL,
+                        "root");
+        expect_error_fd(&f, "runtime/copyIn", "{\"destinationPath\":\"/tmp/../../x\"}", "fd", p[0], INVAL,
+                        "root");
+        expect_error_fd(&f, "runtime/copyOut", "{\"sourcePath\":\"../../../etc/passwd\"}", "fd", p[1], INVAL,
+                        "root");
+        expect_error_fd(&f, "runtime/copyOut", "{\"sourcePath\":\"/etc/../../../etc/passwd\"}", "fd", p[1],
+                        INVAL, "root");
+        close_pipe(p);
+        fd = tar_stream_with_entry("../escape.txt");
+        expect_error_fd(&f, "runtime/copyIn", "{\"destinationPath\":\"/tmp\"}", "fd", fd, INVAL, "..");
+        close(fd);
+        fd = tar_stream_with_entry("/escape.txt");
+        expect_error_fd(&f, "runtime/copyIn", "{\"destinationPath\":\"/tmp\"}", "fd", fd, INVAL,
+                        "escape.txt");
+        close(fd);
+        snprintf(host_dir, sizeof(host_dir), "%s/host-only", f.dir);
+        assert_int_equal(mkdir(host_dir, 0755), 0);
+        snprintf(path, sizeof(path), "%s/host-only/secret", f.dir);
+        write_file(path, "host\n");
+        snprintf(path, sizeof(path), "%s/bundle/rootfs/tmp/hostlink", f.dir);
+        assert_int_equal(symlink(host_dir, path), 0);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        expect_error_fd(&f, "runtime/copyOut", "{\"sourcePath\":\"/tmp/hostlink/secret\"}", "fd", p[1],
+                        CXPC_ERROR_NOT_FOUND, NULL);
+        close_pipe(p);
+        fd = tar_stream_with_entry("planted.txt");
+        expect_error_fd(&f, "runtime/copyIn", "{\"destinationPath\":\"/tmp/hostlink/sub/planted.txt\"}",
+                        "fd", fd, CXPC_ERROR_NOT_FOUND, NULL);
+        close(fd);
+        snprintf(path, sizeof(path), "%s/sub", host_dir);
+        assert_int_equal(access(path, F_OK), -1);
+
+        /* Missing keys. */
+        expect_error(&f, "runtime/start", "{}", INVAL, "missing key id");
+        expect_error(&f, "runtime/wait", "{}", INVAL, "missing key id");
+        snprintf(json, sizeof(json), "{\"id\":\"%s\"}", f.id);
+        expect_error(&f, "runtime/kill", json, INVAL, "missing key signal");
+        expect_error(&f, "runtime/createProcess", "{\"id\":\"n1\"}", INVAL, "missing key processConfig");
+        expect_error(&f, "runtime/resize", "{\"id\":\"run1\",\"width\":80}", INVAL, "height");
+        expect_error(&f, "runtime/dial", "{}", INVAL, "missing key port");
+        expect_error(&f, "runtime/copyIn", "{\"destinationPath\":\"/tmp/x\"}", INVAL, "missing key fd");
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        expect_error_fd(&f, "runtime/copyIn", "{}", "fd", p[0], INVAL, "missing key destinationPath");
+        expect_error_fd(&f, "runtime/copyOut", "{}", "fd", p[1], INVAL, "missing key sourcePath");
+
+        /* Wrong value types and out-of-range values. */
+        expect_error(&f, "runtime/start", "{\"id\":5}", INVAL, "id must be a string");
+        expect_error(&f, "runtime/wait", "{\"id\":[\"run1\"]}", INVAL, "id must be a string");
+        expect_error(&f, "runtime/createProcess", "{\"id\":\"n1\",\"processConfig\":\"sh\"}", INVAL,
+                     "processConfig");
+        expect_error(&f, "runtime/createProcess", "{\"id\":\"n1\",\"processConfig\":{\"args\":\"sh\"}}",
+                     INVAL, "args");
+        expect_error(&f, "runtime/createProcess",
+                     "{\"id\":\"n1\",\"processConfig\":{\"args\":[\"/bin/true\"],\"env\":[1]}}", INVAL,
+                     "env");
+        expect_error(&f, "runtime/createProcess",
+                     "{\"id\":\"n1\",\"processConfig\":{\"args\":[\"/bin/true\"],\"cwd\":\"tmp\"}}", INVAL,
+                     "cwd");
+        expect_error(&f, "runtime/createProcess",
+                     "{\"id\":\"n1\",\"processConfig\":{\"args\":[\"/bin/true\"],\"terminal\":\"yes\"}}",
+                     INVAL, "terminal");
+        expect_error(&f, "runtime/createProcess",
+                     "{\"id\":\"n1\",\"processConfig\":{\"args\":[\"/bin/true\"],\"user\":\"nosuchuser\"}}",
+                     INVAL, "nosuchuser");
+        expect_error(&f, "runtime/createProcess",
+                     "{\"id\":\"n1\",\"processConfig\":{\"args\":[\"/bin/true\"]},\"stdin\":\"/dev/null\"}",
+                     INVAL, "stdin");
+        expect_error(&f, "runtime/resize", "{\"id\":\"run1\",\"width\":\"80\",\"height\":24}", INVAL,
+                     "width");
+        expect_error(&f, "runtime/resize", "{\"id\":\"run1\",\"width\":0,\"height\":24}", INVAL, "width");
+        expect_error(&f, "runtime/resize", "{\"id\":\"run1\",\"width\":80,\"height\":70000}", INVAL,
+                     "height");
+        expect_error(&f, "runtime/dial", "{\"port\":\"80\"}", INVAL, "port");
+        expect_error(&f, "runtime/dial", "{\"port\":0}", INVAL, "port");
+        expect_error(&f, "runtime/dial", "{\"port\":70000}", INVAL, "port");
+        expect_error_fd(&f, "runtime/copyIn", "{\"destinationPath\":5}", "fd", p[0], INVAL,
+                        "destinationPath");
+        expect_error_fd(&f, "runtime/copyIn", "{\"destinationPath\":\"\"}", "fd", p[0], INVAL,
+                        "destinationPath");
+        expect_error_fd(&f, "runtime/copyIn", "{\"destinationPath\":\"/tmp/x\",\"fileMode\":\"644\"}", "fd",
+                        p[0], INVAL, "fileMode");
+        expect_error_fd(&f, "runtime/copyIn", "{\"destinationPath\":\"/tmp/x\",\"fileMode\":65535}", "fd",
+                        p[0], INVAL, "fileMode");
+        expect_error_fd(&f, "runtime/copyIn", "{\"destinationPath\":\"/tmp/x\",\"createParents\":\"yes\"}",
+                        "fd", p[0], INVAL, "createParents");
+        expect_error(&f, "runtime/copyIn", "{\"destinationPath\":\"/tmp/x\",\"fd\":3}", INVAL, "fd");
+        close_pipe(p);
+        expect_error(&f, "runtime/stop", "{\"stopOptions\":\"now\"}", INVAL, "stopOptions");
+        expect_error(&f, "runtime/stop", "{\"stopOptions\":{\"timeout\":\"10\"}}", INVAL, "timeout");
+        expect_error(&f, "runtime/stop", "{\"stopOptions\":{\"timeout\":-1}}", INVAL, "timeout");
+        expect_error(&f, "runtime/stop", "{\"stopOptions\":{\"timeout\":-0.5}}", INVAL, "timeout");
+        expect_error(&f, "runtime/nonsense", "{}", CXPC_ERROR_UNSUPPORTED, "nonsense");
+
+        /* The container kept running, with the same init, and still works. */
+        assert_int_equal(runtime_client_state(f.client, &snap), 0);
+        assert_int_equal(cxpc_dict_get_string(snap, "status", &status), 0);
+        assert_string_equal(status, "running");
+        for (size_t i = 0; i < cxpc_array_get_count(cxpc_dict_get(snap, "processes")); i++) {
+                cxpc_object *proc = cxpc_array_get(cxpc_dict_get(snap, "processes"), i);
+                const char *id = NULL, *pst = NULL;
+                assert_int_equal(cxpc_dict_get_string(proc, "id", &id), 0);
+                assert_int_equal(cxpc_dict_get_string(proc, "status", &pst), 0);
+                if (strcmp(id, f.id) == 0) {
+                        assert_int_equal(cxpc_dict_get_int64(proc, "pid", &pid_after), 0);
+                        assert_string_equal(pst, "running");
+                } else if (strcmp(id, "run1") == 0)
+                        assert_string_equal(pst, "running");
+                else if (strcmp(id, "n1") == 0)
+                        fail_msg("a refused createProcess registered n1");
+        }
+        snap = cxpc_object_unref(snap);
+        assert_int_equal(pid_after, pid_before);
+        assert_int_equal(runtime_client_statistics(f.client, &st), 0);
+        assert_true(st.pids_current >= 2);
+        start_exec(&f, "after", "{\"args\":[\"/bin/sh\",\"-c\",\"exit 5\"]}", false);
+        assert_int_equal(runtime_client_wait(f.client, "after", TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 5);
+
+        assert_int_equal(runtime_client_stop(f.client, 0, NULL), 0);
+        assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
+}
+
 /* After a failed assertion: SIGTERM makes the service take its container down and exit; then
  * reap everything and remove the test directory. */
 static int teardown(void **state) {
@@ -932,6 +1389,42 @@ static void test_copy(void **state) {
         fixture_finish(&f, true);
 }
 
+/* Runs process_json (with a terminal) as exec id on a socket, optionally resized before start
+ * and fed input after start; its output must contain expected and it must exit 0. */
+static void expect_terminal_output(Fixture *f, const char *id, const char *process_json, unsigned width,
+                                   unsigned height, const char *input, const char *expected) {
+        cxpc_object *pc = NULL;
+        char buf[512] = {};
+        size_t got = 0;
+        int sv[2], code = -1;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(cxpc_object_from_json(process_json, &pc), 0);
+        assert_int_equal(
+                runtime_client_create_process(f->client, id, pc, &(RuntimeStdio){sv[1], sv[1], sv[1]}), 0);
+        cxpc_object_unref(pc);
+        close(sv[1]);
+        if (width > 0)
+                assert_int_equal(runtime_client_resize(f->client, id, width, height), 0);
+        assert_int_equal(runtime_client_start(f->client, id), 0);
+        if (input)
+                assert_int_equal(write(sv[0], input, strlen(input)), (ssize_t) strlen(input));
+        assert_int_equal(runtime_client_wait(f->client, id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        /* EOF once the relay is done: it was before wait replied. */
+        for (;;) {
+                struct timeval tv = {.tv_sec = 5};
+                ssize_t n;
+                setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                n = read(sv[0], buf + got, sizeof(buf) - 1 - got);
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+        }
+        close(sv[0]);
+        if (code != 0 || !strstr(buf, expected))
+                fail_msg("%s exited %d and printed \"%s\", expected \"%s\"", id, code, buf, expected);
+}
+
 static void test_terminal_resize(void **state) {
         Fixture f;
         cxpc_object *pc = NULL;
@@ -978,10 +1471,72 @@ static void test_terminal_resize(void **state) {
                 fail_msg("stty size printed \"%s\"", buf);
         close(sv[0]);
         cxpc_object_unref(pc);
+        /* A process that prints and exits at once: its output is in the PTY before the master
+         * reaches the service, and the exit must wait for it (it used to be lost). */
+        expect_terminal_output(&f, "tty2", "{\"args\":[\"/bin/echo\",\"early\"],\"terminal\":true}", 0, 0,
+                               NULL, "early");
+        /* A size set before start: consoleSize in the OCI process and again on the master when it
+         * arrives (crun 1.8.1 sets consoleSize from its parent after releasing the process). The
+         * process reads a line first, which can only arrive through the relay, i.e. after that. */
+        expect_terminal_output(&f, "tty3",
+                               "{\"args\":[\"/bin/sh\",\"-c\",\"read x; stty size\"],\"terminal\":true}", 77,
+                               33, "go\n", "33 77");
         /* A process without a terminal cannot be resized. */
         assert_remote_error(&f, runtime_client_resize(f.client, f.id, 80, 24), CXPC_ERROR_INVALID_STATE);
         assert_int_equal(runtime_client_stop(f.client, 0, NULL), 0);
         assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
+}
+
+/* The init process on a terminal: the console socket protocol of the OCI runtime, a resize
+ * that comes before the terminal exists (applied when the master arrives), output relayed to the
+ * client and logged. */
+static void test_init_terminal(void **state) {
+        Fixture f;
+        int sv[2], code = -1;
+        char buf[512] = {}, path[256], tail[64] = "";
+        size_t got = 0, bytes[3];
+
+        fixture_start(&f, "{\"args\":[\"/bin/sh\",\"-c\",\"stty size; tty; echo done\"],\"terminal\":true}");
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(
+                runtime_client_bootstrap(f.client, &(RuntimeStdio){sv[1], sv[1], sv[1]}, NULL, NULL), 0);
+        close(sv[1]);
+        assert_int_equal(runtime_client_resize(f.client, f.id, 100, 30), 0);
+        assert_int_equal(runtime_client_start(f.client, f.id), 0);
+        assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 0);
+        /* The relay closed its copy of our socket when the terminal hung up: read to EOF. */
+        for (;;) {
+                struct timeval tv = {.tv_sec = 5};
+                ssize_t n;
+                setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                n = read(sv[0], buf + got, sizeof(buf) - 1 - got);
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+        }
+        close(sv[0]);
+        if (!strstr(buf, "30 100") || !strstr(buf, "/dev/pts/") || !strstr(buf, "done"))
+                fail_msg("the terminal printed \"%s\"", buf);
+        /* A terminal's output is logged as stdout. */
+        snprintf(path, sizeof(path), "%s/container.log", f.bundle);
+        log_count_bytes(path, bytes, tail, sizeof(tail));
+        assert_true(bytes[1] >= strlen("30 100\r\n/dev/pts/0\r\ndone\r\n"));
+        assert_int_equal(bytes[2], 0);
+        assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
+}
+
+/* SIGTERM to the service: it takes its container down, cleans up and exits 0. */
+static void test_service_sigterm(void **state) {
+        Fixture f;
+
+        fixture_start(&f, "{\"args\":[\"/bin/sleep\",\"1000\"]}");
+        assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
+        assert_int_equal(runtime_client_start(f.client, f.id), 0);
+        start_exec(&f, "e1", "{\"args\":[\"/bin/sleep\",\"1000\"]}", false);
+        assert_int_equal(kill(f.service, SIGTERM), 0);
         fixture_finish(&f, true);
 }
 
@@ -1015,15 +1570,34 @@ static void test_dial(void **state) {
         fixture_finish(&f, true);
 }
 
+/* Where the service looks for --runtime NAME (find_runtime() in runtime-service.c). */
+static bool oci_runtime_installed(const char *name) {
+        static const char *const dirs[] = {"/usr/bin",        "/usr/sbin", "/usr/local/bin",
+                                           "/usr/local/sbin", "/bin",      "/sbin"};
+        char p[512];
+
+        if (strchr(name, '/'))
+                return access(name, X_OK) == 0;
+        for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+                snprintf(p, sizeof(p), "%s/%s", dirs[i], name);
+                if (access(p, X_OK) == 0)
+                        return true;
+        }
+        return false;
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_exit_true, teardown),
                 cmocka_unit_test_teardown(test_exit_false, teardown),
                 cmocka_unit_test_teardown(test_exit_42, teardown),
                 cmocka_unit_test_teardown(test_exit_signal, teardown),
+                cmocka_unit_test_teardown(test_relative_paths, teardown),
+                cmocka_unit_test_teardown(test_init_start_failure, teardown),
                 cmocka_unit_test_teardown(test_stop_timeout_137, teardown),
                 cmocka_unit_test_teardown(test_stop_graceful, teardown),
                 cmocka_unit_test_teardown(test_preconditions, teardown),
+                cmocka_unit_test_teardown(test_bad_input, teardown),
                 cmocka_unit_test_teardown(test_state_statistics_endpoint, teardown),
                 cmocka_unit_test_teardown(test_stdio_100mb, teardown),
                 cmocka_unit_test_teardown(test_exec, teardown),
@@ -1034,6 +1608,8 @@ int main(void) {
                 cmocka_unit_test_teardown(test_copy, teardown),
                 cmocka_unit_test_teardown(test_wait_after_output_logged, teardown),
                 cmocka_unit_test_teardown(test_terminal_resize, teardown),
+                cmocka_unit_test_teardown(test_init_terminal, teardown),
+                cmocka_unit_test_teardown(test_service_sigterm, teardown),
                 cmocka_unit_test_teardown(test_dial, teardown),
                 cmocka_unit_test_teardown(test_exec_fd_leak, teardown),
         };
@@ -1048,10 +1624,18 @@ int main(void) {
                 fprintf(stderr, "CONTAINER_RUNTIME and TEST_ROOTFS must be set\n");
                 return 1;
         }
-        if (access("/usr/bin/crun", X_OK) < 0) {
-                fprintf(stderr, "crun not installed\n");
+        if (getenv("TEST_OCI_RUNTIME") && *getenv("TEST_OCI_RUNTIME"))
+                oci_runtime = getenv("TEST_OCI_RUNTIME");
+        if (!oci_runtime_installed(oci_runtime)) {
+                /* On stdout too: that is what `meson test -v` and the test log show. */
+                printf("SKIP: OCI runtime %s is not installed (the service looks in /usr/bin, /usr/sbin, "
+                       "/usr/local/bin, /usr/local/sbin, /bin, /sbin)\n",
+                       oci_runtime);
+                fprintf(stderr, "SKIP: OCI runtime %s is not installed\n", oci_runtime);
                 return 77;
         }
+        printf("OCI runtime: %s\n", oci_runtime);
+        fflush(stdout);
         signal(SIGPIPE, SIG_IGN);
         prctl(PR_SET_CHILD_SUBREAPER, 1);
         /* e.g. RUNTIME_TEST_FILTER='test_exec*' */

@@ -3,7 +3,9 @@
 #include <endian.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -218,19 +220,66 @@ static int pread_exact(int fd, void *buf, size_t len, off_t off) {
         return 0;
 }
 
-/* Waits for more log (follow mode). Returns 1 to go on, 0 if stop_fd fired. */
-static int follow_wait(int stop_fd) {
-        struct pollfd pfd = {.fd = stop_fd, .events = POLLIN};
-        int n;
+/* Follow mode waits for the writer, not for a timer: an inotify watch on the log file (IN_MODIFY
+ * for every write, splice and pwritev; IN_CLOSE_WRITE when a writer is done) and stop_fd, in one
+ * poll() without a timeout. */
+static int follow_watch(int log_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        char path[64];
 
-        n = poll(&pfd, stop_fd >= 0 ? 1 : 0, (int) (STDIO_LOG_FOLLOW_USEC / USEC_PER_MSEC));
-        if (n < 0 && errno != EINTR)
+        fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (fd < 0)
                 return negative_errno();
-        return n > 0 ? 0 : 1;
+        /* The magic link resolves to the open file, even if its name changed or is gone. */
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", log_fd);
+        if (inotify_add_watch(fd, path, IN_MODIFY | IN_CLOSE_WRITE) < 0)
+                return negative_errno();
+        return TAKE_FD(fd);
+}
+
+/* Discards the queued events: whatever they announced is read next from the file itself. */
+static int follow_drain(int inotify_fd) {
+        _Alignas(struct inotify_event) uint8_t buf[4096];
+
+        for (;;) {
+                ssize_t n = read(inotify_fd, buf, sizeof(buf));
+                if (n > 0)
+                        continue;
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                return n < 0 ? negative_errno() : -EIO;
+        }
+}
+
+/* Waits until the log changed. Returns 1 to read on, 0 if stop_fd fired. */
+static int follow_wait(int inotify_fd, int stop_fd) {
+        struct pollfd pfd[2] = {
+                {.fd = inotify_fd, .events = POLLIN},
+                {.fd = stop_fd, .events = POLLIN},
+        };
+
+        for (;;) {
+                int n = poll(pfd, stop_fd >= 0 ? 2 : 1, -1);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return negative_errno();
+                if (stop_fd >= 0 && pfd[1].revents != 0)
+                        return 0;
+                if (pfd[0].revents & (POLLERR | POLLNVAL))
+                        return -EIO;
+                if (pfd[0].revents & POLLIN) {
+                        int r = follow_drain(inotify_fd);
+                        return r < 0 ? r : 1;
+                }
+        }
 }
 
 int stdio_log_read(int log_fd, bool follow, int stop_fd, stdio_log_frame_t callback, void *userdata) {
         _cleanup_free_ uint8_t *data = NULL;
+        _cleanup_close_ int inotify_fd = -EBADF;
         char magic[STDIO_LOG_MAGIC_SIZE];
         off_t off = STDIO_LOG_MAGIC_SIZE;
         int r;
@@ -269,7 +318,15 @@ int stdio_log_read(int log_fd, bool follow, int stop_fd, stdio_log_frame_t callb
                         /* End of what is written (possibly in the middle of a frame). */
                         if (!follow)
                                 return 0;
-                        r = follow_wait(stop_fd);
+                        if (inotify_fd < 0) {
+                                /* First time at the end: watch, then look again, because the
+                                 * writer may have appended between our read and the watch. */
+                                inotify_fd = follow_watch(log_fd);
+                                if (inotify_fd < 0)
+                                        return inotify_fd;
+                                continue;
+                        }
+                        r = follow_wait(inotify_fd, stop_fd);
                         if (r <= 0)
                                 return r;
                         continue;

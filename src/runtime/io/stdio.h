@@ -77,10 +77,10 @@ int stdio_log_write(StdioLog *l, StdioStream stream, const void *data, size_t le
 int stdio_log_splice(StdioLog *l, StdioStream stream, int pipe_fd, size_t len);
 
 /* Reading, for `logs`. The callback gets each frame; a negative return stops the read and is
- * returned. stdio_log_read() reads all frames present; with follow=true it then keeps polling
- * (every STDIO_LOG_FOLLOW_USEC) until the callback returns 1 or stop_fd (optional, -EBADF for
- * none) becomes readable. A frame whose bytes are not all written yet is waited for. */
-#define STDIO_LOG_FOLLOW_USEC (100U * 1000U)
+ * returned. stdio_log_read() reads all frames present; with follow=true it then waits for the
+ * file to change (inotify IN_MODIFY/IN_CLOSE_WRITE, no timer) and reads on, until the callback
+ * returns 1 or stop_fd (optional, -EBADF for none) becomes readable (returns 0). A frame whose
+ * bytes are not all written yet is waited for. Blocks the calling thread. */
 typedef int (*stdio_log_frame_t)(uint64_t timestamp_nsec, StdioStream stream, const void *data, size_t len,
                                  void *userdata);
 int stdio_log_read(int log_fd, bool follow, int stop_fd, stdio_log_frame_t callback, void *userdata);
