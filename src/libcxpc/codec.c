@@ -323,7 +323,8 @@ cxpc_frame *cxpc_frame_free(cxpc_frame *f) {
                 return NULL;
         close_many(f->fds, f->n_fds);
         /* body and fds live in the same allocation as the frame */
-        free(f);
+        if (!f->small || !object_cache_put(OBJECT_CLASS_FRAME, f))
+                free(f);
         return NULL;
 }
 
@@ -352,12 +353,16 @@ int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to
         size_t fds_off = sizeof(cxpc_frame);
         size_t record_off = ALIGN_TO(fds_off + n_fds_total * sizeof(int), sizeof(uint64_t));
         size_t body_off = record_off + CXPC_FRAME_HEADER_SIZE;
-        cxpc_frame *f = malloc(body_off + buf_size);
+        bool small = body_off + buf_size <= CXPC_FRAME_SMALL_ALLOC;
+        cxpc_frame *f = small ? object_cache_get(OBJECT_CLASS_FRAME) : NULL;
+        if (!f)
+                f = malloc(small ? CXPC_FRAME_SMALL_ALLOC : body_off + buf_size);
         if (!f)
                 return -ENOMEM;
         *f = (cxpc_frame){
                 .fds = (int *) ((uint8_t *) f + fds_off),
                 .record = (uint8_t *) f + record_off,
+                .small = small,
         };
         _cleanup_(cxpc_frame_freep) cxpc_frame *frame = f;
 

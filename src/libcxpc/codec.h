@@ -6,6 +6,7 @@
  * the last fd of the record). fd, endpoint, shmem and large data values refer to the record's fds
  * by index. */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -53,7 +54,11 @@ typedef struct cxpc_frame {
         size_t n_fds;
         size_t sent_size;              /* accounting for the outbound queue */
         struct cxpc_frame *queue_next; /* a connection's outbound queue */
+        bool small;                    /* allocated as CXPC_FRAME_SMALL_ALLOC bytes (cached) */
 } cxpc_frame;
+
+/* Frames that fit this allocation (most requests and replies) come from a per-thread cache. */
+#define CXPC_FRAME_SMALL_ALLOC 512u
 
 /* Encodes a message (a dictionary) into a frame. Bodies above CXPC_INLINE_BODY_MAX are written
  * into a sealed memfd appended to the fds. Errors: -EINVAL (not a dictionary), -E2BIG (over

@@ -22,6 +22,8 @@
 #define CONNECTION_READ_PROBE_INTERVAL 16u
 /* Messages held back while a synchronous call waits for its reply. */
 #define CONNECTION_INBOUND_QUEUE_MAX 4096u
+/* Finished pending-call records a connection keeps for reuse. */
+#define CONNECTION_PENDING_SPARE_MAX 64u
 /* Buckets of the pending-reply table (chained; a power of two). */
 #define CONNECTION_PENDING_BUCKETS 64u
 /* Deadline timers may fire this late: keep it tight, deadlines are user-visible. */
@@ -93,6 +95,9 @@ struct cxpc_connection {
 
         PendingCall *pending[CONNECTION_PENDING_BUCKETS];
         size_t n_pending;
+        /* Finished calls kept for reuse (a pipelining client makes one per message). */
+        PendingCall *pending_spare;
+        unsigned n_pending_spare;
         /* One timer for all calls, armed at (or before) the earliest deadline. It is not moved
          * when calls complete: an early wakeup just re-arms it, which is far cheaper than
          * re-programming the timerfd on every reply. */

@@ -274,8 +274,25 @@ static PendingCall *pending_remove(cxpc_connection *c, uint64_t id) {
 }
 
 static PendingCall *pending_free(PendingCall *p) {
-        free(p);
+        cxpc_connection *c = p->connection;
+        if (c->n_pending_spare < CONNECTION_PENDING_SPARE_MAX) {
+                p->next = c->pending_spare;
+                c->pending_spare = p;
+                c->n_pending_spare++;
+        } else
+                free(p);
         return NULL;
+}
+
+static PendingCall *pending_alloc(cxpc_connection *c) {
+        PendingCall *p = c->pending_spare;
+        if (p) {
+                c->pending_spare = p->next;
+                c->n_pending_spare--;
+                *p = (PendingCall){};
+                return p;
+        }
+        return calloc(1, sizeof(*p));
 }
 
 static int synthesize_error_reply(cxpc_error_code code, const char *text, cxpc_object **ret) {
@@ -811,6 +828,10 @@ static cxpc_connection *connection_free(cxpc_connection *c) {
                         next = p->next;
                         pending_free(p);
                 }
+        for (PendingCall *p = c->pending_spare, *next; p; p = next) {
+                next = p->next;
+                free(p);
+        }
         inbound_clear(c);
         for (cxpc_frame *f = c->out_head, *next; f; f = next) {
                 next = f->queue_next;
@@ -1080,7 +1101,7 @@ _public_ int cxpc_connection_call_async(cxpc_connection *c, cxpc_object *message
         if (c->n_pending >= CXPC_PENDING_REPLIES_MAX)
                 return -EBUSY;
 
-        PendingCall *p = calloc(1, sizeof(*p));
+        PendingCall *p = pending_alloc(c);
         if (!p)
                 return -ENOMEM;
         *p = (PendingCall){

@@ -93,6 +93,21 @@ struct cxpc_object {
         };
 };
 
+/* Per-thread caches of freed blocks of fixed size (object.c): every message makes and drops a
+ * handful of objects and one frame. */
+typedef enum ObjectClass {
+        OBJECT_CLASS_PLAIN, /* an object without extra bytes: scalars, fds, ... */
+        OBJECT_CLASS_DICT,  /* a dictionary with its inline entries */
+        OBJECT_CLASS_FRAME, /* a small encoded frame (CXPC_FRAME_SMALL_ALLOC bytes, codec.c) */
+        _OBJECT_CLASS_MAX,
+        _OBJECT_CLASS_NONE = -1,
+} ObjectClass;
+
+/* A cached block of class k, or NULL. */
+void *object_cache_get(ObjectClass k);
+/* Keeps p for reuse; false when the cache is full (the caller frees it). */
+bool object_cache_put(ObjectClass k, void *p);
+
 cxpc_backing *cxpc_backing_new(void *map, size_t size);
 cxpc_backing *cxpc_backing_ref(cxpc_backing *b);
 cxpc_backing *cxpc_backing_unref(cxpc_backing *b);

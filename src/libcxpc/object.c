@@ -125,13 +125,6 @@ bool cxpc_utf8_is_valid(const char *s, size_t len) {
 #define OBJECT_CACHE_MAX 64u
 #define DICT_ALLOC_EXTRA (CXPC_DICT_INLINE_ENTRIES * sizeof(cxpc_dict_entry))
 
-typedef enum ObjectClass {
-        OBJECT_CLASS_PLAIN, /* no extra bytes: scalars, fds, ... */
-        OBJECT_CLASS_DICT,  /* a dictionary with its inline entries */
-        _OBJECT_CLASS_MAX,
-        _OBJECT_CLASS_NONE = -1,
-} ObjectClass;
-
 typedef struct ObjectCache {
         void *free[_OBJECT_CLASS_MAX][OBJECT_CACHE_MAX];
         unsigned n[_OBJECT_CLASS_MAX];
@@ -174,12 +167,12 @@ static ObjectClass object_class(cxpc_type type, size_t extra) {
         return _OBJECT_CLASS_NONE;
 }
 
-static void *object_cache_get(ObjectClass k) {
+void *object_cache_get(ObjectClass k) {
         ObjectCache *c = object_cache;
         return c && c->n[k] > 0 ? c->free[k][--c->n[k]] : NULL;
 }
 
-static bool object_cache_put(ObjectClass k, void *p) {
+bool object_cache_put(ObjectClass k, void *p) {
         ObjectCache *c = object_cache;
         if (!c) {
                 /* Without the thread-exit hook, caching would leak at thread exit: don't. */
@@ -896,7 +889,11 @@ static ssize_t dict_find(const cxpc_object *d, const char *key, size_t len, uint
         }
         for (size_t i = 0; i < d->dict.n; i++) {
                 const cxpc_dict_entry *e = &d->dict.entries[i];
-                if (e->key_len == len && memcmp(dict_entry_key(e), key, len) == 0)
+                if (e->key_len != len)
+                        continue;
+                const char *k = dict_entry_key(e);
+                /* the first byte settles most mismatches of short keys without a call */
+                if (k[0] == key[0] && memcmp(k, key, len) == 0)
                         return (ssize_t) i;
         }
         return -1;
