@@ -68,6 +68,7 @@ struct Manager {
         char *run_dir;
         char *containers_dir;
         char *runtime_path;
+        char *oci_runtime;  /* the OCI runtime of containers created without one (--oci-runtime) */
         char *init_path;    /* container-init for --init; NULL when not installed */
         ImageStore *images; /* $ROOT/images */
         int lock_fd;
@@ -86,6 +87,8 @@ int container_save_config(Container *c, WriteSync sync);
 int container_write_bundle(Container *c);
 /* Its record is kept after it exits (no --rm): only then must it survive a power loss. */
 bool container_is_kept(Container *c);
+/* The configuration's "runtime": what container-runtime gets as --runtime. */
+const char *container_oci_runtime(Container *c);
 char *container_bundle_path(Container *c);
 int container_load(Manager *m, const char *id, Container **ret);
 int manager_add_container(Manager *m, Container *c);

@@ -39,6 +39,7 @@ static void manager_free(Manager *m) {
         free(m->run_dir);
         free(m->containers_dir);
         free(m->runtime_path);
+        free(m->oci_runtime);
         free(m->init_path);
 }
 
@@ -49,21 +50,31 @@ static int on_sigchld(sd_event_source *s, const struct signalfd_siginfo *si, voi
 
 static void usage(FILE *f) {
         fprintf(f,
-                "Usage: container-apiserver [--root DIR] [--run-dir DIR] [--runtime PATH]\n"
+                "Usage: container-apiserver [--root DIR] [--run-dir DIR] [--runtime PATH] [--oci-runtime "
+                "NAME|PATH]\n"
                 "  --root DIR      registry directory (env CONTAINER_ROOT, default " CONTAINER_ROOT_DEFAULT
                 ")\n"
                 "  --run-dir DIR   sockets (env CONTAINER_RUN_DIR, default " CONTAINER_RUN_DIR_DEFAULT ")\n"
-                "  --runtime PATH  the container-runtime binary (env CONTAINER_RUNTIME)\n");
+                "  --runtime PATH  the container-runtime binary (env CONTAINER_RUNTIME)\n"
+                "  --oci-runtime NAME|PATH\n"
+                "                  OCI runtime of containers created without run --runtime: crun, runc or\n"
+                "                  an absolute path (env CONTAINER_OCI_RUNTIME, "
+                "default " CONTAINER_OCI_RUNTIME_DEFAULT ")\n");
 }
 
 static int run(int argc, char **argv) {
         static const struct option options[] = {
-                {"root", required_argument, NULL, 'r'},    {"run-dir", required_argument, NULL, 'R'},
-                {"runtime", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, 'V'},       {},
+                {"root", required_argument, NULL, 'r'},
+                {"run-dir", required_argument, NULL, 'R'},
+                {"runtime", required_argument, NULL, 'x'},
+                {"oci-runtime", required_argument, NULL, 'O'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {},
         };
         _cleanup_free_ char *sock = NULL, *lock = NULL, *images = NULL;
-        const char *root = NULL, *run_dir = NULL, *runtime = NULL;
+        const char *root = NULL, *run_dir = NULL, *runtime = NULL, *oci_runtime = NULL;
+        char err[512];
         Manager m = {.lock_fd = -EBADF};
         sigset_t ss;
         int c, r;
@@ -78,6 +89,9 @@ static int run(int argc, char **argv) {
                         break;
                 case 'x':
                         runtime = optarg;
+                        break;
+                case 'O':
+                        oci_runtime = optarg;
                         break;
                 case 'h':
                         usage(stdout);
@@ -106,6 +120,22 @@ static int run(int argc, char **argv) {
                 fprintf(stderr,
                         "container-apiserver: container-runtime not found (set CONTAINER_RUNTIME)\n");
                 r = -ENOENT;
+                goto out;
+        }
+        /* The default OCI runtime: refused now rather than at every create when it is set and wrong. */
+        if (!oci_runtime || !*oci_runtime)
+                oci_runtime = getenv("CONTAINER_OCI_RUNTIME");
+        if (oci_runtime && *oci_runtime) {
+                r = oci_runtime_check(oci_runtime, err, sizeof err);
+                if (r < 0) {
+                        fprintf(stderr, "container-apiserver: --oci-runtime: %s\n", err);
+                        goto out;
+                }
+        } else
+                oci_runtime = CONTAINER_OCI_RUNTIME_DEFAULT;
+        m.oci_runtime = strdup(oci_runtime);
+        if (!m.oci_runtime) {
+                r = -ENOMEM;
                 goto out;
         }
         /* Optional: only --init needs it. */

@@ -93,6 +93,10 @@ bool container_is_kept(Container *c) {
         return !json_is_true(json_object_get(c->config, "autoRemove"));
 }
 
+const char *container_oci_runtime(Container *c) {
+        return json_string_value(json_object_get(c->config, "runtime")) ?: CONTAINER_OCI_RUNTIME_LEGACY;
+}
+
 int container_save_state(Container *c, WriteSync sync) {
         _cleanup_(json_decrefp) json_t *j = NULL;
         _cleanup_free_ char *path = NULL;
@@ -211,11 +215,16 @@ int container_load(Manager *m, const char *id, Container **ret) {
                 container_mark_broken(c, "config.json", error);
                 goto done;
         }
+        v = json_object_get(c->config, "runtime");
         if (!json_is_array(json_object_get(json_object_get(c->config, "process"), "args")) ||
-            !streq_ptr(json_string_value(json_object_get(c->config, "id")), id)) {
+            !streq_ptr(json_string_value(json_object_get(c->config, "id")), id) ||
+            (v && !json_is_string(v))) {
                 container_mark_broken(c, "config.json", EBADMSG);
                 goto done;
         }
+        /* Written before containers had a "runtime": they ran with container-runtime's default. */
+        if (!v && json_object_set_new(c->config, "runtime", json_string(CONTAINER_OCI_RUNTIME_LEGACY)) < 0)
+                return -ENOMEM;
         state = load_json(c->dir, "state.json", &error);
         if (!state && error == ENOENT && !container_is_kept(c)) {
                 /* A --rm container gets its state.json when it starts: created, at the time its

@@ -206,6 +206,19 @@ static int route_create(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                         conn, m, CXPC_ERROR_UNSUPPORTED,
                         "--init: container-init is not installed next to container-apiserver");
 
+        /* The OCI runtime: the client's, else our default; stored, so that every start of this
+         * container uses the same one whatever our default becomes. */
+        if (!json_object_get(cfg, "runtime") || json_is_null(json_object_get(cfg, "runtime"))) {
+                if (json_object_set_new(cfg, "runtime", json_string(mgr->oci_runtime)) < 0)
+                        return -ENOMEM;
+        } else if (!json_is_string(json_object_get(cfg, "runtime")))
+                return cxpc_connection_reply_error(
+                        conn, m, CXPC_ERROR_INVALID_ARGUMENT,
+                        "runtime must be a string: crun, runc or an absolute path");
+        r = oci_runtime_check(json_string_value(json_object_get(cfg, "runtime")), err, sizeof err);
+        if (r < 0)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT, "%s", err);
+
         id = json_string_value(json_object_get(cfg, "id"));
         if (json_object_get(cfg, "id") && !json_is_null(json_object_get(cfg, "id"))) {
                 /* cfg's "id" is replaced below: keep our own copy. */
@@ -309,10 +322,31 @@ static int dup_optional_fd(cxpc_object *m, const char *key, int *ret) {
         return r;
 }
 
+/* A start that failed still has an exit status (127 not found, 126 not executable, else 125): it is
+ * recorded (a --rm container goes) and the error reply carries it. */
+static int reply_start_failed(cxpc_connection *conn, cxpc_object *m, Container *c, cxpc_error_code code,
+                              int exit_code, const char *msg) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL, *error = NULL;
+        int r;
+
+        c->started_at = now_nsec();
+        container_record_exit(c, exit_code, 0, msg);
+        r = cxpc_reply_new(&reply);
+        if (r >= 0)
+                r = cxpc_error_newf(&error, code, "starting container %s: %s", c->id, msg);
+        if (r >= 0)
+                r = cxpc_dict_set(reply, CXPC_KEY_ERROR, error);
+        if (r >= 0)
+                r = cxpc_dict_set_int64(reply, "exitCode", exit_code);
+        if (r < 0)
+                return r;
+        return cxpc_connection_reply(conn, m, reply);
+}
+
 static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         Manager *mgr = userdata;
         _cleanup_close_ int in = -EBADF, out = -EBADF, err = -EBADF;
-        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL, *error = NULL;
+        char msg[CXPC_ERROR_MESSAGE_SIZE_MAX];
         Container *c;
         RuntimeStdio stdio;
         _cleanup_(container_unrefp) Container *keep = NULL;
@@ -345,6 +379,13 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                         return pending_add(&c->starters, &c->n_starters, conn, m);
                 c->retiring = runtime_client_free(c->retiring);
         }
+
+        /* Checked at create; a runtime uninstalled since is refused here, with a clearer message
+         * than a runtime service that exits at once. */
+        r = oci_runtime_check(container_oci_runtime(c), msg, sizeof msg);
+        if (r < 0)
+                return reply_start_failed(conn, m, c, cxpc_error_code_from_errno(-r),
+                                          CONTAINER_EXIT_TOOL_FAILED, msg);
 
         if (container_uses_image(c)) {
                 /* Gone after a reboot or an unmount by hand: mounted again before the runtime starts. */
@@ -383,26 +424,13 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (r < 0) {
                 const RuntimeClientError *e = runtime_client_last_error(c->runtime);
                 cxpc_error_code code = e->remote ? e->code : cxpc_error_code_from_errno(-r);
-                char msg[CXPC_ERROR_MESSAGE_SIZE_MAX];
                 int exit_code = -1;
 
                 snprintf(msg, sizeof msg, "%s", e->message[0] ? e->message : strerror(-r));
                 /* A failed start still has an exit status: 127 not found, 126 not executable. */
                 if (runtime_client_wait(c->runtime, c->id, 5 * USEC_PER_SEC, &exit_code, NULL) < 0)
                         exit_code = CONTAINER_EXIT_TOOL_FAILED;
-                c->started_at = now_nsec();
-                container_record_exit(c, exit_code, 0, msg);
-
-                r = cxpc_reply_new(&reply);
-                if (r >= 0)
-                        r = cxpc_error_newf(&error, code, "starting container %s: %s", c->id, msg);
-                if (r >= 0)
-                        r = cxpc_dict_set(reply, CXPC_KEY_ERROR, error);
-                if (r >= 0)
-                        r = cxpc_dict_set_int64(reply, "exitCode", exit_code);
-                if (r < 0)
-                        return r;
-                return cxpc_connection_reply(conn, m, reply);
+                return reply_start_failed(conn, m, c, code, exit_code, msg);
         }
 
         c->status = CONTAINER_STATUS_RUNNING;
@@ -741,10 +769,10 @@ static int route_status(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         for (size_t i = 0; i < mgr->n_containers; i++)
                 if (mgr->containers[i]->status == CONTAINER_STATUS_RUNNING)
                         running++;
-        j = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:I}", "version", container_version(), "pid",
+        j = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I}", "version", container_version(), "pid",
                       (json_int_t) getpid(), "root", mgr->root, "runDir", mgr->run_dir, "runtime",
-                      mgr->runtime_path, "containers", (json_int_t) mgr->n_containers, "running",
-                      (json_int_t) running);
+                      mgr->runtime_path, "ociRuntime", mgr->oci_runtime, "containers",
+                      (json_int_t) mgr->n_containers, "running", (json_int_t) running);
         return reply_json(conn, m, "status", j);
 }
 

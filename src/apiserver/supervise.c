@@ -45,8 +45,20 @@ static int watch_disconnect(Container *c, RuntimeClient *rc) {
  * signal state. */
 static int spawn_runtime(Container *c, const char *bundle, int sock, int devnull, int logfd, pid_t *ret) {
         char fdbuf[16];
-        const char *argv[] = {"container-runtime", "--id",        c->id, "--root", bundle, "--run-dir",
-                              c->manager->run_dir, "--listen-fd", fdbuf, NULL};
+        const char *argv[] = {
+                "container-runtime",
+                "--id",
+                c->id,
+                "--root",
+                bundle,
+                "--run-dir",
+                c->manager->run_dir,
+                "--runtime",
+                container_oci_runtime(c),
+                "--listen-fd",
+                fdbuf,
+                NULL,
+        };
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, dfl;

@@ -364,6 +364,26 @@ static int mount_parse(json_t *mounts, const char *spec) {
         return json_array_append_new(mounts, m) < 0 ? -ENOMEM : 0;
 }
 
+/* --runtime: a name as given, a path made absolute (the API server has another working directory);
+ * symlinks are kept, as the user named them. NULL after reporting a failure. */
+static char *oci_runtime_absolute(const char *value) {
+        _cleanup_free_ char *cwd = NULL;
+        char *p = NULL;
+
+        if (!strchr(value, '/') || value[0] == '/')
+                p = strdup(value);
+        else {
+                while (strncmp(value, "./", 2) == 0)
+                        value += 2;
+                cwd = getcwd(NULL, 0);
+                if (cwd && asprintf(&p, "%s/%s", cwd, value) < 0)
+                        p = NULL;
+        }
+        if (!p)
+                (void) cli_error(-ENOMEM, "--runtime", "internalError", "%s: %m", value);
+        return p;
+}
+
 static void run_help(bool create_only) {
         printf("Usage: container %s [OPTIONS] (--rootfs DIR | IMAGE) [COMMAND [ARG...]]\n"
                "  -d, --detach          run in the background and print the id\n"
@@ -384,7 +404,9 @@ static void run_help(bool create_only) {
                "      --init            run an init process that forwards signals and reaps\n"
                "  -l, --label K=V       label (repeatable)\n"
                "      --hostname NAME\n"
-               "      --rootfs DIR      use DIR as the root filesystem\n",
+               "      --rootfs DIR      use DIR as the root filesystem\n"
+               "      --runtime crun|runc|PATH\n"
+               "                        OCI runtime (default: the API server's, crun unless set)\n",
                create_only ? "create" : "run");
 }
 
@@ -407,6 +429,7 @@ int verb_run(int argc, char **argv, bool create_only) {
                 OPT_INIT,
                 OPT_ROOTFS,
                 OPT_HOSTNAME,
+                OPT_RUNTIME,
         };
         static const struct option options[] = {
                 {"detach", no_argument, NULL, 'd'},
@@ -428,6 +451,7 @@ int verb_run(int argc, char **argv, bool create_only) {
                 {"label", required_argument, NULL, 'l'},
                 {"rootfs", required_argument, NULL, OPT_ROOTFS},
                 {"hostname", required_argument, NULL, OPT_HOSTNAME},
+                {"runtime", required_argument, NULL, OPT_RUNTIME},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -436,7 +460,7 @@ int verb_run(int argc, char **argv, bool create_only) {
                                        *resources = json_object();
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
         _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL, *config = NULL;
-        _cleanup_free_ char *text = NULL, *rootfs = NULL, *id = NULL;
+        _cleanup_free_ char *text = NULL, *rootfs = NULL, *id = NULL, *runtime = NULL;
         const char *name = NULL, *workdir = NULL, *user = NULL, *entrypoint = NULL, *image = NULL,
                    *hostname = NULL;
         bool detach = false, auto_remove = false, read_only = false, init = false;
@@ -541,6 +565,18 @@ int verb_run(int argc, char **argv, bool create_only) {
                 case OPT_HOSTNAME:
                         hostname = optarg;
                         break;
+                case OPT_RUNTIME: {
+                        char err[512];
+                        free(runtime);
+                        runtime = oci_runtime_absolute(optarg);
+                        if (!runtime)
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        /* Refused before anything is created; the API server checks again. */
+                        if (oci_runtime_check(runtime, err, sizeof err) < 0)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--runtime", "invalidArgument",
+                                                 "%s", err);
+                        break;
+                }
                 case 'h':
                         run_help(create_only);
                         return 0;
@@ -589,14 +625,14 @@ int verb_run(int argc, char **argv, bool create_only) {
                                          "arguments must be UTF-8");
 
         cfg = json_pack(
-                "{s:s?, s:s?, s:s?, s:{s:O, s:O, s:s?, s:b}, s:O, s:O, s:O, s:b, s:b, s:b, s:b, s:s?}", "id",
-                name, "image", image, "rootfs", rootfs, "process", "args", args, "env", env, "cwd",
+                "{s:s?, s:s?, s:s?, s:{s:O, s:O, s:s?, s:b}, s:O, s:O, s:O, s:b, s:b, s:b, s:b, s:s?, s:s?}",
+                "id", name, "image", image, "rootfs", rootfs, "process", "args", args, "env", env, "cwd",
                 workdir
                         ?: image ? NULL
                                  : "/",
                 "terminal", ao.tty, "mounts", mounts, "resources", resources, "labels", labels,
                 "readOnlyRoot", read_only, "init", init, "autoRemove", auto_remove, "tty", ao.tty,
-                "hostname", hostname);
+                "hostname", hostname, "runtime", runtime);
         if (!cfg)
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "internalError",
                                  "building the configuration");

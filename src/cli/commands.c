@@ -544,13 +544,14 @@ static int system_status(bool quiet_if_down) {
         printf("container-apiserver is running\n"
                "  version:    %s\n  pid:        %" JSON_INTEGER_FORMAT
                "\n  root:       %s\n  run dir:    %s\n"
-               "  runtime:    %s\n  containers: %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT
-               " running)\n",
+               "  runtime:    %s\n  oci:        %s (default OCI runtime)\n"
+               "  containers: %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT " running)\n",
                json_string_value(json_object_get(st, "version")) ?: "?",
                json_integer_value(json_object_get(st, "pid")),
                json_string_value(json_object_get(st, "root")) ?: "?",
                json_string_value(json_object_get(st, "runDir")) ?: "?",
                json_string_value(json_object_get(st, "runtime")) ?: "?",
+               json_string_value(json_object_get(st, "ociRuntime")) ?: "?",
                json_integer_value(json_object_get(st, "containers")),
                json_integer_value(json_object_get(st, "running")));
         return 0;

@@ -55,6 +55,8 @@ int apiserver_socket_path(char **ret) {
 
 static int spawn_apiserver(void) {
         _cleanup_free_ char *path = NULL, *root = NULL, *run = NULL, *log = NULL;
+        const char *oci = getenv("CONTAINER_OCI_RUNTIME");
+        char err[512];
         pid_t pid;
         int r, status;
 
@@ -62,6 +64,10 @@ static int spawn_apiserver(void) {
         if (r < 0)
                 return cli_error(r, "starting the API server", "notFound",
                                  "container-apiserver not found next to the CLI; set CONTAINER_APISERVER");
+        /* The server would refuse it and exit; say so now rather than after the start timeout. */
+        if (oci && *oci && oci_runtime_check(oci, err, sizeof err) < 0)
+                return cli_error(-EINVAL, "starting the API server", "invalidArgument",
+                                 "CONTAINER_OCI_RUNTIME: %s", err);
         r = container_root_dir(arg_root, &root);
         if (r >= 0)
                 r = container_run_dir(arg_run_dir, &run);

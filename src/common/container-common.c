@@ -323,3 +323,54 @@ int mkdir_p(const char *path, mode_t mode) {
                 return negative_errno();
         return 0;
 }
+
+bool oci_runtime_name_is_known(const char *name) {
+        return streq_ptr(name, "crun") || streq_ptr(name, "runc");
+}
+
+int oci_runtime_check(const char *value, char *err, size_t errsize) {
+        static const char *const dirs[] = {CONTAINER_OCI_RUNTIME_DIRS};
+        struct stat st;
+
+        if (!value || !*value) {
+                snprintf(err, errsize, "the OCI runtime is empty: use crun, runc or an absolute path");
+                return -EINVAL;
+        }
+        if (!strchr(value, '/')) {
+                if (!oci_runtime_name_is_known(value)) {
+                        snprintf(err, errsize,
+                                 "unknown OCI runtime \"%.64s\": use crun, runc or the absolute path of an "
+                                 "OCI "
+                                 "runtime binary",
+                                 value);
+                        return -EINVAL;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                        char p[PATH_MAX];
+
+                        (void) snprintf(p, sizeof p, "%s/%s", dirs[i], value);
+                        if (stat(p, &st) >= 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0)
+                                return 0;
+                }
+                snprintf(err, errsize,
+                         "OCI runtime %s is not installed (looked in /usr/bin, /usr/sbin, /usr/local/bin, "
+                         "/usr/local/sbin, /bin, /sbin)",
+                         value);
+                return -ENOENT;
+        }
+        if (value[0] != '/') {
+                snprintf(err, errsize, "OCI runtime %.200s: must be a name (crun, runc) or an absolute path",
+                         value);
+                return -EINVAL;
+        }
+        if (stat(value, &st) < 0) {
+                int r = negative_errno();
+                snprintf(err, errsize, "OCI runtime %.200s: %s", value, strerror(-r));
+                return r;
+        }
+        if (!S_ISREG(st.st_mode) || access(value, X_OK) < 0) {
+                snprintf(err, errsize, "OCI runtime %.200s: not an executable file", value);
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EACCES;
+        }
+        return 0;
+}

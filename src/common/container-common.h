@@ -103,3 +103,20 @@ int find_helper_binary(const char *env_name, const char *subdir, const char *nam
 
 /* mkdir -p; the last component gets mode, parents too. */
 int mkdir_p(const char *path, mode_t mode);
+
+/* OCI runtimes (docs/cli.md, run --runtime; docs/apiserver.md): a container's "runtime" is one of
+ * the names below or the absolute path of an OCI runtime binary, given to its container-runtime
+ * as --runtime. */
+#define CONTAINER_OCI_RUNTIME_DEFAULT "crun"
+/* What containers whose config.json predates the "runtime" key ran with. */
+#define CONTAINER_OCI_RUNTIME_LEGACY "crun"
+/* Where a name is looked up: the directories container-runtime searches (src/runtime). */
+#define CONTAINER_OCI_RUNTIME_DIRS \
+        "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/bin", "/sbin"
+
+/* "crun" or "runc". */
+bool oci_runtime_name_is_known(const char *name);
+/* Checks a runtime value: a known name installed in one of CONTAINER_OCI_RUNTIME_DIRS, or an
+ * absolute path of an executable regular file. Returns 0, or -EINVAL (unknown name, relative path),
+ * -ENOENT (not installed, no such file) or another errno, with one line saying why in err. */
+int oci_runtime_check(const char *value, char *err, size_t errsize);

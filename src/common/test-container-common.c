@@ -148,11 +148,53 @@ static void test_atomic_write_and_rm_rf(void **state) {
         assert_int_equal(rm_rf(dir), 0); /* already gone is fine */
 }
 
+static void test_oci_runtime_check(void **state) {
+        char err[512] = "", dir[] = "/tmp/test-oci-runtime-XXXXXX", *exe = NULL, *noexec = NULL;
+        int fd;
+
+        assert_true(oci_runtime_name_is_known("crun"));
+        assert_true(oci_runtime_name_is_known("runc"));
+        assert_false(oci_runtime_name_is_known("docker"));
+        assert_false(oci_runtime_name_is_known(NULL));
+
+        assert_int_equal(oci_runtime_check("kata", err, sizeof err), -EINVAL);
+        assert_non_null(strstr(err, "unknown OCI runtime \"kata\""));
+        assert_int_equal(oci_runtime_check("", err, sizeof err), -EINVAL);
+        assert_int_equal(oci_runtime_check(NULL, err, sizeof err), -EINVAL);
+        assert_int_equal(oci_runtime_check("bin/crun", err, sizeof err), -EINVAL);
+        assert_int_equal(oci_runtime_check("/no/such/runtime", err, sizeof err), -ENOENT);
+        assert_non_null(strstr(err, "/no/such/runtime"));
+
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(oci_runtime_check(dir, err, sizeof err), -EISDIR);
+        assert_true(asprintf(&exe, "%s/exe", dir) > 0);
+        assert_true(asprintf(&noexec, "%s/noexec", dir) > 0);
+        assert_true((fd = open(exe, O_WRONLY | O_CREAT | O_CLOEXEC, 0755)) >= 0);
+        close(fd);
+        assert_true((fd = open(noexec, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) >= 0);
+        close(fd);
+        assert_int_equal(oci_runtime_check(exe, err, sizeof err), 0);
+        /* root passes access(X_OK) only when some execute bit is set. */
+        assert_int_equal(oci_runtime_check(noexec, err, sizeof err), -EACCES);
+        assert_non_null(strstr(err, "not an executable file"));
+        assert_int_equal(rm_rf(dir), 0);
+        free(exe);
+        free(noexec);
+
+        /* Names are found where container-runtime looks, when installed. */
+        if (access("/usr/bin/crun", X_OK) == 0)
+                assert_int_equal(oci_runtime_check("crun", err, sizeof err), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_id_validation), cmocka_unit_test(test_id_generate),
-                cmocka_unit_test(test_status_names),  cmocka_unit_test(test_rfc3339),
-                cmocka_unit_test(test_dirs),          cmocka_unit_test(test_atomic_write_and_rm_rf),
+                cmocka_unit_test(test_id_validation),
+                cmocka_unit_test(test_id_generate),
+                cmocka_unit_test(test_status_names),
+                cmocka_unit_test(test_rfc3339),
+                cmocka_unit_test(test_dirs),
+                cmocka_unit_test(test_atomic_write_and_rm_rf),
+                cmocka_unit_test(test_oci_runtime_check),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 # Every run/create flag of DESIGN §5, observed from inside the container.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 @test "-e and --env-file" {
         printf 'FROM_FILE=yes\n# a comment\n\nSHARED=file\n' >"$BATS_TEST_TMPDIR/env"
@@ -120,4 +121,71 @@ load helpers
         run container run --rm "$ROOTFS" echo from-dir
         [ "$status" -eq 0 ]
         [ "$output" = from-dir ]
+}
+
+@test "--runtime runc: output and exit codes pass through" {
+        have_runc || skip "runc not installed"
+        run container run --rm --runtime runc --rootfs "$ROOTFS" echo hi
+        [ "$status" -eq 0 ]
+        [ "$output" = hi ]
+        run container run --rm --runtime runc --rootfs "$ROOTFS" sh -c 'exit 42'
+        [ "$status" -eq 42 ]
+        run -127 container run --rm --runtime runc --rootfs "$ROOTFS" /no/such/command
+        run container ls -aq
+        [ "$output" = "" ]
+}
+
+@test "--runtime runc: inspect, exec, stop, start again" {
+        have_runc || skip "runc not installed"
+        container run -d --name runc1 --runtime runc --rootfs "$ROOTFS" sleep 60
+        run container inspect runc1
+        [ "$(jq -r '.[0].configuration.runtime' <<<"$output")" = runc ]
+        pid=$(jq -r '.[0].pid' <<<"$output")
+        # Its runtime service was told so, and drives runc (runc's own state file; crun has none).
+        [[ "$(tr '\0' ' ' </proc/"$pid"/cmdline)" == *"--runtime runc "* ]]
+        [ -f "$RUN/runtime/runc1.d/oci/runc1/state.json" ]
+        run container exec runc1 echo from-exec
+        [ "$status" -eq 0 ]
+        [ "$output" = from-exec ]
+        run container exec runc1 sh -c 'exit 3'
+        [ "$status" -eq 3 ]
+        start=$SECONDS
+        run container stop -t 1 runc1
+        [ "$status" -eq 0 ]
+        ((SECONDS - start < 8))
+        [ "$(container inspect runc1 | jq -r '.[0].exitCode')" = 137 ]
+        # create, then start: the stored runtime is used
+        container create --name runc2 --runtime runc --rootfs "$ROOTFS" sh -c 'echo again; exit 5'
+        run container start -a runc2
+        [ "$status" -eq 5 ]
+        [ "$output" = again ]
+        [ "$(container inspect runc2 | jq -r '.[0].configuration.runtime')" = runc ]
+}
+
+@test "--runtime: unknown names and non-executables fail with 125 and leave nothing behind" {
+        mkdir -p "$BATS_TEST_TMPDIR/dir"
+        printf '#!/bin/sh\n' >"$BATS_TEST_TMPDIR/noexec"
+        for rt in kata docker "" /no/such/runtime "$BATS_TEST_TMPDIR/dir" "$BATS_TEST_TMPDIR/noexec"; do
+                for verb in run create; do
+                        run container $verb --rm --name badrt --runtime "$rt" --rootfs "$ROOTFS" true
+                        [ "$status" -eq 125 ]
+                        [ "${#lines[@]}" -eq 1 ]
+                        [[ $output == "container: --runtime: invalidArgument: "* ]]
+                done
+        done
+        run container run --rm --runtime kata --rootfs "$ROOTFS" true
+        [ "$output" = 'container: --runtime: invalidArgument: unknown OCI runtime "kata": use crun, runc or the absolute path of an OCI runtime binary' ]
+        # The API server refuses them too, for clients that do not check.
+        for rt in '"kata"' '"/etc/passwd"' '"runc/x"' 5; do
+                run "$BUILD_DIR/src/cxpc-tool/cxpc" call "$RUN/apiserver.sock" container/create \
+                        "{\"configuration\": {\"id\": \"badrt\", \"rootfs\": \"$ROOTFS\", \"process\": {\"args\": [\"true\"]}, \"runtime\": $rt}}"
+                [ "$status" -eq 1 ]
+                [[ $output == *"invalidArgument"* ]]
+        done
+        run container ls -aq
+        [ "$output" = "" ]
+        [ -z "$(ls "$ROOT/containers")" ]
+        # Without --runtime: the API server's default, stored.
+        container create --name defrt --rootfs "$ROOTFS" true
+        [ "$(container inspect defrt | jq -r '.[0].configuration.runtime')" = "${CONTAINER_OCI_RUNTIME:-crun}" ]
 }

@@ -16,6 +16,15 @@ container() {
         "$CLI" --root "$ROOT" --run-dir "$RUN" "$@"
 }
 
+# runc where container-runtime looks for OCI runtimes (docs/runtime.md); its tests skip without it.
+have_runc() {
+        local d
+        for d in /usr/bin /usr/sbin /usr/local/bin /usr/local/sbin /bin /sbin; do
+                [[ -x $d/runc ]] && return 0
+        done
+        return 1
+}
+
 # Bounded wait: wait_for SECONDS COMMAND... (polls a condition in a test, never in the product).
 wait_for() {
         local deadline=$((SECONDS + $1)); shift

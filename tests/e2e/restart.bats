@@ -152,3 +152,46 @@ load helpers
         [[ $output == "container: starting the API server: "* ]]
         container system start
 }
+
+@test "OCI runtime: the API server's default, stored per container, kept across restarts" {
+        have_runc || skip "runc not installed"
+        container create --name ocr-old --rootfs "$ROOTFS" true
+        container run -d --name ocr-runc --runtime runc --rootfs "$ROOTFS" sleep 120
+        container create --name ocr-legacy --rootfs "$ROOTFS" echo legacy
+        container system stop
+        # A configuration written before containers had a "runtime": they all ran with crun.
+        jq 'del(.runtime)' "$ROOT/containers/ocr-legacy/config.json" >"$BATS_TEST_TMPDIR/config.json"
+        mv "$BATS_TEST_TMPDIR/config.json" "$ROOT/containers/ocr-legacy/config.json"
+        # An invalid default is refused at once, by the CLI that would start the server.
+        run env CONTAINER_OCI_RUNTIME=kata "$CLI" --root "$ROOT" --run-dir "$RUN" ls
+        [ "$status" -eq 125 ]
+        [[ $output == "container: starting the API server: invalidArgument: CONTAINER_OCI_RUNTIME: "* ]]
+        run "$APISERVER" --root "$ROOT" --run-dir "$RUN" --oci-runtime /no/such/runtime
+        [ "$status" -ne 0 ]
+        [[ $output == *"--oci-runtime: OCI runtime /no/such/runtime: "* ]]
+
+        (export CONTAINER_OCI_RUNTIME=runc && container system start >/dev/null)
+        run container system status
+        [[ $output == *"oci:        runc (default OCI runtime)"* ]]
+        container create --name ocr-new --rootfs "$ROOTFS" true
+        run container ls -a --format json
+        [ "$(jq -r '.[] | select(.id=="ocr-new") | .configuration.runtime' <<<"$output")" = runc ]
+        [ "$(jq -r '.[] | select(.id=="ocr-old") | .configuration.runtime' <<<"$output")" = "${CONTAINER_OCI_RUNTIME:-crun}" ]
+        [ "$(jq -r '.[] | select(.id=="ocr-legacy") | .configuration.runtime' <<<"$output")" = crun ]
+        [ "$(jq -r '.[] | select(.id=="ocr-runc") | .status' <<<"$output")" = running ]
+        # The runc container was re-attached.
+        run container exec ocr-runc echo reattached
+        [ "$status" -eq 0 ]
+        [ "$output" = reattached ]
+        run container stop -t 1 ocr-runc
+        [ "$status" -eq 0 ]
+        [ "$(container inspect ocr-runc | jq -r '.[0].exitCode')" = 137 ]
+        run container start -a ocr-legacy
+        [ "$status" -eq 0 ]
+        [ "$output" = legacy ]
+
+        # Back to this suite's default.
+        container system stop
+        container system start
+        [[ "$(container system status)" == *"oci:        ${CONTAINER_OCI_RUNTIME:-crun} "* ]]
+}
