@@ -357,7 +357,7 @@ int main(void) {
 
         signal(SIGPIPE, SIG_IGN);
 
-        /* For profiling one part at a time: IPC_BENCH_ONLY=raw-tput|cxpc-tput|raw-p50|cxpc-p50 */
+        /* For profiling one part at a time: IPC_BENCH_ONLY=raw-tput|cxpc-tput|raw-p50|cxpc-p50|data */
         const char *only = getenv("IPC_BENCH_ONLY");
         if (only) {
                 if (streq(only, "raw-tput"))
@@ -368,7 +368,10 @@ int main(void) {
                         printf("%.2f us\n", (double) raw_p50() / 1e3);
                 else if (streq(only, "cxpc-p50"))
                         printf("%.2f us\n", (double) cxpc_p50() / 1e3);
-                else
+                else if (streq(only, "data")) {
+                        double existing;
+                        printf("%.0f MB/s\n", cxpc_data_mb_s(&existing));
+                } else
                         return EXIT_FAILURE;
                 return 0;
         }
