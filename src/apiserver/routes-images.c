@@ -129,6 +129,7 @@ int image_prepare_config(Manager *m, const char *id, json_t *cfg, char *err, siz
                 .env = (char *const *) env,
                 .working_dir = json_string_value(json_object_get(process, "cwd")),
                 .user = json_string_value(json_object_get(process, "user")),
+                .stop_signal = json_string_value(json_object_get(cfg, "stopSignal")),
         };
 
         r = image_store_resolve(m->images, ref, &digest);

@@ -12,6 +12,7 @@
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
+#include "signal-util.h"
 #include "apiserver.h"
 
 int pending_add(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request) {
@@ -135,6 +136,12 @@ static int validate_config(json_t *cfg, bool check_rootfs, char *err, size_t err
         }
         if (json_object_get(process, "env") && !is_string_array(json_object_get(process, "env"), false)) {
                 snprintf(err, errsize, "process.env must be an array of \"KEY=VALUE\" strings");
+                return -EINVAL;
+        }
+        json_t *stop_signal = json_object_get(cfg, "stopSignal");
+        if (stop_signal && !json_is_null(stop_signal) &&
+            (!json_is_string(stop_signal) || signal_from_string(json_string_value(stop_signal)) < 0)) {
+                snprintf(err, errsize, "stopSignal: not a signal name or number");
                 return -EINVAL;
         }
         if (!check_rootfs)
@@ -569,7 +576,7 @@ static int route_stop(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return refuse_broken(conn, m, c);
         (void) cxpc_dict_get_int64(m, "timeout", &timeout);
         (void) cxpc_dict_get_string(m, "signal", &signal);
-        if (!signal) /* the image's StopSignal (--stop-signal would override it), else the runtime's default */
+        if (!signal) /* --stop-signal, else the image's StopSignal, else the runtime's default */
                 signal = json_string_value(json_object_get(c->config, "stopSignal"));
         if (timeout < 0 || timeout > 24 * 3600)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,

@@ -17,6 +17,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "signal-util.h"
 #include "cli.h"
 
 #define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -406,7 +407,8 @@ static void run_help(bool create_only) {
                "      --hostname NAME\n"
                "      --rootfs DIR      use DIR as the root filesystem\n"
                "      --runtime crun|runc|PATH\n"
-               "                        OCI runtime (default: the API server's, crun unless set)\n",
+               "                        OCI runtime (default: the API server's, crun unless set)\n"
+               "      --stop-signal SIG signal that stop sends first (default: the image's, else TERM)\n",
                create_only ? "create" : "run");
 }
 
@@ -430,6 +432,7 @@ int verb_run(int argc, char **argv, bool create_only) {
                 OPT_ROOTFS,
                 OPT_HOSTNAME,
                 OPT_RUNTIME,
+                OPT_STOP_SIGNAL,
         };
         static const struct option options[] = {
                 {"detach", no_argument, NULL, 'd'},
@@ -452,6 +455,7 @@ int verb_run(int argc, char **argv, bool create_only) {
                 {"rootfs", required_argument, NULL, OPT_ROOTFS},
                 {"hostname", required_argument, NULL, OPT_HOSTNAME},
                 {"runtime", required_argument, NULL, OPT_RUNTIME},
+                {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -462,7 +466,7 @@ int verb_run(int argc, char **argv, bool create_only) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL, *config = NULL;
         _cleanup_free_ char *text = NULL, *rootfs = NULL, *id = NULL, *runtime = NULL;
         const char *name = NULL, *workdir = NULL, *user = NULL, *entrypoint = NULL, *image = NULL,
-                   *hostname = NULL;
+                   *hostname = NULL, *stop_signal = NULL;
         bool detach = false, auto_remove = false, read_only = false, init = false;
         AttachOptions ao = {};
         int c, r;
@@ -555,6 +559,12 @@ int verb_run(int argc, char **argv, bool create_only) {
                         r = json_object_set_new(labels, k, json_string(eq ? eq + 1 : ""));
                         break;
                 }
+                case OPT_STOP_SIGNAL:
+                        if (signal_from_string(optarg) < 0)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--stop-signal",
+                                                 "invalidArgument", "unknown signal \"%s\"", optarg);
+                        stop_signal = optarg;
+                        break;
                 case OPT_ROOTFS:
                         free(rootfs);
                         rootfs = realpath(optarg, NULL);
@@ -639,6 +649,8 @@ int verb_run(int argc, char **argv, bool create_only) {
         if (user && json_object_set_new(json_object_get(cfg, "process"), "user", json_string(user)) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         if (image && entrypoint && json_object_set_new(cfg, "entrypoint", json_string(entrypoint)) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (stop_signal && json_object_set_new(cfg, "stopSignal", json_string(stop_signal)) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
 
         text = json_dumps(cfg, JSON_COMPACT);

@@ -27,26 +27,3 @@ const char *runtime_state_to_string(RuntimeState s) {
 const char *proc_status_to_string(ProcStatus s) {
         return s >= 0 && s < _PROC_STATUS_MAX ? proc_status_table[s] : NULL;
 }
-
-int signal_from_string(const char *s) {
-        char *end;
-        long v;
-
-        if (!s || !*s)
-                return -EINVAL;
-        if (s[0] >= '0' && s[0] <= '9') {
-                errno = 0;
-                v = strtol(s, &end, 10);
-                if (errno || *end || v < 1 || v >= SIGRTMIN)
-                        return -EINVAL;
-                return (int) v;
-        }
-        if (strncmp(s, "SIG", 3) == 0)
-                s += 3;
-        for (int i = 1; i < SIGRTMIN; i++) {
-                const char *abbrev = sigabbrev_np(i);
-                if (abbrev && streq(abbrev, s))
-                        return i;
-        }
-        return -EINVAL;
-}

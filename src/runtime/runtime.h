@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "signal-util.h"
+
 /* Internal interfaces of the container-runtime service (src/runtime/runtime-service.c). */
 
 #include <cxpc/cxpc.h>
@@ -49,4 +51,3 @@ typedef enum ProcStatus {
 const char *runtime_state_to_string(RuntimeState s);
 const char *proc_status_to_string(ProcStatus s);
 /* "SIGTERM", "TERM", "15" → 15; -EINVAL otherwise. */
-int signal_from_string(const char *s);

@@ -211,6 +211,31 @@ bats_require_minimum_version 1.5.0
         [ "$(container inspect st2 | jq -r '.[0].exitCode')" = 137 ]
 }
 
+@test "--stop-signal is what stop sends first; unknown signals are refused by the CLI and the API server" {
+        container run -d --name ss1 --stop-signal SIGUSR2 --rootfs "$ROOTFS" sh -c 'trap "exit 9" USR2; while :; do sleep 0.1; done'
+        [ "$(container inspect ss1 | jq -r '.[0].configuration.stopSignal')" = SIGUSR2 ]
+        run container stop -t 5 ss1
+        [ "$status" -eq 0 ]
+        [ "$(container inspect ss1 | jq -r '.[0].exitCode')" = 9 ]
+        # stop -s still wins over the stored signal
+        container run -d --name ss2 --stop-signal 10 --rootfs "$ROOTFS" sh -c 'trap "exit 4" TERM; trap "exit 5" USR1; while :; do sleep 0.1; done'
+        run container stop -s TERM -t 5 ss2
+        [ "$(container inspect ss2 | jq -r '.[0].exitCode')" = 4 ]
+        container rm ss1 ss2
+        run container run --rm --stop-signal NOPE --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+        [ "${#lines[@]}" -eq 1 ]
+        [ "$output" = 'container: --stop-signal: invalidArgument: unknown signal "NOPE"' ]
+        for sig in '"NOPE"' '"0"' '"SIGRTMIN"' 15; do
+                run "$BUILD_DIR/src/cxpc-tool/cxpc" call "$RUN/apiserver.sock" container/create \
+                        "{\"configuration\": {\"id\": \"badsig\", \"rootfs\": \"$ROOTFS\", \"process\": {\"args\": [\"true\"]}, \"stopSignal\": $sig}}"
+                [ "$status" -eq 1 ]
+                [[ $output == *"invalidArgument"* ]]
+        done
+        run container ls -aq
+        [ "$output" = "" ]
+}
+
 @test "kill -s sends the named signal" {
         container run -d --name ks1 --rootfs "$ROOTFS" sh -c 'trap "exit 3" TERM; while :; do sleep 0.1; done'
         run container kill -s TERM ks1

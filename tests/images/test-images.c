@@ -526,10 +526,11 @@ static void test_config_and_merge(void **state) {
         image_strv_free(argv);
         image_config_free(merged);
 
-        /* Arguments replace Cmd; -e overrides, appends, removes; -w, -u override. */
+        /* Arguments replace Cmd; -e overrides, appends, removes; -w, -u, --stop-signal override. */
         char x[] = "x", b3[] = "B=3", c4[] = "C=4", a[] = "A";
         char *args[] = {x, NULL}, *env[] = {b3, c4, a, NULL};
-        ImageOverrides o = {.args = args, .env = env, .working_dir = "/tmp", .user = "0:0"};
+        ImageOverrides o = {
+                .args = args, .env = env, .working_dir = "/tmp", .user = "0:0", .stop_signal = "USR1"};
         assert_int_equal(image_config_merge(c, &o, &merged, &argv), 0);
         assert_string_equal(argv[0], "/bin/ep");
         assert_string_equal(argv[1], "x");
@@ -539,6 +540,7 @@ static void test_config_and_merge(void **state) {
         assert_null(merged->env[2]);
         assert_string_equal(merged->working_dir, "/tmp");
         assert_string_equal(merged->user, "0:0");
+        assert_string_equal(merged->stop_signal, "USR1");
         image_strv_free(argv);
         image_config_free(merged);
 
