@@ -4,6 +4,7 @@
 # Builds the offline default image "busybox:latest" as an OCI image archive from Debian's static
 # busybox (package busybox-static), with standard tools only:
 #   make-busybox-image.sh OUTPUT.tar [NAME:TAG]
+# IMAGE_CONFIG_EXTRA='{"StopSignal": ...}' adds fields to the image config (tests use it).
 # The archive holds an OCI image layout (oci-layout, index.json, blobs/sha256/...) with one
 # gzip-compressed layer (the tree of make-busybox-rootfs.sh), an image config (Cmd ["sh"]) and a
 # manifest. Output is reproducible: same busybox binary, same archive bytes.
@@ -40,17 +41,17 @@ layer_digest=$(put_blob "$work/layer.tar.gz")
 
 arch=$(oci_arch)
 
-jq -cn --arg diff "sha256:$diff_id" --arg arch "$arch" '{
+jq -cn --arg diff "sha256:$diff_id" --arg arch "$arch" --argjson extra "${IMAGE_CONFIG_EXTRA:-{\}}" '{
         created: "1970-01-01T00:00:00Z",
         architecture: $arch,
         os: "linux",
-        config: {
+        config: ({
                 Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                 Cmd: ["sh"],
                 WorkingDir: "/",
                 Labels: {"org.opencontainers.image.title": "busybox",
                          "org.opencontainers.image.description": "Debian busybox-static"}
-        },
+        } + $extra),
         rootfs: {type: "layers", diff_ids: [$diff]},
         history: [{created: "1970-01-01T00:00:00Z", created_by: "make-busybox-image.sh"}]
 }' >"$work/config.json"

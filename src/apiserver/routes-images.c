@@ -187,6 +187,29 @@ int image_prepare_config(Manager *m, const char *id, json_t *cfg, char *err, siz
         if (merged->stop_signal &&
             json_object_set_new(cfg, "stopSignal", json_string(merged->stop_signal)) < 0)
                 return -ENOMEM;
+
+        /* The image's labels join the container's; a --label of the same key wins (docker). */
+        json_t *labels = json_object_get(cfg, "labels");
+        if (!json_is_object(labels)) {
+                labels = json_object();
+                if (!labels || json_object_set_new(cfg, "labels", labels) < 0)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; merged->labels && merged->labels[i]; i++) {
+                const char *kv = merged->labels[i], *eq = strchr(kv, '=');
+                _cleanup_free_ char *key = eq ? strndup(kv, (size_t) (eq - kv)) : strdup(kv);
+                if (!key)
+                        return -ENOMEM;
+                if (!json_object_get(labels, key) &&
+                    json_object_set_new(labels, key, json_string(eq ? eq + 1 : "")) < 0)
+                        return -ENOMEM;
+        }
+        /* Exposed ports are recorded for inspect (publishing them needs the network service). */
+        if (merged->exposed_ports) {
+                json_t *ports = json_from_strv(merged->exposed_ports);
+                if (!ports || json_object_set_new(cfg, "exposedPorts", ports) < 0)
+                        return -ENOMEM;
+        }
         return 0;
 }
 

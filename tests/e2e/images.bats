@@ -119,6 +119,27 @@ teardown_file() {
         [[ $output == *"no such image"* ]]
 }
 
+@test "the image's labels, exposed ports and stop signal are used; --label and --stop-signal override" {
+        IMAGE_CONFIG_EXTRA='{"StopSignal": "SIGUSR1", "ExposedPorts": {"8080/tcp": {}, "53/udp": {}}}' \
+                bash "$REPO/scripts/make-busybox-image.sh" "$BATS_TEST_TMPDIR/cfg.tar" cfgbox:1 >/dev/null
+        container image load -q -i "$BATS_TEST_TMPDIR/cfg.tar" >/dev/null
+        container run -d --name img1 --label org.opencontainers.image.title=mine cfgbox:1 \
+                sh -c 'trap "exit 6" USR1; trap "exit 8" USR2; while :; do sleep 0.1; done'
+        run container inspect img1
+        [ "$(jq -r '.[0].configuration.labels["org.opencontainers.image.title"]' <<<"$output")" = mine ]
+        [ "$(jq -r '.[0].configuration.labels["org.opencontainers.image.description"]' <<<"$output")" = "Debian busybox-static" ]
+        [ "$(jq -c '.[0].configuration.exposedPorts | sort' <<<"$output")" = '["53/udp","8080/tcp"]' ]
+        [ "$(jq -r '.[0].configuration.stopSignal' <<<"$output")" = SIGUSR1 ]
+        container stop -t 5 img1
+        [ "$(container inspect img1 | jq -r '.[0].exitCode')" = 6 ]
+        container run -d --name img2 --stop-signal USR2 cfgbox:1 \
+                sh -c 'trap "exit 6" USR1; trap "exit 8" USR2; while :; do sleep 0.1; done'
+        container stop -t 5 img2
+        [ "$(container inspect img2 | jq -r '.[0].exitCode')" = 8 ]
+        container rm img1 img2
+        container image rm cfgbox:1 >/dev/null
+}
+
 @test "--rootfs DIR and a directory argument still work" {
         run container run --rm --rootfs "$ROOTFS" echo fromdir
         [ "$status" -eq 0 ]
