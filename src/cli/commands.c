@@ -13,22 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime-client.h"
 #include "cli.h"
 
 /* Interval of `stats` samples, and the window of its CPU percentage. */
 #define STATS_INTERVAL_USEC   (1000ull * 1000ull)
 #define STATS_CPU_WINDOW_USEC (200ull * 1000ull)
-
-/* What `stats` shows of a runtime/statistics reply (docs/runtime.md). */
-typedef struct Statistics {
-        uint64_t cpu_usage_ns;
-        uint64_t memory_usage_bytes;
-        uint64_t memory_limit_bytes;
-        uint64_t pids_current;
-        uint64_t pids_limit;
-        uint64_t block_read_bytes;
-        uint64_t block_write_bytes;
-} Statistics;
 
 static int list_containers(cxpc_connection *conn, bool all, json_t **ret) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
@@ -373,34 +363,21 @@ static void format_bytes(uint64_t v, char *buf, size_t size) {
         snprintf(buf, size, u == 0 ? "%.0f%s" : "%.2f%s", d, units[u]);
 }
 
-static int runtime_statistics(cxpc_connection *rt, const char *what, Statistics *ret) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
-        cxpc_object *st;
-        int r;
-
-        r = cli_request("runtime/statistics", NULL, &req);
-        if (r < 0)
-                return cli_error(r, what, "internalError", "%s", strerror(-r));
-        r = cli_call_peer(rt, "the runtime service", req, 0, what, &reply);
-        if (r < 0)
-                return r;
-        st = cxpc_dict_get(reply, "statistics");
-        if (cxpc_object_get_type(st) != CXPC_TYPE_DICTIONARY)
-                return cli_error(-EBADMSG, what, "internalError", "reply without statistics");
-        *ret = (Statistics){};
-        (void) cxpc_dict_get_uint64(st, "cpuUsageNs", &ret->cpu_usage_ns);
-        (void) cxpc_dict_get_uint64(st, "memoryUsageBytes", &ret->memory_usage_bytes);
-        (void) cxpc_dict_get_uint64(st, "memoryLimitBytes", &ret->memory_limit_bytes);
-        (void) cxpc_dict_get_uint64(st, "pidsCurrent", &ret->pids_current);
-        (void) cxpc_dict_get_uint64(st, "pidsLimit", &ret->pids_limit);
-        (void) cxpc_dict_get_uint64(st, "blockReadBytes", &ret->block_read_bytes);
-        (void) cxpc_dict_get_uint64(st, "blockWriteBytes", &ret->block_write_bytes);
+/* One runtime/statistics sample through the typed client, errors reported with their code. */
+static int runtime_statistics(RuntimeClient *rc, const char *what, RuntimeStatistics *ret) {
+        int r = runtime_client_statistics(rc, ret);
+        if (r < 0) {
+                const RuntimeClientError *e = runtime_client_last_error(rc);
+                return cli_error(r, what, cxpc_error_code_to_string(e->code) ?: "unknown", "%s",
+                                 e->message[0] ? e->message : strerror(-r));
+        }
         return 0;
 }
 
-static int stats_sample(const char *id, Statistics *ret, double *ret_cpu) {
+static int stats_sample(const char *id, RuntimeStatistics *ret, double *ret_cpu) {
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *rt = NULL;
-        Statistics a, b;
+        _cleanup_(runtime_client_freep) RuntimeClient *rc = NULL;
+        RuntimeStatistics a, b;
         char what[128];
         int r;
 
@@ -408,11 +385,15 @@ static int stats_sample(const char *id, Statistics *ret, double *ret_cpu) {
         r = cli_runtime_connect(id, &rt);
         if (r < 0)
                 return r;
-        r = runtime_statistics(rt, what, &a);
+        r = runtime_client_new_from_connection(rt, &rc);
+        if (r < 0)
+                return cli_error(r, what, "internalError", "%s", strerror(-r));
+        runtime_client_set_timeout(rc, CONTAINER_CALL_TIMEOUT_USEC);
+        r = runtime_statistics(rc, what, &a);
         if (r < 0)
                 return r;
         (void) usleep(STATS_CPU_WINDOW_USEC);
-        r = runtime_statistics(rt, what, &b);
+        r = runtime_statistics(rc, what, &b);
         if (r < 0)
                 return r;
         *ret = b;
@@ -479,7 +460,7 @@ int verb_stats(int argc, char **argv) {
                 for (size_t i = 0; i < json_array_size(ids); i++) {
                         const char *id = json_string_value(json_array_get(ids, i));
                         char mem[24], lim[24], rd[24], wr[24], ml[56], io[56];
-                        Statistics st = {};
+                        RuntimeStatistics st = {};
                         double cpu = 0;
 
                         if (stats_sample(id, &st, &cpu) < 0) {

@@ -1,6 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -12,13 +10,7 @@
 #include <string.h>
 
 #include "macro.h"
-#include "runtime-client.h"
-
-struct RuntimeClient {
-        cxpc_connection *conn;
-        uint64_t timeout_usec;
-        RuntimeClientError error;
-};
+#include "runtime-client-internal.h"
 
 static int client_new(cxpc_connection *conn, RuntimeClient **ret) {
         RuntimeClient *c = calloc(1, sizeof(*c));
@@ -89,7 +81,7 @@ const RuntimeClientError *runtime_client_last_error(const RuntimeClient *c) {
         return c ? &c->error : NULL;
 }
 
-static int set_local_error(RuntimeClient *c, int r, const char *what) {
+int runtime_client_set_local_error(RuntimeClient *c, int r, const char *what) {
         c->error.code = cxpc_error_code_from_errno(-r);
         c->error.remote = false;
         snprintf(c->error.message, sizeof(c->error.message), "%s: %s", what, strerror(-r));
@@ -108,7 +100,7 @@ int runtime_client_call(RuntimeClient *c, cxpc_object *request, uint64_t timeout
         c->error = (RuntimeClientError){};
         r = cxpc_connection_call(c->conn, request, timeout_usec ?: c->timeout_usec, &reply);
         if (r < 0)
-                return set_local_error(c, r, cxpc_message_get_route(request) ?: "call");
+                return runtime_client_set_local_error(c, r, cxpc_message_get_route(request) ?: "call");
         r = cxpc_reply_check(reply, &code, &message);
         if (r < 0) {
                 c->error.code = code;
@@ -121,14 +113,14 @@ int runtime_client_call(RuntimeClient *c, cxpc_object *request, uint64_t timeout
         return 0;
 }
 
-static int new_request(RuntimeClient *c, const char *name, cxpc_object **ret) {
+int runtime_client_new_request(RuntimeClient *c, const char *name, cxpc_object **ret) {
         char route[64];
         int r;
 
         snprintf(route, sizeof(route), "runtime/%s", name);
         r = cxpc_message_new_request(route, ret);
         if (r < 0)
-                return set_local_error(c, r, route);
+                return runtime_client_set_local_error(c, r, route);
         return 0;
 }
 
@@ -152,13 +144,13 @@ static int simple_id_call(RuntimeClient *c, const char *name, const char *id, ui
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
         int r;
 
-        r = new_request(c, name, &m);
+        r = runtime_client_new_request(c, name, &m);
         if (r < 0)
                 return r;
         if (id) {
                 r = cxpc_dict_set_string(m, "id", id);
                 if (r < 0)
-                        return set_local_error(c, r, name);
+                        return runtime_client_set_local_error(c, r, name);
         }
         return runtime_client_call(c, m, timeout, ret_reply);
 }
@@ -174,7 +166,7 @@ int runtime_client_create_endpoint(RuntimeClient *c, cxpc_object **ret_endpoint)
                 return r;
         ep = cxpc_dict_get(reply, "endpoint");
         if (cxpc_object_get_type(ep) != CXPC_TYPE_ENDPOINT)
-                return set_local_error(c, -EBADMSG, "createEndpoint reply has no endpoint");
+                return runtime_client_set_local_error(c, -EBADMSG, "createEndpoint reply has no endpoint");
         *ret_endpoint = cxpc_object_ref(ep);
         return 0;
 }
@@ -185,7 +177,7 @@ int runtime_client_bootstrap(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_o
         int r;
 
         assert_return(c, -EINVAL);
-        r = new_request(c, "bootstrap", &m);
+        r = runtime_client_new_request(c, "bootstrap", &m);
         if (r < 0)
                 return r;
         r = set_stdio(m, stdio);
@@ -203,7 +195,7 @@ int runtime_client_bootstrap(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_o
                         r = cxpc_dict_set(m, "env", e);
         }
         if (r < 0)
-                return set_local_error(c, r, "bootstrap");
+                return runtime_client_set_local_error(c, r, "bootstrap");
         return runtime_client_call(c, m, 0, NULL);
 }
 
@@ -213,7 +205,7 @@ int runtime_client_create_process(RuntimeClient *c, const char *id, cxpc_object 
         int r;
 
         assert_return(c && id && process_config, -EINVAL);
-        r = new_request(c, "createProcess", &m);
+        r = runtime_client_new_request(c, "createProcess", &m);
         if (r < 0)
                 return r;
         r = cxpc_dict_set_string(m, "id", id);
@@ -222,7 +214,7 @@ int runtime_client_create_process(RuntimeClient *c, const char *id, cxpc_object 
         if (r >= 0)
                 r = set_stdio(m, stdio);
         if (r < 0)
-                return set_local_error(c, r, "createProcess");
+                return runtime_client_set_local_error(c, r, "createProcess");
         return runtime_client_call(c, m, 0, NULL);
 }
 
@@ -236,14 +228,14 @@ int runtime_client_kill(RuntimeClient *c, const char *id, const char *signal) {
         int r;
 
         assert_return(c && id && signal, -EINVAL);
-        r = new_request(c, "kill", &m);
+        r = runtime_client_new_request(c, "kill", &m);
         if (r < 0)
                 return r;
         r = cxpc_dict_set_string(m, "id", id);
         if (r >= 0)
                 r = cxpc_dict_set_string(m, "signal", signal);
         if (r < 0)
-                return set_local_error(c, r, "kill");
+                return runtime_client_set_local_error(c, r, "kill");
         return runtime_client_call(c, m, 0, NULL);
 }
 
@@ -252,7 +244,7 @@ int runtime_client_resize(RuntimeClient *c, const char *id, unsigned width, unsi
         int r;
 
         assert_return(c && id, -EINVAL);
-        r = new_request(c, "resize", &m);
+        r = runtime_client_new_request(c, "resize", &m);
         if (r < 0)
                 return r;
         r = cxpc_dict_set_string(m, "id", id);
@@ -261,7 +253,7 @@ int runtime_client_resize(RuntimeClient *c, const char *id, unsigned width, unsi
         if (r >= 0)
                 r = cxpc_dict_set_int64(m, "height", height);
         if (r < 0)
-                return set_local_error(c, r, "resize");
+                return runtime_client_set_local_error(c, r, "resize");
         return runtime_client_call(c, m, 0, NULL);
 }
 
@@ -276,7 +268,7 @@ int runtime_client_wait(RuntimeClient *c, const char *id, uint64_t timeout_usec,
         if (r < 0)
                 return r;
         if (cxpc_dict_get_int64(reply, "exitCode", &code) < 0)
-                return set_local_error(c, -EBADMSG, "wait reply has no exitCode");
+                return runtime_client_set_local_error(c, -EBADMSG, "wait reply has no exitCode");
         (void) cxpc_dict_get_date(reply, "exitedAt", &at);
         if (ret_exit_code)
                 *ret_exit_code = (int) code;
@@ -291,7 +283,7 @@ int runtime_client_stop(RuntimeClient *c, int64_t timeout_sec, const char *signa
         int r;
 
         assert_return(c, -EINVAL);
-        r = new_request(c, "stop", &m);
+        r = runtime_client_new_request(c, "stop", &m);
         if (r < 0)
                 return r;
         r = cxpc_dict_new(&opts);
@@ -302,7 +294,7 @@ int runtime_client_stop(RuntimeClient *c, int64_t timeout_sec, const char *signa
         if (r >= 0)
                 r = cxpc_dict_set(m, "stopOptions", opts);
         if (r < 0)
-                return set_local_error(c, r, "stop");
+                return runtime_client_set_local_error(c, r, "stop");
         /* The service may legitimately take the whole stop timeout plus cleanup. */
         deadline = c->timeout_usec + (uint64_t) (timeout_sec >= 0 ? timeout_sec : 10) * 1000000u;
         return runtime_client_call(c, m, deadline, NULL);
@@ -319,7 +311,7 @@ int runtime_client_state(RuntimeClient *c, cxpc_object **ret_snapshot) {
                 return r;
         snap = cxpc_dict_get(reply, "snapshot");
         if (cxpc_object_get_type(snap) != CXPC_TYPE_DICTIONARY)
-                return set_local_error(c, -EBADMSG, "state reply has no snapshot");
+                return runtime_client_set_local_error(c, -EBADMSG, "state reply has no snapshot");
         *ret_snapshot = cxpc_object_ref(snap);
         return 0;
 }
@@ -336,7 +328,7 @@ int runtime_client_statistics(RuntimeClient *c, RuntimeStatistics *ret) {
                 return r;
         st = cxpc_dict_get(reply, "statistics");
         if (cxpc_object_get_type(st) != CXPC_TYPE_DICTIONARY)
-                return set_local_error(c, -EBADMSG, "statistics reply has no statistics");
+                return runtime_client_set_local_error(c, -EBADMSG, "statistics reply has no statistics");
         (void) cxpc_dict_get_uint64(st, "cpuUsageNs", &s.cpu_usage_ns);
         (void) cxpc_dict_get_uint64(st, "memoryUsageBytes", &s.memory_usage_bytes);
         (void) cxpc_dict_get_uint64(st, "memoryLimitBytes", &s.memory_limit_bytes);
@@ -350,376 +342,23 @@ int runtime_client_statistics(RuntimeClient *c, RuntimeStatistics *ret) {
         return 0;
 }
 
-/* ---- copyIn / copyOut: tar streams through a pipe, produced/consumed on a thread so that the
- * synchronous call and the data flow can proceed together. ---- */
-
-typedef struct TarJob {
-        int fd;
-        const char *host_path;
-        int r;
-} TarJob;
-
-/* libarchive reports its own refusals (e.g. "Cannot extract through symlink") with
- * ARCHIVE_ERRNO_MISC, which is -1: never let that turn into a positive "success". */
-static int archive_negative_errno(struct archive *a, int fallback) {
-        int e = archive_errno(a);
-        return e > 0 ? -e : -fallback;
-}
-
-static void block_sigpipe(void) {
-        sigset_t ss;
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGPIPE);
-        /* A closed pipe must be EPIPE for this thread, not a process-wide death. */
-        pthread_sigmask(SIG_BLOCK, &ss, NULL);
-}
-
-/* Writes host_path (file or tree) as a pax tar stream; entries are named after its basename. */
-static void *tar_writer(void *userdata) {
-        TarJob *job = userdata;
-        struct archive *disk = NULL, *out = NULL;
-        struct archive_entry *entry = NULL;
-        _cleanup_free_ char *copy = strdup(job->host_path);
-        const char *base;
-        size_t parent_len;
-        int r = 0;
-
-        block_sigpipe();
-        if (!copy) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        /* Strip trailing slashes, then split into parent and base name. */
-        for (size_t n = strlen(copy); n > 1 && copy[n - 1] == '/'; n--)
-                copy[n - 1] = 0;
-        base = strrchr(copy, '/') ? strrchr(copy, '/') + 1 : copy;
-        parent_len = (size_t) (base - copy);
-
-        out = archive_write_new();
-        disk = archive_read_disk_new();
-        if (!out || !disk) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        archive_write_set_format_pax_restricted(out);
-        archive_write_set_bytes_in_last_block(out, 1);
-        if (archive_write_open_fd(out, job->fd) != ARCHIVE_OK) {
-                r = -EIO;
-                goto finish;
-        }
-        archive_read_disk_set_standard_lookup(disk);
-        archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
-        if (archive_read_disk_open(disk, copy) != ARCHIVE_OK) {
-                r = archive_negative_errno(disk, ENOENT);
-                goto finish;
-        }
-        for (;;) {
-                const char *path;
-                int ar;
-
-                entry = archive_entry_new();
-                if (!entry) {
-                        r = -ENOMEM;
-                        break;
-                }
-                ar = archive_read_next_header2(disk, entry);
-                if (ar == ARCHIVE_EOF)
-                        break;
-                if (ar < ARCHIVE_WARN) {
-                        r = archive_negative_errno(disk, EIO);
-                        break;
-                }
-                archive_read_disk_descend(disk);
-                path = archive_entry_pathname(entry);
-                /* Name entries relative to the parent directory of host_path. */
-                if (path && strncmp(path, copy, parent_len) == 0)
-                        archive_entry_copy_pathname(entry, path + parent_len);
-                if (archive_write_header(out, entry) < ARCHIVE_WARN) {
-                        r = archive_negative_errno(out, EIO);
-                        break;
-                }
-                if (archive_entry_filetype(entry) == AE_IFREG && archive_entry_size(entry) > 0) {
-                        int fd = open(archive_entry_sourcepath(entry), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                        char buf[64 * 1024];
-                        ssize_t n;
-                        if (fd < 0) {
-                                r = negative_errno();
-                                break;
-                        }
-                        while ((n = read(fd, buf, sizeof(buf))) > 0)
-                                if (archive_write_data(out, buf, (size_t) n) < 0) {
-                                        n = -1;
-                                        break;
-                                }
-                        safe_close(fd);
-                        if (n < 0) {
-                                r = -EIO;
-                                break;
-                        }
-                }
-                archive_entry_free(entry);
-                entry = NULL;
-        }
-finish:
-        archive_entry_free(entry);
-        if (out) {
-                if (archive_write_close(out) != ARCHIVE_OK && r == 0)
-                        r = -EIO;
-                archive_write_free(out);
-        }
-        if (disk)
-                archive_read_free(disk);
-        job->fd = safe_close(job->fd);
-        job->r = r;
-        return NULL;
-}
-
-/* Extracts a tar stream into host_path: a single top-level entry becomes host_path itself unless
- * host_path is an existing directory, in which case entries land inside it (like cp). */
-/* host_path with the symlinks of its existing part resolved (the parent, or host_path itself if
- * it is a directory): SECURE_SYMLINKS refuses every symlink on an absolute path, also in the
- * prefix the user chose (e.g. a symlinked /tmp); it must only judge what the stream adds. */
-static int resolve_host_path(const char *host_path, bool into_dir, char **ret) {
-        _cleanup_free_ char *copy = strdup(host_path), *dir = NULL;
-        char *slash, *t;
-
-        if (!copy)
-                return -ENOMEM;
-        for (size_t n = strlen(copy); n > 1 && copy[n - 1] == '/'; n--)
-                copy[n - 1] = 0;
-        if (into_dir) {
-                t = realpath(copy, NULL);
-                if (!t)
-                        return negative_errno();
-                *ret = t;
-                return 0;
-        }
-        slash = strrchr(copy, '/');
-        if (slash == copy)
-                dir = strdup("/");
-        else if (slash) {
-                *slash = 0;
-                dir = realpath(copy, NULL);
-                if (!dir)
-                        return negative_errno();
-        } else
-                dir = realpath(".", NULL);
-        if (!dir)
-                return -ENOMEM;
-        if (asprintf(&t, "%s/%s", streq(dir, "/") ? "" : dir, slash ? slash + 1 : copy) < 0)
-                return -ENOMEM;
-        *ret = t;
-        return 0;
-}
-
-static void *tar_reader(void *userdata) {
-        TarJob *job = userdata;
-        struct archive *in = NULL, *disk = NULL;
-        struct archive_entry *entry;
-        _cleanup_free_ char *host_path = NULL;
-        struct stat st;
-        bool into_dir = stat(job->host_path, &st) == 0 && S_ISDIR(st.st_mode);
-        int r;
-
-        block_sigpipe();
-        r = resolve_host_path(job->host_path, into_dir, &host_path);
-        if (r < 0)
-                goto finish;
-        in = archive_read_new();
-        disk = archive_write_disk_new();
-        if (!in || !disk) {
-                r = -ENOMEM;
-                goto finish;
-        }
-        archive_read_support_format_tar(in);
-        archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-                                                     ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                                     ARCHIVE_EXTRACT_SECURE_NODOTDOT);
-        /* Not SECURE_NOABSOLUTEPATHS: entry names are checked below and then rewritten to
-         * absolute paths under host_path. */
-        archive_write_disk_set_standard_lookup(disk);
-        if (archive_read_open_fd(in, job->fd, 64 * 1024) != ARCHIVE_OK) {
-                r = -EIO;
-                goto finish;
-        }
-        for (;;) {
-                _cleanup_free_ char *dest = NULL;
-                const char *name, *rest;
-                int ar = archive_read_next_header(in, &entry);
-                if (ar == ARCHIVE_EOF)
-                        break;
-                if (ar < ARCHIVE_WARN) {
-                        r = -EIO;
-                        break;
-                }
-                name = archive_entry_pathname(entry);
-                if (!name || name[0] == '/' || strstr(name, "..")) {
-                        r = -EPERM;
-                        break;
-                }
-                rest = strchr(name, '/');
-                if (into_dir)
-                        r = asprintf(&dest, "%s/%s", host_path, name) < 0 ? -ENOMEM : 0;
-                else
-                        r = asprintf(&dest, "%s%s", host_path, rest ?: "") < 0 ? -ENOMEM : 0;
-                if (r < 0)
-                        break;
-                archive_entry_copy_pathname(entry, dest);
-                /* Hard links inside the stream point at other entries: remap them the same way. */
-                if (archive_entry_hardlink(entry)) {
-                        _cleanup_free_ char *hl = NULL;
-                        const char *h = archive_entry_hardlink(entry), *hrest = strchr(h, '/');
-                        if (strstr(h, "..") || h[0] == '/') {
-                                r = -EPERM;
-                                break;
-                        }
-                        if (asprintf(&hl, into_dir ? "%s/%s" : "%s%s", host_path,
-                                     into_dir ? h : (hrest ?: "")) < 0) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        archive_entry_copy_hardlink(entry, hl);
-                }
-                if (archive_read_extract2(in, entry, disk) < ARCHIVE_WARN) {
-                        r = archive_negative_errno(disk, EIO);
-                        break;
-                }
-        }
-finish:
-        if (in)
-                archive_read_free(in);
-        if (disk)
-                archive_write_free(disk);
-        job->fd = safe_close(job->fd);
-        job->r = r;
-        return NULL;
-}
-
-int runtime_client_copy_in(RuntimeClient *c, const char *host_path, const char *destination_path,
-                           uint32_t file_mode, bool create_parents) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
-        int p[2], r, rc;
-        TarJob job;
-        pthread_t t;
-
-        assert_return(c && host_path && destination_path, -EINVAL);
-        if (access(host_path, R_OK) < 0)
-                return set_local_error(c, negative_errno(), host_path);
-        r = new_request(c, "copyIn", &m);
-        if (r < 0)
-                return r;
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return set_local_error(c, negative_errno(), "pipe");
-        r = cxpc_dict_set_string(m, "destinationPath", destination_path);
-        if (r >= 0)
-                r = cxpc_dict_set_string(m, "sourcePath", host_path);
-        if (r >= 0)
-                r = cxpc_dict_set_fd(m, "fd", p[0]);
-        if (r >= 0 && file_mode)
-                r = cxpc_dict_set_int64(m, "fileMode", file_mode);
-        if (r >= 0)
-                r = cxpc_dict_set_bool(m, "createParents", create_parents);
-        safe_close(p[0]);
-        if (r < 0) {
-                safe_close(p[1]);
-                return set_local_error(c, r, "copyIn");
-        }
-        job = (TarJob){.fd = p[1], .host_path = host_path};
-        r = pthread_create(&t, NULL, tar_writer, &job);
-        if (r != 0) {
-                safe_close(p[1]);
-                return set_local_error(c, -r, "copyIn thread");
-        }
-        /* The request holds the only other copy of the read end; drop it once sent, so a
-         * service that stops reading makes the writer fail instead of block. */
-        rc = runtime_client_call(c, m, 0, NULL);
-        m = cxpc_object_unref(m);
-        pthread_join(t, NULL);
-        if (rc < 0)
-                return rc;
-        if (job.r < 0)
-                return set_local_error(c, job.r, "copyIn: writing the tar stream");
-        return 0;
-}
-
-int runtime_client_copy_out(RuntimeClient *c, const char *source_path, const char *host_path,
-                            bool create_parents) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
-        _cleanup_free_ char *parent = NULL;
-        int p[2], r, rc;
-        TarJob job;
-        pthread_t t;
-
-        assert_return(c && source_path && host_path, -EINVAL);
-        parent = strdup(host_path);
-        if (!parent)
-                return set_local_error(c, -ENOMEM, "copyOut");
-        if (strrchr(parent, '/') && strrchr(parent, '/') != parent) {
-                *strrchr(parent, '/') = 0;
-                if (access(parent, W_OK) < 0) {
-                        if (!create_parents)
-                                return set_local_error(c, negative_errno(), parent);
-                        for (char *s = parent + 1; *s; s++)
-                                if (*s == '/') {
-                                        *s = 0;
-                                        (void) mkdir(parent, 0755);
-                                        *s = '/';
-                                }
-                        if (mkdir(parent, 0755) < 0 && errno != EEXIST)
-                                return set_local_error(c, negative_errno(), parent);
-                }
-        }
-        r = new_request(c, "copyOut", &m);
-        if (r < 0)
-                return r;
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return set_local_error(c, negative_errno(), "pipe");
-        r = cxpc_dict_set_string(m, "sourcePath", source_path);
-        if (r >= 0)
-                r = cxpc_dict_set_string(m, "destinationPath", host_path);
-        if (r >= 0)
-                r = cxpc_dict_set_fd(m, "fd", p[1]);
-        if (r >= 0)
-                r = cxpc_dict_set_bool(m, "createParents", create_parents);
-        safe_close(p[1]);
-        if (r < 0) {
-                safe_close(p[0]);
-                return set_local_error(c, r, "copyOut");
-        }
-        job = (TarJob){.fd = p[0], .host_path = host_path};
-        r = pthread_create(&t, NULL, tar_reader, &job);
-        if (r != 0) {
-                safe_close(p[0]);
-                return set_local_error(c, -r, "copyOut thread");
-        }
-        rc = runtime_client_call(c, m, 0, NULL);
-        /* Our copy of the write end lives in the request: drop it so the reader sees EOF. */
-        m = cxpc_object_unref(m);
-        pthread_join(t, NULL);
-        if (rc < 0)
-                return rc;
-        if (job.r < 0)
-                return set_local_error(c, job.r, "copyOut: extracting the tar stream");
-        return 0;
-}
-
 int runtime_client_dial(RuntimeClient *c, uint16_t port, int *ret_fd) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL, *reply = NULL;
         int r, fd;
 
         assert_return(c && ret_fd, -EINVAL);
-        r = new_request(c, "dial", &m);
+        r = runtime_client_new_request(c, "dial", &m);
         if (r < 0)
                 return r;
         r = cxpc_dict_set_int64(m, "port", port);
         if (r < 0)
-                return set_local_error(c, r, "dial");
+                return runtime_client_set_local_error(c, r, "dial");
         r = runtime_client_call(c, m, 0, &reply);
         if (r < 0)
                 return r;
         r = cxpc_dict_dup_fd(reply, "fd", &fd);
         if (r < 0)
-                return set_local_error(c, -EBADMSG, "dial reply has no fd");
+                return runtime_client_set_local_error(c, -EBADMSG, "dial reply has no fd");
         *ret_fd = fd;
         return 0;
 }
