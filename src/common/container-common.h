@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "oci-runtime-dirs.h"
+
 /* Shared between container-apiserver and the container CLI (docs/apiserver.md). */
 
 #include <jansson.h>
@@ -110,9 +112,8 @@ int mkdir_p(const char *path, mode_t mode);
 #define CONTAINER_OCI_RUNTIME_DEFAULT "crun"
 /* What containers whose config.json predates the "runtime" key ran with. */
 #define CONTAINER_OCI_RUNTIME_LEGACY "crun"
-/* Where a name is looked up: the directories container-runtime searches (src/runtime). */
-#define CONTAINER_OCI_RUNTIME_DIRS \
-        "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/bin", "/sbin"
+/* Where a name is looked up: OCI_RUNTIME_SEARCH_DIRS, the directories container-runtime searches. */
+#define CONTAINER_OCI_RUNTIME_DIRS OCI_RUNTIME_SEARCH_DIRS
 
 /* "crun" or "runc". */
 bool oci_runtime_name_is_known(const char *name);

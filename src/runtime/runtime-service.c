@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oci-runtime-dirs.h"
 #include "cgroup-util.h"
 #ifndef HAVE_RUNTIME_IO
 #define HAVE_RUNTIME_IO 0
@@ -1952,8 +1953,7 @@ static bool id_valid(const char *id) {
 }
 
 static char *find_runtime(const char *name) {
-        static const char *const dirs[] = {
-                "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/bin", "/sbin", NULL};
+        static const char *const dirs[] = {OCI_RUNTIME_SEARCH_DIRS, NULL};
         char *p = NULL;
 
         if (strchr(name, '/'))
