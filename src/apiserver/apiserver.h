@@ -105,6 +105,8 @@ bool container_uses_image(Container *c);
 int container_mount_image_rootfs(Container *c);
 /* routes.c: replies {key: j}, converting the jansson value through the JSON bridge. */
 int reply_json(cxpc_connection *conn, cxpc_object *m, const char *key, json_t *j);
+/* Replies with an empty dictionary (success, nothing to say). */
+int reply_empty(cxpc_connection *conn, cxpc_object *m);
 
 /* supervise.c */
 int container_spawn_runtime(Container *c);

@@ -81,17 +81,6 @@ static int strv_from_json(json_t *a, const char ***ret) {
         return 0;
 }
 
-static json_t *json_from_strv(char *const *l) {
-        json_t *a = json_array();
-
-        for (size_t i = 0; a && l && l[i]; i++)
-                if (json_array_append_new(a, json_string(l[i])) < 0) {
-                        json_decref(a);
-                        return NULL;
-                }
-        return a;
-}
-
 static bool strv_has_key(char *const *l, const char *key) {
         for (size_t i = 0; l && l[i]; i++)
                 if (strncmp(l[i], key, strlen(key)) == 0)
@@ -160,8 +149,8 @@ int image_prepare_config(Manager *m, const char *id, json_t *cfg, char *err, siz
 
         /* The merged process replaces what the CLI sent; inspect shows what runs. */
         {
-                _cleanup_(json_decrefp) json_t *jargs = json_from_strv(argv),
-                                               *jenv = json_from_strv(merged->env);
+                _cleanup_(json_decrefp) json_t *jargs = image_strv_to_json(argv),
+                                               *jenv = image_strv_to_json(merged->env);
 
                 if (!jargs || !jenv)
                         return -ENOMEM;
@@ -206,7 +195,7 @@ int image_prepare_config(Manager *m, const char *id, json_t *cfg, char *err, siz
         }
         /* Exposed ports are recorded for inspect (publishing them needs the network service). */
         if (merged->exposed_ports) {
-                json_t *ports = json_from_strv(merged->exposed_ports);
+                json_t *ports = image_strv_to_json(merged->exposed_ports);
                 if (!ports || json_object_set_new(cfg, "exposedPorts", ports) < 0)
                         return -ENOMEM;
         }
@@ -236,7 +225,7 @@ static json_t *image_info_to_json(const ImageInfo *i) {
         if (hex)
                 snprintf(id, sizeof id, "%s", hex + 1);
         return json_pack("{s:s, s:s, s:s?, s:o, s:s?, s:I, s:I, s:I}", "id", id, "digest", i->digest,
-                         "configDigest", i->config_digest, "names", json_from_strv(i->names), "created",
+                         "configDigest", i->config_digest, "names", image_strv_to_json(i->names), "created",
                          i->created, "size", (json_int_t) i->size, "loadedAt",
                          (json_int_t) (i->loaded_usec / 1000000u), "containers",
                          (json_int_t) i->n_containers);
@@ -266,16 +255,6 @@ static int list_json(Manager *mgr, char *const *only, json_t **ret) {
         image_info_free_many(infos, n);
         *ret = TAKE_PTR(a);
         return 0;
-}
-
-static int reply_ok(cxpc_connection *conn, cxpc_object *m) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
-        int r;
-
-        r = cxpc_reply_new(&reply);
-        if (r < 0)
-                return r;
-        return cxpc_connection_reply(conn, m, reply);
 }
 
 static int route_image_load(cxpc_connection *conn, cxpc_object *m, void *userdata) {
@@ -347,7 +326,7 @@ static int route_image_remove(cxpc_connection *conn, cxpc_object *m, void *userd
                                                    ref);
         if (r < 0)
                 return reply_store_error(conn, m, mgr, "removing image", ref, r);
-        return reply_ok(conn, m);
+        return reply_empty(conn, m);
 }
 
 static int route_image_inspect(cxpc_connection *conn, cxpc_object *m, void *userdata) {

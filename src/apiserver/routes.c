@@ -63,7 +63,7 @@ int reply_json(cxpc_connection *conn, cxpc_object *m, const char *key, json_t *j
         return cxpc_connection_reply(conn, m, reply);
 }
 
-static int reply_empty(cxpc_connection *conn, cxpc_object *m) {
+int reply_empty(cxpc_connection *conn, cxpc_object *m) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
         int r;
 

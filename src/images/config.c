@@ -95,7 +95,7 @@ _public_ int image_config_from_json(json_t *j, ImageConfig **ret) {
 static int set_strv(json_t *o, const char *k, char *const *l) {
         if (!l)
                 return 0;
-        return json_object_set_new(o, k, strv_to_json(l));
+        return json_object_set_new(o, k, image_strv_to_json(l));
 }
 
 _public_ json_t *image_config_to_json(const ImageConfig *c) {

@@ -61,7 +61,6 @@ int json_load_at(int dirfd, const char *name, json_t **ret);
 int json_save_at(int dirfd, const char *name, json_t *j);
 
 char **strv_from_json(json_t *a); /* NULL if not an array of strings; never for an empty array */
-json_t *strv_to_json(char *const *l);
 size_t strv_length(char *const *l);
 int strv_push(char ***l, const char *s);
 char **strv_copy(char *const *l);

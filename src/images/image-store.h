@@ -188,6 +188,8 @@ int image_store_umount_rootfs(ImageStore *s, const char *container_id, const cha
 int image_export_rootfs(const char *rootfs, int fd);
 
 void image_strv_free(char **l);
+/* A JSON array of the strings (an empty one for NULL); NULL on ENOMEM. */
+json_t *image_strv_to_json(char *const *l);
 static inline void image_strv_freep(char ***l) {
         image_strv_free(*l);
 }

@@ -385,7 +385,7 @@ char **strv_from_json(json_t *a) {
         return l;
 }
 
-json_t *strv_to_json(char *const *l) {
+json_t *image_strv_to_json(char *const *l) {
         json_t *a = json_array();
 
         for (size_t i = 0; a && l && l[i]; i++)
