@@ -264,12 +264,34 @@ finish:
         return NULL;
 }
 
+/* Sends the request (which holds one end of the pipe) while a thread runs the tar side on the other
+ * end, fd. The request is dropped once sent: it holds our only other copy of the pipe, so the
+ * worker then sees EOF (or EPIPE) instead of blocking when the service stops. */
+static int call_with_tar_job(RuntimeClient *c, cxpc_object **request, int fd, const char *host_path,
+                             void *(*worker)(void *), const char *what) {
+        TarJob job = {.fd = fd, .host_path = host_path};
+        pthread_t t;
+        int r;
+
+        r = pthread_create(&t, NULL, worker, &job);
+        if (r != 0) {
+                safe_close(fd);
+                return runtime_client_set_local_error(c, -r, what);
+        }
+        r = runtime_client_call(c, *request, 0, NULL);
+        *request = cxpc_object_unref(*request);
+        pthread_join(t, NULL);
+        if (r < 0)
+                return r;
+        if (job.r < 0)
+                return runtime_client_set_local_error(c, job.r, what);
+        return 0;
+}
+
 int runtime_client_copy_in(RuntimeClient *c, const char *host_path, const char *destination_path,
                            uint32_t file_mode, bool create_parents) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
-        int p[2], r, rc;
-        TarJob job;
-        pthread_t t;
+        int p[2], r;
 
         assert_return(c && host_path && destination_path, -EINVAL);
         if (access(host_path, R_OK) < 0)
@@ -293,31 +315,14 @@ int runtime_client_copy_in(RuntimeClient *c, const char *host_path, const char *
                 safe_close(p[1]);
                 return runtime_client_set_local_error(c, r, "copyIn");
         }
-        job = (TarJob){.fd = p[1], .host_path = host_path};
-        r = pthread_create(&t, NULL, tar_writer, &job);
-        if (r != 0) {
-                safe_close(p[1]);
-                return runtime_client_set_local_error(c, -r, "copyIn thread");
-        }
-        /* The request holds the only other copy of the read end; drop it once sent, so a
-         * service that stops reading makes the writer fail instead of block. */
-        rc = runtime_client_call(c, m, 0, NULL);
-        m = cxpc_object_unref(m);
-        pthread_join(t, NULL);
-        if (rc < 0)
-                return rc;
-        if (job.r < 0)
-                return runtime_client_set_local_error(c, job.r, "copyIn: writing the tar stream");
-        return 0;
+        return call_with_tar_job(c, &m, p[1], host_path, tar_writer, "copyIn: writing the tar stream");
 }
 
 int runtime_client_copy_out(RuntimeClient *c, const char *source_path, const char *host_path,
                             bool create_parents) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
         _cleanup_free_ char *parent = NULL;
-        int p[2], r, rc;
-        TarJob job;
-        pthread_t t;
+        int p[2], r;
 
         assert_return(c && source_path && host_path, -EINVAL);
         parent = strdup(host_path);
@@ -355,19 +360,5 @@ int runtime_client_copy_out(RuntimeClient *c, const char *source_path, const cha
                 safe_close(p[0]);
                 return runtime_client_set_local_error(c, r, "copyOut");
         }
-        job = (TarJob){.fd = p[0], .host_path = host_path};
-        r = pthread_create(&t, NULL, tar_reader, &job);
-        if (r != 0) {
-                safe_close(p[0]);
-                return runtime_client_set_local_error(c, -r, "copyOut thread");
-        }
-        rc = runtime_client_call(c, m, 0, NULL);
-        /* Our copy of the write end lives in the request: drop it so the reader sees EOF. */
-        m = cxpc_object_unref(m);
-        pthread_join(t, NULL);
-        if (rc < 0)
-                return rc;
-        if (job.r < 0)
-                return runtime_client_set_local_error(c, job.r, "copyOut: extracting the tar stream");
-        return 0;
+        return call_with_tar_job(c, &m, p[0], host_path, tar_reader, "copyOut: extracting the tar stream");
 }
