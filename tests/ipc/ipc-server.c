@@ -21,6 +21,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "fd-count.h"
 #include "cxpc/cxpc.h"
 
 #define DEFER_USEC         (50u * 1000u)
@@ -173,18 +174,6 @@ static int route_fd_make(cxpc_connection *c, cxpc_object *m, void *userdata) {
         return reply_dict(c, m, reply);
 }
 
-static int count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        int n = 0;
-        if (!d)
-                return -errno;
-        for (struct dirent *de; (de = readdir(d));)
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n - 1; /* the DIR's own fd */
-}
-
 static int route_stats(cxpc_connection *c, cxpc_object *m, void *userdata) {
         cxpc_object *reply = NULL;
         int r = cxpc_reply_new(&reply);
@@ -194,7 +183,7 @@ static int route_stats(cxpc_connection *c, cxpc_object *m, void *userdata) {
         (void) cxpc_dict_set_uint64(reply, "disconnects", n_disconnects);
         (void) cxpc_dict_set_uint64(reply, "accepted", n_accepted);
         (void) cxpc_dict_set_int64(reply, "doubleReply", double_reply_result);
-        (void) cxpc_dict_set_int64(reply, "fds", count_fds());
+        (void) cxpc_dict_set_int64(reply, "fds", count_open_fds(0));
         return reply_dict(c, m, reply);
 }
 

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 #include <systemd/sd-event.h>
 
+#include "fd-count.h"
 #include "codec.h"
 #include "cxpc/cxpc.h"
 
@@ -199,19 +200,6 @@ static void run_until(sd_event *e, const bool *flag, uint64_t timeout_usec) {
         while (!*flag && now_us() < end)
                 assert_true(sd_event_run(e, 100 * 1000) >= 0);
         assert_true(*flag);
-}
-
-static unsigned count_proc_fds(pid_t pid) {
-        char p[64];
-        snprintf(p, sizeof(p), "/proc/%d/fd", (int) pid);
-        DIR *d = opendir(p);
-        assert_non_null(d);
-        unsigned n = 0;
-        for (struct dirent *de; (de = readdir(d));)
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n;
 }
 
 /* ---- cases ---- */
@@ -564,7 +552,7 @@ static void test_malformed_frames(void **state) {
         uint8_t rec[CXPC_FRAME_HEADER_SIZE + 16];
 
         cxpc_object_unref(call_ok(c, "echo"));
-        unsigned baseline = count_proc_fds(f->pid);
+        unsigned baseline = (unsigned) count_open_fds(f->pid);
 
         /* bad magic */
         h = (cxpc_frame_header){.magic = 0xdeadbeef, .version = CXPC_PROTOCOL_VERSION, .id = 1};
@@ -613,7 +601,7 @@ static void test_malformed_frames(void **state) {
         /* No fd leaked: the count returns to the baseline (disconnects are processed async). */
         unsigned n = 0;
         for (int i = 0; i < 100; i++) {
-                n = count_proc_fds(f->pid);
+                n = (unsigned) count_open_fds(f->pid);
                 if (n == baseline)
                         break;
                 usleep(20 * 1000);
@@ -665,7 +653,7 @@ static void test_pipelined_batches(void **state) {
         assert_int_equal(sd_event_new(&e), 0);
         assert_int_equal(cxpc_connection_attach_event(c, e, 0), 0);
         cxpc_object_unref(call_ok(c, "echo")); /* the server has accepted us */
-        unsigned baseline = count_proc_fds(f->pid);
+        unsigned baseline = (unsigned) count_open_fds(f->pid);
 
         for (size_t i = 0; i < PIPELINED_CALLS; i++) {
                 PipelinedCall *p = &calls[i];
@@ -716,7 +704,7 @@ static void test_pipelined_batches(void **state) {
         }
         assert_true(closed);
         unsigned n = 0;
-        for (int i = 0; i < 100 && (n = count_proc_fds(f->pid)) > baseline - 1; i++)
+        for (int i = 0; i < 100 && (n = (unsigned) count_open_fds(f->pid)) > baseline - 1; i++)
                 usleep(20 * 1000);
         assert_int_equal(n, baseline - 1); /* our connection's socket is gone too */
         cxpc_connection_unref(c);
@@ -758,7 +746,7 @@ static void test_bad_record_in_batch(void **state) {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         cxpc_connection *probe = connect_to(f);
         cxpc_object_unref(call_ok(probe, "echo"));
-        unsigned baseline = count_proc_fds(f->pid);
+        unsigned baseline = (unsigned) count_open_fds(f->pid);
 
         strcpy(sa.sun_path, f->path);
         int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -829,7 +817,7 @@ static void test_bad_record_in_batch(void **state) {
         close(s);
 
         unsigned now = 0;
-        for (int i = 0; i < 100 && (now = count_proc_fds(f->pid)) != baseline; i++)
+        for (int i = 0; i < 100 && (now = (unsigned) count_open_fds(f->pid)) != baseline; i++)
                 usleep(20 * 1000);
         assert_int_equal(now, baseline);
         cxpc_object_unref(call_ok(probe, "echo")); /* still serving */

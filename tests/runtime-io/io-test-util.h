@@ -16,20 +16,8 @@
 
 #include <cmocka.h>
 
+#include "fd-count.h"
 #include "macro.h"
-
-static inline int count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-        int n = 0;
-
-        assert_non_null(d);
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n - 1; /* the DIR's own fd */
-}
 
 static inline int rm_rf_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         return remove(path);
@@ -72,4 +60,8 @@ static inline bool dir_is_empty(const char *path) {
                         empty = false;
         closedir(d);
         return empty;
+}
+
+static inline int count_fds(void) {
+        return count_open_fds(0);
 }

@@ -37,6 +37,7 @@
 #include <archive_entry.h>
 #include <cmocka.h>
 
+#include "fd-count.h"
 #include "runtime-client.h"
 
 #define TEST_CALL_TIMEOUT_USEC (20u * 1000000u)
@@ -818,20 +819,6 @@ static void test_exec(void **state) {
         fixture_finish(&f, true);
 }
 
-static unsigned count_fds(pid_t pid) {
-        char p[64], cmd[128];
-        FILE *f;
-        unsigned n = 0;
-
-        snprintf(p, sizeof(p), "/proc/%d/fd", (int) pid);
-        snprintf(cmd, sizeof(cmd), "ls %s | wc -l", p);
-        f = popen(cmd, "re");
-        assert_non_null(f);
-        assert_int_equal(fscanf(f, "%u", &n), 1);
-        pclose(f);
-        return n;
-}
-
 static void test_exec_fd_leak(void **state) {
         const char *env = getenv("RUNTIME_TEST_EXEC_CYCLES");
         unsigned cycles = env ? (unsigned) atoi(env) : 1000, before, after;
@@ -846,7 +833,7 @@ static void test_exec_fd_leak(void **state) {
         assert_int_equal(runtime_client_create_process(f.client, "warm", pc, NULL), 0);
         assert_int_equal(runtime_client_start(f.client, "warm"), 0);
         assert_int_equal(runtime_client_wait(f.client, "warm", TEST_CALL_TIMEOUT_USEC, NULL, NULL), 0);
-        before = count_fds(f.service);
+        before = (unsigned) count_open_fds(f.service);
         for (unsigned i = 0; i < cycles; i++) {
                 char id[32];
                 int out[2], code = -1;
@@ -861,7 +848,7 @@ static void test_exec_fd_leak(void **state) {
                 assert_int_equal(runtime_client_wait(f.client, id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
                 assert_int_equal(code, 0);
         }
-        after = count_fds(f.service);
+        after = (unsigned) count_open_fds(f.service);
         if (after > before)
                 fail_msg("service fds grew from %u to %u over %u exec cycles", before, after, cycles);
         cxpc_object_unref(pc);

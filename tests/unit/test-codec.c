@@ -2,7 +2,6 @@
 
 /* Codec round trips over real SOCK_SEQPACKET socket pairs, limits and malformed input. */
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,21 +18,10 @@
 
 #include <cmocka.h>
 
+#include "fd-count.h"
 #include "codec.h"
 #include "macro.h"
 #include "object-internal.h"
-
-static unsigned count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        assert_non_null(d);
-        unsigned n = 0;
-        struct dirent *de;
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n;
-}
 
 static void make_pair(int sv[2]) {
         assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
@@ -99,7 +87,7 @@ static cxpc_object *make_all_types(void) {
 }
 
 static void test_all_types(void **state) {
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         cxpc_object *m = make_all_types();
         cxpc_frame_info info;
         cxpc_object *out = roundtrip(m, CXPC_FRAME_WANTS_REPLY, &info);
@@ -134,7 +122,7 @@ static void test_all_types(void **state) {
 
         cxpc_object_unref(out);
         cxpc_object_unref(m);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
 }
 
 static cxpc_object *nest(unsigned depth) {
@@ -166,7 +154,7 @@ static void test_limits(void **state) {
         assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), -ELOOP);
         cxpc_object_unref(m);
 
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         assert_int_equal(cxpc_dict_new(&m), 0);
         cxpc_object *a;
         assert_int_equal(cxpc_array_new(&a), 0);
@@ -180,7 +168,7 @@ static void test_limits(void **state) {
         assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), -E2BIG);
         cxpc_object_unref(a);
         cxpc_object_unref(m);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
 
         /* oversize */
         assert_int_equal(cxpc_dict_new(&m), 0);
@@ -233,7 +221,7 @@ static void test_data_memfd_roundtrip(void **state) {
         assert_int_equal(cxpc_dict_set(m, "blob", v), 0);
         assert_int_equal(cxpc_dict_set_string(m, "name", "big"), 0);
 
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         cxpc_frame_info info;
@@ -266,7 +254,7 @@ static void test_data_memfd_roundtrip(void **state) {
         cxpc_object_unref(v);
         cxpc_object_unref(m);
         free(buf);
-        assert_int_equal(count_fds(), before - 1); /* v's memfd is gone too */
+        assert_int_equal((unsigned) count_open_fds(0), before - 1); /* v's memfd is gone too */
 }
 
 /* Echo server in a child process: receives each message and sends it straight back. */
@@ -328,7 +316,7 @@ static void test_data_memfd_echo(void **state) {
         assert_int_equal(cxpc_data_new(buf, size, &v), 0);
         assert_int_equal(cxpc_dict_set(m, "blob", v), 0);
 
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         int sv[2];
         make_pair(sv);
         pid_t pid = fork();
@@ -375,7 +363,7 @@ static void test_data_memfd_echo(void **state) {
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
         cxpc_object_unref(v);
         cxpc_object_unref(m);
         free(buf);
@@ -389,7 +377,7 @@ static void test_data_sizes(void **state) {
                                 CXPC_DATA_MEMFD_MIN - 1,
                                 CXPC_DATA_MEMFD_MIN,
                                 CXPC_DATA_MEMFD_MIN + 1};
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
                 size_t size = sizes[i];
                 bool big = size >= CXPC_DATA_MEMFD_MIN;
@@ -429,7 +417,7 @@ static void test_data_sizes(void **state) {
                 cxpc_object_unref(m);
                 free(buf);
         }
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
 }
 
 /* Equality of memfd-backed values against other memfds and against plain bytes. */
@@ -474,7 +462,7 @@ static void test_data_memfd_equal(void **state) {
 static void expect_refused(cxpc_frame *f, size_t idx, int fd) {
         close(f->fds[idx]);
         f->fds[idx] = fd;
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         int sv[2];
         make_pair(sv);
         assert_int_equal(cxpc_frame_send(sv[0], f), 0);
@@ -486,7 +474,7 @@ static void expect_refused(cxpc_frame *f, size_t idx, int fd) {
         cxpc_recv_buffer_done(&b);
         close(sv[0]);
         close(sv[1]);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
 }
 
 static int memfd_with(const uint8_t *p, size_t size, int seals) {
@@ -510,7 +498,7 @@ static void test_data_memfd_tampered(void **state) {
         assert_int_equal(f->n_fds, 2);
         size_t idx = 1; /* the data memfd comes after the plain fd */
 
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         /* unsealed; writable; too short; not sealed against sealing; not a regular file */
         expect_refused(f, idx, memfd_with(buf, size, 0));
         expect_refused(f, idx, memfd_with(buf, size, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));
@@ -521,7 +509,7 @@ static void test_data_memfd_tampered(void **state) {
         assert_int_equal(write(longer, "x", 1), 1);
         assert_int_equal(fcntl(longer, F_ADD_SEALS, CXPC_SHMEM_SEALS), 0);
         expect_refused(f, idx, longer); /* too long */
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
 
         /* A data-memfd value below the threshold is not canonical: refused even when sealed. */
         cxpc_frame_free(TAKE_PTR(f));
@@ -537,7 +525,7 @@ static void test_data_memfd_tampered(void **state) {
         uint64_t smaller = htole64(CXPC_DATA_MEMFD_MIN - 1);
         memcpy(body + n - 8, &smaller, 8);
         expect_refused(f, idx, memfd_with(buf, CXPC_DATA_MEMFD_MIN - 1, CXPC_SHMEM_SEALS));
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
 
         cxpc_object_unref(m);
         free(buf);
@@ -556,19 +544,19 @@ static void test_data_memfd_fd_limit(void **state) {
         for (unsigned i = 0; i < CXPC_FDS_PER_MESSAGE_MAX; i++)
                 assert_int_equal(cxpc_array_append(a, v), 0);
 
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         cxpc_frame_info info;
         cxpc_object *out = roundtrip(m, 0, &info);
         assert_false(info.flags & CXPC_FRAME_BODY_MEMFD);
         assert_int_equal(cxpc_array_get_count(cxpc_dict_get(out, "a")), CXPC_FDS_PER_MESSAGE_MAX);
         assert_true(cxpc_object_equal(m, out));
         cxpc_object_unref(out);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
 
         _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
         assert_int_equal(cxpc_array_append(a, v), 0); /* one too many */
         assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), -E2BIG);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
 
         /* 63 values plus a body memfd fit; 64 values plus a body memfd do not. */
         cxpc_object *b;
@@ -588,7 +576,7 @@ static void test_data_memfd_fd_limit(void **state) {
         cxpc_object_unref(out);
         assert_int_equal(cxpc_array_append(b, v), 0);
         assert_int_equal(cxpc_frame_encode(m, 1, 0, 0, &f), -E2BIG);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
 
         cxpc_object_unref(b);
         cxpc_object_unref(a);
@@ -614,7 +602,7 @@ static void test_body_memfd_with_data_memfd(void **state) {
         assert_int_equal(cxpc_dict_set_data(m, "mid", buf, 100000), 0); /* in the body */
         free(buf);
 
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         cxpc_frame_info info;
         cxpc_object *out = roundtrip(m, 0, &info);
         assert_true(info.flags & CXPC_FRAME_BODY_MEMFD);
@@ -622,7 +610,7 @@ static void test_body_memfd_with_data_memfd(void **state) {
         assert_true(cxpc_dict_get(out, "blob")->data.memfd >= 0);
         assert_non_null(cxpc_dict_get(out, "mid")->data.backing);
         cxpc_object_unref(out);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
         cxpc_object_unref(m);
 }
 
@@ -650,7 +638,7 @@ static void test_memfd_unsealed(void **state) {
         close(f->fds[0]);
         f->fds[0] = plain;
 
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         int sv[2];
         make_pair(sv);
         assert_int_equal(cxpc_frame_send(sv[0], f), 0);
@@ -661,7 +649,7 @@ static void test_memfd_unsealed(void **state) {
         cxpc_recv_buffer_done(&b);
         close(sv[0]);
         close(sv[1]);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
         cxpc_object_unref(m);
 }
 
@@ -675,7 +663,7 @@ static void test_garbage(void **state) {
         memcpy(rec, &f->header, CXPC_FRAME_HEADER_SIZE);
         memcpy(rec + CXPC_FRAME_HEADER_SIZE, f->body, f->body_size);
 
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
         for (size_t cut = 0; cut < size; cut++) {
                 int fds[CXPC_FDS_PER_MESSAGE_MAX];
                 for (size_t i = 0; i < f->n_fds; i++)
@@ -715,7 +703,7 @@ static void test_garbage(void **state) {
         h.n_fds++;
         memcpy(rec, &h, sizeof(h));
         assert_int_equal(cxpc_record_decode(rec, size, fds, f->n_fds + 1, &out, NULL), -EBADMSG);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
         free(longer);
         free(rec);
         cxpc_object_unref(m);

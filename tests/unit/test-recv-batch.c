@@ -3,7 +3,6 @@
 /* The batched receive of the connection layer (socket-util.c): records drained from a real
  * socketpair by one recvmmsg(), decoded one by one, and the fds of records never taken closed. */
 
-#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,20 +15,10 @@
 
 #include <cmocka.h>
 
+#include "fd-count.h"
 #include "codec.h"
 #include "cxpc/cxpc.h"
 #include "socket-util.h"
-
-static unsigned count_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        assert_non_null(d);
-        unsigned n = 0;
-        for (struct dirent *de; (de = readdir(d));)
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n;
-}
 
 /* Sends a request with an int and, when with_fd, a memfd. */
 static void send_request(int fd, uint64_t id, int64_t value, bool with_fd) {
@@ -54,7 +43,7 @@ static void test_batch_order_and_limit(void **state) {
         RecvBatch *b = NULL;
         assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
         assert_int_equal(recv_batch_new(&b), 0);
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
 
         assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX), -EAGAIN);
         for (int64_t i = 0; i < (int64_t) RECV_BATCH_MAX + 5; i++)
@@ -84,7 +73,7 @@ static void test_batch_order_and_limit(void **state) {
         recv_batch_discard(b);
         assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX), 1);
         recv_batch_discard(b);
-        assert_int_equal(count_fds(), before);
+        assert_int_equal((unsigned) count_open_fds(0), before);
 
         /* The synchronous path's slot 0 is usable between batches. */
         cxpc_recv_buffer buf = recv_batch_buffer(b);
@@ -109,7 +98,7 @@ static void test_batch_bad_record(void **state) {
         RecvBatch *b = NULL;
         assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
         assert_int_equal(recv_batch_new(&b), 0);
-        unsigned before = count_fds();
+        unsigned before = (unsigned) count_open_fds(0);
 
         send_request(sv[0], 1, 1, true);
         uint8_t garbage[40];
@@ -118,10 +107,10 @@ static void test_batch_bad_record(void **state) {
         assert_int_equal(send(sv[0], garbage, sizeof(garbage), 0), (ssize_t) sizeof(garbage));
         for (uint64_t i = 0; i < 5; i++)
                 send_request(sv[0], 10 + i, 2, true);
-        assert_int_equal(count_fds(), before); /* in flight: in no fd table */
+        assert_int_equal((unsigned) count_open_fds(0), before); /* in flight: in no fd table */
 
         assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX), 7);
-        assert_int_equal(count_fds(), before + 6); /* received: installed in ours */
+        assert_int_equal((unsigned) count_open_fds(0), before + 6); /* received: installed in ours */
         cxpc_object *m = NULL;
         cxpc_frame_info info;
         RecvError why = RECV_ERROR_NONE;
@@ -131,11 +120,11 @@ static void test_batch_bad_record(void **state) {
         assert_int_equal(recv_batch_next(b, &m, &info, &why), -EBADMSG);
         assert_int_equal(why, RECV_ERROR_DECODE);
         assert_null(m);
-        assert_int_equal(count_fds(), before + 5);
+        assert_int_equal((unsigned) count_open_fds(0), before + 5);
         recv_batch_free(b); /* drops the five records behind, with their fds */
         close(sv[0]);
         close(sv[1]);
-        assert_int_equal(count_fds(), before - 2);
+        assert_int_equal((unsigned) count_open_fds(0), before - 2);
 }
 
 int main(void) {
