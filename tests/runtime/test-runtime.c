@@ -13,6 +13,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <poll.h>
@@ -479,6 +480,34 @@ static void test_exit_signal(void **state) {
         fixture_finish(&f, true);
 }
 
+/* Waits (bounded) until the container's init runs comm. runc's "run --detach" returns once it has
+ * released its init, which may still be "runc init" (Go) for a moment: a SIGTERM then makes Go
+ * exit 2 (PID 1 cannot die of a default-handled signal) instead of reaching the program, which
+ * as PID 1 would ignore it. Tests about what the program does with a signal wait for it first. */
+static void wait_init_runs(Fixture *f, const char *comm) {
+        cxpc_object *snap = NULL;
+        int64_t pid = 0;
+        char path[64], buf[64] = {};
+
+        assert_int_equal(runtime_client_state(f->client, &snap), 0);
+        assert_int_equal(
+                cxpc_dict_get_int64(cxpc_array_get(cxpc_dict_get(snap, "processes"), 0), "pid", &pid), 0);
+        cxpc_object_unref(snap);
+        snprintf(path, sizeof(path), "/proc/%" PRIi64 "/comm", pid);
+        for (int i = 0; i < 500; i++) {
+                FILE *fp = fopen(path, "re");
+                if (fp) {
+                        bool match = fgets(buf, sizeof(buf), fp) && strncmp(buf, comm, strlen(comm)) == 0 &&
+                                     buf[strlen(comm)] == '\n';
+                        fclose(fp);
+                        if (match)
+                                return;
+                }
+                usleep(10 * 1000);
+        }
+        fail_msg("the container's init (pid %" PRIi64 ") never ran %s (last: %s)", pid, comm, buf);
+}
+
 static void test_stop_timeout_137(void **state) {
         Fixture f;
         int code = -1;
@@ -488,6 +517,7 @@ static void test_stop_timeout_137(void **state) {
         fixture_start(&f, "{\"args\":[\"/bin/sleep\",\"1000\"]}");
         assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
         assert_int_equal(runtime_client_start(f.client, f.id), 0);
+        wait_init_runs(&f, "sleep");
         /* sleep as PID 1 ignores SIGTERM: the stop must escalate after 1 s. */
         assert_int_equal(runtime_client_stop(f.client, 1, "SIGTERM"), 0);
         assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
