@@ -5,6 +5,7 @@
 
 #include <cxpc/cxpc.h>
 #include <jansson.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "container-common.h"
@@ -60,6 +61,15 @@ struct Container {
         bool removed;        /* gone from the registry; late callbacks only clean up */
 };
 
+/* A sealed copy of an OCI runtime's binary (oci-exe-cache.c). */
+typedef struct OciExeCopy {
+        char *path; /* NULL: unused (and fd unset) */
+        struct stat st;
+        int fd;
+} OciExeCopy;
+
+#define APISERVER_OCI_EXE_COPIES_MAX 4u
+
 struct Manager {
         sd_event *event;
         cxpc_listener *listener;
@@ -74,7 +84,13 @@ struct Manager {
         int lock_fd;
         Container **containers;
         size_t n_containers;
+        OciExeCopy oci_exes[APISERVER_OCI_EXE_COPIES_MAX];
 };
+
+/* oci-exe-cache.c: the sealed copy of the binary a runtime value (crun, runc, a path) resolves to,
+ * made on first use and again when the file changes; a borrowed fd or a negative errno. */
+int manager_oci_exe_fd(Manager *m, const char *runtime);
+void manager_oci_exes_free(Manager *m);
 
 /* registry.c */
 Container *container_ref(Container *c);

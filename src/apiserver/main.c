@@ -41,6 +41,7 @@ static void manager_free(Manager *m) {
         free(m->runtime_path);
         free(m->oci_runtime);
         free(m->init_path);
+        manager_oci_exes_free(m);
 }
 
 static int on_sigchld(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {

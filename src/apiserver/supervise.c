@@ -18,6 +18,7 @@
 
 /* fd number of the first connection in the runtime service (--listen-fd). */
 #define RUNTIME_LISTEN_FD 3
+#define RUNTIME_EXE_FD    4 /* the sealed copy of the OCI runtime (oci-exe-cache.c) */
 
 static void on_runtime_disconnect(cxpc_connection *conn, void *userdata) {
         Container *c = userdata;
@@ -43,8 +44,9 @@ static int watch_disconnect(Container *c, RuntimeClient *rc) {
 /* posix_spawn (a vfork, not a copy of our page tables) of container-runtime with the socket as its
  * first connection on RUNTIME_LISTEN_FD, in its own session (it must outlive us) with the default
  * signal state. */
-static int spawn_runtime(Container *c, const char *bundle, int sock, int devnull, int logfd, pid_t *ret) {
-        char fdbuf[16];
+static int spawn_runtime(Container *c, const char *bundle, int sock, int devnull, int logfd, int exe_fd,
+                         pid_t *ret) {
+        char fdbuf[16], exe_fdbuf[16];
         const char *argv[] = {
                 "container-runtime",
                 "--id",
@@ -57,6 +59,8 @@ static int spawn_runtime(Container *c, const char *bundle, int sock, int devnull
                 container_oci_runtime(c),
                 "--listen-fd",
                 fdbuf,
+                exe_fd >= 0 ? "--runtime-exe-fd" : NULL,
+                exe_fdbuf,
                 NULL,
         };
         posix_spawn_file_actions_t fa;
@@ -65,6 +69,7 @@ static int spawn_runtime(Container *c, const char *bundle, int sock, int devnull
         int r;
 
         (void) snprintf(fdbuf, sizeof fdbuf, "%d", RUNTIME_LISTEN_FD);
+        (void) snprintf(exe_fdbuf, sizeof exe_fdbuf, "%d", RUNTIME_EXE_FD);
         sigemptyset(&none);
         sigemptyset(&dfl);
         sigaddset(&dfl, SIGPIPE); /* we ignore it; an exec keeps ignored signals ignored */
@@ -82,6 +87,7 @@ static int spawn_runtime(Container *c, const char *bundle, int sock, int devnull
             (r = posix_spawn_file_actions_adddup2(&fa, logfd, STDOUT_FILENO)) == 0 &&
             (r = posix_spawn_file_actions_adddup2(&fa, logfd, STDERR_FILENO)) == 0 &&
             (r = posix_spawn_file_actions_adddup2(&fa, sock, RUNTIME_LISTEN_FD)) == 0 &&
+            (exe_fd < 0 || (r = posix_spawn_file_actions_adddup2(&fa, exe_fd, RUNTIME_EXE_FD)) == 0) &&
             (r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                                          POSIX_SPAWN_SETSIGDEF)) == 0 &&
             (r = posix_spawnattr_setsigmask(&attr, &none)) == 0 &&
@@ -119,7 +125,12 @@ int container_spawn_runtime(Container *c) {
         if (logfd < 0)
                 return negative_errno();
 
-        r = spawn_runtime(c, bundle, theirs, devnull, logfd, &pid);
+        /* Without a copy (unreadable binary, no memory) the service makes its own per call. */
+        int exe_fd = manager_oci_exe_fd(c->manager, container_oci_runtime(c));
+        if (exe_fd < 0)
+                fprintf(stderr, "container-apiserver: no sealed copy of OCI runtime %s: %s\n",
+                        container_oci_runtime(c), strerror(-exe_fd));
+        r = spawn_runtime(c, bundle, theirs, devnull, logfd, exe_fd, &pid);
         if (r < 0) {
                 fprintf(stderr, "container-apiserver: executing %s: %s\n", c->manager->runtime_path,
                         strerror(-r));

@@ -328,8 +328,35 @@ bool oci_runtime_name_is_known(const char *name) {
         return streq_ptr(name, "crun") || streq_ptr(name, "runc");
 }
 
-int oci_runtime_check(const char *value, char *err, size_t errsize) {
+int oci_runtime_resolve(const char *value, char **ret_path) {
         static const char *const dirs[] = {CONTAINER_OCI_RUNTIME_DIRS};
+        struct stat st;
+        char *p;
+
+        if (!value || !*value)
+                return -EINVAL;
+        if (value[0] == '/') {
+                p = strdup(value);
+                if (!p)
+                        return -ENOMEM;
+                *ret_path = p;
+                return 0;
+        }
+        if (strchr(value, '/'))
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                if (asprintf(&p, "%s/%s", dirs[i], value) < 0)
+                        return -ENOMEM;
+                if (stat(p, &st) >= 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0) {
+                        *ret_path = p;
+                        return 0;
+                }
+                free(p);
+        }
+        return -ENOENT;
+}
+
+int oci_runtime_check(const char *value, char *err, size_t errsize) {
         struct stat st;
 
         if (!value || !*value) {
@@ -345,13 +372,9 @@ int oci_runtime_check(const char *value, char *err, size_t errsize) {
                                  value);
                         return -EINVAL;
                 }
-                for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                        char p[PATH_MAX];
-
-                        (void) snprintf(p, sizeof p, "%s/%s", dirs[i], value);
-                        if (stat(p, &st) >= 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0)
-                                return 0;
-                }
+                _cleanup_free_ char *path = NULL;
+                if (oci_runtime_resolve(value, &path) >= 0)
+                        return 0;
                 snprintf(err, errsize,
                          "OCI runtime %s is not installed (looked in /usr/bin, /usr/sbin, /usr/local/bin, "
                          "/usr/local/sbin, /bin, /sbin)",

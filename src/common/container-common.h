@@ -121,3 +121,6 @@ bool oci_runtime_name_is_known(const char *name);
  * absolute path of an executable regular file. Returns 0, or -EINVAL (unknown name, relative path),
  * -ENOENT (not installed, no such file) or another errno, with one line saying why in err. */
 int oci_runtime_check(const char *value, char *err, size_t errsize);
+/* The file a runtime value names: the first of CONTAINER_OCI_RUNTIME_DIRS holding an executable
+ * regular file of that name (as container-runtime finds it), or the absolute path itself. */
+int oci_runtime_resolve(const char *value, char **ret_path);

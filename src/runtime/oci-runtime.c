@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,47 +16,17 @@
 
 #include "macro.h"
 #include "oci-runtime.h"
+#include "sealed-exe.h"
 
 extern char **environ;
 
-/* The seals crun and runc look for on /proc/self/exe (exactly these). */
-#define OCI_RUNTIME_EXE_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+/* The sealed copy of the binary the runtime is executed from (sealed-exe.h): the API server's,
+ * handed over at startup, or else one made per call and closed once the runtime runs (held for the
+ * container's lifetime it would be memory, shmem, that no RSS shows). */
+static int shared_exe_fd = -EBADF;
 
-/* crun and runc defend against CVE-2019-5736 (a container overwriting the runtime's binary through
- * /proc/PID/exe) by re-executing themselves from a sealed copy unless they already run from one:
- * crun bind-mounts a copy of itself and re-executes (~5 ms per call here), runc copies its 8.7 MB
- * into a memfd. Handing them that sealed copy ourselves gives the same protection for the price of
- * copying the binary into a memfd (~0.2 ms for crun). It is made per call and closed once the
- * runtime runs: held for the container's lifetime it would be memory (shmem) no RSS shows. */
-
-/* A sealed memfd holding the binary, or a negative errno (then the path is executed as is).
- * Only ELF files: a script run through /proc/self/fd/N of a CLOEXEC fd would not find it. */
-static int oci_runtime_exe_memfd(const char *binary) {
-        _cleanup_close_ int fd = -EBADF, copy = -EBADF;
-        unsigned char magic[4];
-        struct stat st;
-
-        fd = open(binary, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode) || pread(fd, magic, sizeof(magic), 0) != (ssize_t) sizeof(magic) ||
-            memcmp(magic, "\177ELF", 4) != 0)
-                return -ENOEXEC;
-        copy = memfd_create("oci-runtime", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (copy < 0)
-                return negative_errno();
-        for (off_t off = 0; off < st.st_size;) {
-                ssize_t n = sendfile(copy, fd, &off, (size_t) (st.st_size - off));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? negative_errno() : -EIO;
-        }
-        if (fcntl(copy, F_ADD_SEALS, OCI_RUNTIME_EXE_SEALS) < 0)
-                return negative_errno();
-        return TAKE_FD(copy);
+void oci_runtime_set_exe_fd(int fd) {
+        shared_exe_fd = fd;
 }
 
 int oci_runtime_spawn(const char *binary, const char *state_root, const char *const *argv,
@@ -123,7 +92,10 @@ int oci_runtime_spawn(const char *binary, const char *state_root, const char *co
          * closes CLOEXEC fds. argv[0] stays the runtime's name. */
         char exe_path[64];
         const char *exe = binary;
-        _cleanup_close_ int exe_fd = oci_runtime_exe_memfd(binary);
+        _cleanup_close_ int own_exe_fd = -EBADF;
+        int exe_fd = shared_exe_fd;
+        if (exe_fd < 0 && sealed_exe_copy(binary, &own_exe_fd) >= 0)
+                exe_fd = own_exe_fd;
         if (exe_fd >= 0) {
                 snprintf(exe_path, sizeof(exe_path), "/proc/self/fd/%d", exe_fd);
                 exe = exe_path;

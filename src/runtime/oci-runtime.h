@@ -15,6 +15,9 @@ typedef struct OciInvocation {
         int log_fd; /* memfd the runtime writes its log to (--log) */
 } OciInvocation;
 
+/* Executes the runtime from fd, a sealed copy of its binary (sealed_exe_check() passed), from
+ * now on; without one each call makes its own copy. The fd stays the caller's. */
+void oci_runtime_set_exe_fd(int fd);
 /* argv: the subcommand and its arguments, NULL-terminated (e.g. {"delete","-f",id,NULL}).
  * stdio[i] < 0 means /dev/null. state_root is passed as --root. pass_fd >= 0 stays open in the
  * runtime under its own number, for an argument "/proc/self/fd/N" (e.g. --process of a memfd). */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "oci-runtime-dirs.h"
+#include "sealed-exe.h"
 #include "cgroup-util.h"
 #ifndef HAVE_RUNTIME_IO
 #define HAVE_RUNTIME_IO 0
@@ -1938,7 +1939,7 @@ static void runtime_free(Runtime *rt) {
 
 static void help(void) {
         printf("container-runtime --id ID --root BUNDLE_DIR [--run-dir DIR] [--runtime crun|runc] "
-               "[--listen-fd N]\n"
+               "[--listen-fd N] [--runtime-exe-fd N]\n"
                "Serves the runtime/* routes for one container (see docs/runtime.md).\n");
 }
 
@@ -1977,6 +1978,7 @@ int main(int argc, char *argv[]) {
                 {"run-dir", required_argument, NULL, 'R'},
                 {"runtime", required_argument, NULL, 'o'},
                 {"listen-fd", required_argument, NULL, 'l'},
+                {"runtime-exe-fd", required_argument, NULL, 'x'},
                 {},
         };
         Runtime rt = {.reaper_fd = -EBADF, .log_fd = -EBADF, .state = RUNTIME_CREATED};
@@ -2017,6 +2019,21 @@ int main(int argc, char *argv[]) {
                                 return EXIT_FAILURE;
                         }
                         listen_fd = (int) v;
+                        break;
+                }
+                case 'x': {
+                        /* The API server's sealed copy of the OCI runtime's binary (sealed-exe.h).
+                         * Optional: anything wrong with it and each call makes its own copy. */
+                        char *end;
+                        long v = strtol(optarg, &end, 10);
+                        int fd = (int) v;
+                        if (*end || v < 3 || v > INT32_MAX || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                                log_msg("ignoring --runtime-exe-fd %s", optarg);
+                        else if ((r = sealed_exe_check(fd)) < 0) {
+                                log_msg("ignoring --runtime-exe-fd %s: %s", optarg, strerror(-r));
+                                safe_close(fd);
+                        } else
+                                oci_runtime_set_exe_fd(fd);
                         break;
                 }
                 default:

@@ -162,6 +162,48 @@ bats_require_minimum_version 1.5.0
         [ "$(container inspect runc2 | jq -r '.[0].configuration.runtime')" = runc ]
 }
 
+# The API server's sealed copies of OCI runtime binaries (docs/apiserver.md): one per binary,
+# shared by every runtime service, made again when the file is replaced.
+@test "OCI runtime binaries: one sealed copy each, passed to runtime services, remade on change" {
+        # The inode numbers of the API server's copies, one per line.
+        copy_inodes() {
+                local fd
+                for fd in /proc/"$(apiserver_pid)"/fd/*; do
+                        [[ $(readlink "$fd") == "/memfd:oci-runtime"* ]] && stat -L -c %i "$fd"
+                done | sort
+        }
+        copies() { copy_inodes | wc -l; }
+        crun_path=$(command -v crun)
+        mkdir -p "$BATS_TEST_TMPDIR/oci"
+        cp "$crun_path" "$BATS_TEST_TMPDIR/oci/crun"
+        before=$(copies)
+        run container run --rm --rootfs "$ROOTFS" echo one
+        [ "$output" = one ]
+        first=$(copy_inodes)
+        run container run --rm --rootfs "$ROOTFS" echo two
+        [ "$output" = two ]
+        [ "$(copy_inodes)" = "$first" ] # the same copy, not a new one per container
+        run container run --rm --runtime "$BATS_TEST_TMPDIR/oci/crun" --rootfs "$ROOTFS" echo three
+        [ "$output" = three ]
+        # crun's copy (unless an earlier test made it) and the custom path's.
+        (($(copies) <= before + 2)) && (($(copies) >= 2))
+        n=$(copies)
+        # A running container's service holds the copy as fd 4 and the bytes are crun's.
+        container run -d --name exe1 --rootfs "$ROOTFS" sleep 60
+        pid=$(container inspect exe1 | jq -r '.[0].pid')
+        [[ $(readlink /proc/"$pid"/fd/4) == "/memfd:oci-runtime"* ]]
+        cmp /proc/"$pid"/fd/4 "$crun_path"
+        container rm -f exe1
+        # Replaced (a package upgrade): a new copy instead of the old one, not one more.
+        old=$(copy_inodes)
+        cp "$crun_path" "$BATS_TEST_TMPDIR/oci/crun.new"
+        mv "$BATS_TEST_TMPDIR/oci/crun.new" "$BATS_TEST_TMPDIR/oci/crun"
+        run container run --rm --runtime "$BATS_TEST_TMPDIR/oci/crun" --rootfs "$ROOTFS" echo four
+        [ "$output" = four ]
+        [ "$(copies)" -eq "$n" ]
+        [ "$(comm -13 <(echo "$old") <(copy_inodes) | wc -l)" -eq 1 ]
+}
+
 @test "--runtime: unknown names and non-executables fail with 125 and leave nothing behind" {
         mkdir -p "$BATS_TEST_TMPDIR/dir"
         printf '#!/bin/sh\n' >"$BATS_TEST_TMPDIR/noexec"

@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -39,7 +41,10 @@
 #include <cmocka.h>
 
 #include "fd-count.h"
+#include "macro.h"
+#include "oci-runtime-dirs.h"
 #include "runtime-client.h"
+#include "sealed-exe.h"
 
 #define TEST_CALL_TIMEOUT_USEC (20u * 1000000u)
 #define STDOUT_BYTES           (100u * 1024u * 1024u)
@@ -57,6 +62,10 @@ static const char *service_binary;
 static const char *oci_runtime = "crun";
 /* fixture_start: run the service in the test directory with --root bundle --run-dir run. */
 static bool relative_paths;
+/* fixture_start: when >= 0, the service gets this fd as --runtime-exe-fd EXE_FD_NUMBER. */
+static int exe_fd = -EBADF;
+#define EXE_FD_NUMBER 100
+#define EXE_FD_ARG    "100"
 /* The fixture of the running test, so that the teardown can clean up after a failed assertion. */
 static Fixture current_copy;
 static Fixture *current;
@@ -130,10 +139,12 @@ static void fixture_start_full(Fixture *f, const char *process_json, bool privat
                 snprintf(fdarg, sizeof(fdarg), "%d", fd);
                 if (relative_paths && chdir(f->dir) < 0)
                         _exit(127);
+                if (exe_fd >= 0 && dup2(exe_fd, EXE_FD_NUMBER) < 0)
+                        _exit(127);
                 execl(service_binary, service_binary, "--id", f->id, "--root",
                       relative_paths ? "bundle" : f->bundle, "--run-dir",
                       relative_paths ? "run" : f->run_dir, "--listen-fd", fdarg, "--runtime", oci_runtime,
-                      (char *) NULL);
+                      exe_fd >= 0 ? "--runtime-exe-fd" : NULL, EXE_FD_ARG, (char *) NULL);
                 _exit(127);
         }
         close(sv[1]);
@@ -433,6 +444,81 @@ static void test_relative_paths(void **state) {
         assert_int_equal(runtime_client_stop(f.client, 0, NULL), 0);
         assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
         assert_int_equal(code, 137);
+        assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
+}
+
+/* The OCI runtime's binary as the path the service would execute (a name is looked up). */
+static void oci_runtime_path(char *buf, size_t size) {
+        static const char *const dirs[] = {OCI_RUNTIME_SEARCH_DIRS};
+
+        for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+                snprintf(buf, size, "%s/%s", dirs[i], oci_runtime);
+                if (access(buf, X_OK) == 0)
+                        return;
+        }
+        fail_msg("%s not found", oci_runtime);
+}
+
+/* Whether the service holds EXE_FD_NUMBER open as the sealed copy ("/memfd:oci-runtime ..."). */
+static bool service_holds_exe_copy(const Fixture *f) {
+        char p[64], target[256];
+        ssize_t n;
+
+        snprintf(p, sizeof(p), "/proc/%d/fd/%d", (int) f->service, EXE_FD_NUMBER);
+        n = readlink(p, target, sizeof(target) - 1);
+        if (n < 0)
+                return false;
+        target[n] = 0;
+        return strncmp(target, "/memfd:oci-runtime", strlen("/memfd:oci-runtime")) == 0;
+}
+
+/* A lifecycle that runs the OCI runtime for run, exec, kill and delete. */
+static void run_exec_stop(Fixture *f) {
+        int code = -1;
+
+        assert_int_equal(runtime_client_bootstrap(f->client, NULL, NULL, NULL), 0);
+        assert_int_equal(runtime_client_start(f->client, f->id), 0);
+        start_exec(f, "e1", "{\"args\":[\"/bin/sh\",\"-c\",\"exit 42\"]}", false);
+        assert_int_equal(runtime_client_wait(f->client, "e1", TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 42);
+        assert_int_equal(runtime_client_stop(f->client, 0, NULL), 0);
+        assert_int_equal(runtime_client_wait(f->client, f->id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 137);
+}
+
+/* --runtime-exe-fd: the API server's sealed copy of the OCI runtime is kept and used for every
+ * call; a copy without the seals is refused (closed) and each call makes its own, so the
+ * container runs either way. */
+static void test_runtime_exe_fd(void **state) {
+        char path[256];
+        Fixture f;
+
+        oci_runtime_path(path, sizeof(path));
+        assert_int_equal(sealed_exe_copy(path, &exe_fd), 0);
+        assert_int_equal(sealed_exe_check(exe_fd), 0);
+        fixture_start(&f, "{\"args\":[\"/bin/sleep\",\"1000\"]}");
+        exe_fd = safe_close(exe_fd);
+        run_exec_stop(&f);
+        assert_true(service_holds_exe_copy(&f));
+        assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
+
+        /* The same bytes, unsealed: a writer could change them under the runtime. */
+        {
+                _cleanup_close_ int src = open(path, O_RDONLY | O_CLOEXEC);
+                struct stat st;
+                assert_true(src >= 0);
+                assert_int_equal(fstat(src, &st), 0);
+                exe_fd = memfd_create("oci-runtime", MFD_CLOEXEC);
+                assert_true(exe_fd >= 0);
+                assert_int_equal(sendfile(exe_fd, src, NULL, (size_t) st.st_size), st.st_size);
+        }
+        assert_int_equal(sealed_exe_check(exe_fd), -EPERM);
+        fixture_start(&f, "{\"args\":[\"/bin/sleep\",\"1000\"]}");
+        exe_fd = safe_close(exe_fd);
+        run_exec_stop(&f);
+        assert_false(service_holds_exe_copy(&f));
         assert_int_equal(runtime_client_shutdown(f.client), 0);
         fixture_finish(&f, true);
 }
@@ -1279,6 +1365,7 @@ static void test_bad_input(void **state) {
 static int teardown(void **state) {
         Fixture *f = current;
 
+        exe_fd = safe_close(exe_fd);
         current = NULL;
         if (!f)
                 return 0;
@@ -1589,8 +1676,7 @@ static void test_dial(void **state) {
 
 /* Where the service looks for --runtime NAME (find_runtime() in runtime-service.c). */
 static bool oci_runtime_installed(const char *name) {
-        static const char *const dirs[] = {"/usr/bin",        "/usr/sbin", "/usr/local/bin",
-                                           "/usr/local/sbin", "/bin",      "/sbin"};
+        static const char *const dirs[] = {OCI_RUNTIME_SEARCH_DIRS};
         char p[512];
 
         if (strchr(name, '/'))
@@ -1610,6 +1696,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_exit_42, teardown),
                 cmocka_unit_test_teardown(test_exit_signal, teardown),
                 cmocka_unit_test_teardown(test_relative_paths, teardown),
+                cmocka_unit_test_teardown(test_runtime_exe_fd, teardown),
                 cmocka_unit_test_teardown(test_init_start_failure, teardown),
                 cmocka_unit_test_teardown(test_stop_timeout_137, teardown),
                 cmocka_unit_test_teardown(test_stop_graceful, teardown),
