@@ -57,6 +57,7 @@ struct Container {
         size_t n_waiters;
         Pending *stoppers; /* stop and rm -f requests answered when the exit is recorded */
         size_t n_stoppers;
+        bool starting;       /* a start in flight: its runtime service is starting the container */
         bool remove_on_exit; /* rm -f of a running container in flight */
         bool removed;        /* gone from the registry; late callbacks only clean up */
 };

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Routes of container-apiserver (docs/apiserver.md). Handlers run serially on the event loop. */
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -106,6 +107,13 @@ static Container *lookup(Manager *mgr, cxpc_connection *conn, cxpc_object *m) {
                 (void) cxpc_connection_reply_error(conn, m, CXPC_ERROR_NOT_FOUND, "no such container: %s",
                                                    id);
         return c;
+}
+
+/* Stop, kill, rm and the like wait for nothing while a start is in flight: they are refused,
+ * saying so, rather than racing the OCI runtime. */
+static int refuse_starting(cxpc_connection *conn, cxpc_object *m, Container *c) {
+        return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                           "container %s is starting: try again when it has started", c->id);
 }
 
 static int refuse_broken(cxpc_connection *conn, cxpc_object *m, Container *c) {
@@ -350,6 +358,164 @@ static int reply_start_failed(cxpc_connection *conn, cxpc_object *m, Container *
         return cxpc_connection_reply(conn, m, reply);
 }
 
+/* A start in flight. bootstrap (and resize, for a terminal) and start go to the new runtime
+ * service back to back, which handles them in order; the client's request is answered when start
+ * replies. The loop meanwhile serves everyone else: the OCI runtime may take seconds (a slow
+ * runtime, a large root filesystem), and a synchronous call here made every client wait. */
+typedef struct StartCall {
+        Container *container;
+        RuntimeClient *runtime; /* the service the calls went to */
+        cxpc_connection *conn;  /* the client */
+        cxpc_object *request;
+        unsigned replies_due;
+        bool failed; /* the first failure's code and message: */
+        cxpc_error_code code;
+        char message[CXPC_ERROR_MESSAGE_SIZE_MAX];
+} StartCall;
+
+static void start_call_free(StartCall *sc) {
+        sc->container->starting = false;
+        container_unref(sc->container);
+        cxpc_connection_unref(sc->conn);
+        cxpc_object_unref(sc->request);
+        free(sc);
+}
+
+/* The service is gone or was let go of while starting (rm, API server shutdown). */
+static bool start_call_orphaned(StartCall *sc) {
+        return sc->container->removed || sc->container->runtime != sc->runtime;
+}
+
+static void on_failed_start_wait(cxpc_connection *rconn, cxpc_object *reply, void *userdata) {
+        StartCall *sc = userdata;
+        Container *c = sc->container;
+        int64_t exit_code = CONTAINER_EXIT_TOOL_FAILED;
+
+        /* A failed start still has an exit status: 127 not found, 126 not executable. */
+        if (cxpc_reply_check(reply, NULL, NULL) >= 0)
+                (void) cxpc_dict_get_int64(reply, "exitCode", &exit_code);
+        if (start_call_orphaned(sc))
+                (void) cxpc_connection_reply_error(sc->conn, sc->request, sc->code,
+                                                   "starting container %s: %s", c->id, sc->message);
+        else
+                (void) reply_start_failed(sc->conn, sc->request, c, sc->code,
+                                          exit_code >= 0 && exit_code <= 255 ? (int) exit_code
+                                                                             : CONTAINER_EXIT_TOOL_FAILED,
+                                          sc->message);
+        start_call_free(sc);
+}
+
+static void start_call_finish(StartCall *sc) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *wait = NULL;
+        Container *c = sc->container;
+        int r;
+
+        if (start_call_orphaned(sc)) {
+                (void) cxpc_connection_reply_error(sc->conn, sc->request, CXPC_ERROR_INTERRUPTED,
+                                                   "container %s was removed while starting", c->id);
+                start_call_free(sc);
+                return;
+        }
+        if (sc->failed) {
+                r = runtime_client_id_request(c->runtime, "wait", c->id, &wait);
+                if (r >= 0)
+                        r = cxpc_connection_call_async(runtime_client_get_connection(c->runtime), wait,
+                                                       5 * USEC_PER_SEC, on_failed_start_wait, sc);
+                if (r < 0) {
+                        (void) reply_start_failed(sc->conn, sc->request, c, sc->code,
+                                                  CONTAINER_EXIT_TOOL_FAILED, sc->message);
+                        start_call_free(sc);
+                }
+                return;
+        }
+
+        c->status = CONTAINER_STATUS_RUNNING;
+        c->started_at = now_nsec();
+        c->exit_code = -1;
+        c->exited_at = 0;
+        free(c->last_error);
+        c->last_error = NULL;
+        r = container_watch_exit(c);
+        if (r < 0)
+                fprintf(stderr, "container-apiserver: %s: watching exit: %s\n", c->id, strerror(-r));
+        (void) reply_empty(sc->conn, sc->request);
+        /* After the reply, before any other request is handled: "running" tells the next API server
+         * whom to re-attach to. A kept container's is fsynced too, so that after a power loss it
+         * shows an unknown exit rather than the one of its previous run; a --rm one would be gone
+         * after a reboot anyway. */
+        r = container_save_state(c, container_is_kept(c) ? WRITE_SYNC_FULL : WRITE_SYNC_NONE);
+        if (r < 0)
+                fprintf(stderr, "container-apiserver: %s: saving state: %s\n", c->id, strerror(-r));
+        start_call_free(sc);
+}
+
+static void on_start_step_reply(cxpc_connection *rconn, cxpc_object *reply, void *userdata) {
+        StartCall *sc = userdata;
+        cxpc_error_code code;
+        const char *message = NULL;
+
+        if (cxpc_reply_check(reply, &code, &message) < 0 && !sc->failed) {
+                /* bootstrap's error explains start's ("not bootstrapped"): the first one counts. */
+                sc->failed = true;
+                sc->code = code;
+                snprintf(sc->message, sizeof sc->message, "%s", message ?: cxpc_error_code_to_string(code));
+        }
+        assert(sc->replies_due > 0);
+        if (--sc->replies_due == 0)
+                start_call_finish(sc);
+}
+
+/* Sends bootstrap, resize (when the client gave a terminal size) and start. On failure nothing
+ * is in flight. */
+static int start_call_send(cxpc_connection *conn, cxpc_object *m, Container *c, const RuntimeStdio *stdio) {
+        cxpc_connection *rconn = runtime_client_get_connection(c->runtime);
+        _cleanup_(cxpc_object_unrefp) cxpc_object *bootstrap = NULL, *resize = NULL, *start = NULL;
+        int64_t w = 0, h = 0;
+        StartCall *sc;
+        int r;
+
+        r = runtime_client_bootstrap_request(c->runtime, stdio, NULL, NULL, &bootstrap);
+        /* The terminal's first size, before the process can ask for it. */
+        if (r >= 0 && cxpc_dict_get_int64(m, "width", &w) >= 0 &&
+            cxpc_dict_get_int64(m, "height", &h) >= 0 && w > 0 && h > 0 && w <= 65535 && h <= 65535)
+                r = runtime_client_resize_request(c->runtime, c->id, (unsigned) w, (unsigned) h, &resize);
+        if (r >= 0)
+                r = runtime_client_id_request(c->runtime, "start", c->id, &start);
+        if (r < 0)
+                return r;
+        sc = malloc(sizeof *sc);
+        if (!sc)
+                return -ENOMEM;
+        *sc = (StartCall){
+                .container = container_ref(c),
+                .runtime = c->runtime,
+                .conn = cxpc_connection_ref(conn),
+                .request = cxpc_object_ref(m),
+        };
+        c->starting = true;
+        /* Each handler runs exactly once, also when the service goes away (interrupted). */
+        cxpc_object *steps[] = {bootstrap, resize, start};
+        for (size_t i = 0; i < ELEMENTSOF(steps); i++) {
+                if (!steps[i])
+                        continue;
+                r = cxpc_connection_call_async(rconn, steps[i], APISERVER_RUNTIME_TIMEOUT_USEC,
+                                               on_start_step_reply, sc);
+                if (r < 0) {
+                        if (sc->replies_due == 0) {
+                                start_call_free(sc);
+                                return r;
+                        }
+                        /* The calls sent are answered; the start then reports this. */
+                        sc->failed = true;
+                        sc->code = cxpc_error_code_from_errno(-r);
+                        snprintf(sc->message, sizeof sc->message, "%s", strerror(-r));
+                        return 0;
+                }
+                sc->replies_due++;
+        }
+        return 0;
+}
+
 static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         Manager *mgr = userdata;
         _cleanup_close_ int in = -EBADF, out = -EBADF, err = -EBADF;
@@ -358,7 +524,7 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         RuntimeStdio stdio;
         _cleanup_(container_unrefp) Container *keep = NULL;
         bool attach;
-        int r, k;
+        int r;
 
         c = lookup(mgr, conn, m);
         if (!c)
@@ -371,6 +537,8 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                    "stdio must be file descriptors");
         attach = in >= 0 || out >= 0 || err >= 0;
+        if (c->starting)
+                return refuse_starting(conn, m, c);
         if (c->status == CONTAINER_STATUS_RUNNING || c->runtime) {
                 if (attach || c->status != CONTAINER_STATUS_RUNNING)
                         return cxpc_connection_reply_error(
@@ -415,49 +583,17 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                                                    strerror(-r));
 
         stdio = (RuntimeStdio){in, out, err};
-        r = runtime_client_bootstrap(c->runtime, &stdio, NULL, NULL);
+        r = start_call_send(conn, m, c, &stdio);
         /* Our copies must go now: the client sees EOF only when every copy is closed. */
         in = safe_close(in);
         out = safe_close(out);
         err = safe_close(err);
-        if (r >= 0) {
-                int64_t w = 0, h = 0;
-                /* The terminal's first size, before the process can ask for it. */
-                if (cxpc_dict_get_int64(m, "width", &w) >= 0 && cxpc_dict_get_int64(m, "height", &h) >= 0 &&
-                    w > 0 && h > 0 && w <= 65535 && h <= 65535)
-                        (void) runtime_client_resize(c->runtime, c->id, (unsigned) w, (unsigned) h);
-                r = runtime_client_start(c->runtime, c->id);
-        }
         if (r < 0) {
-                const RuntimeClientError *e = runtime_client_last_error(c->runtime);
-                cxpc_error_code code = e->remote ? e->code : cxpc_error_code_from_errno(-r);
-                int exit_code = -1;
-
-                snprintf(msg, sizeof msg, "%s", e->message[0] ? e->message : strerror(-r));
-                /* A failed start still has an exit status: 127 not found, 126 not executable. */
-                if (runtime_client_wait(c->runtime, c->id, 5 * USEC_PER_SEC, &exit_code, NULL) < 0)
-                        exit_code = CONTAINER_EXIT_TOOL_FAILED;
-                return reply_start_failed(conn, m, c, code, exit_code, msg);
+                snprintf(msg, sizeof msg, "%s", strerror(-r));
+                return reply_start_failed(conn, m, c, cxpc_error_code_from_errno(-r),
+                                          CONTAINER_EXIT_TOOL_FAILED, msg);
         }
-
-        c->status = CONTAINER_STATUS_RUNNING;
-        c->started_at = now_nsec();
-        c->exit_code = -1;
-        c->exited_at = 0;
-        free(c->last_error);
-        c->last_error = NULL;
-        r = container_watch_exit(c);
-        if (r < 0)
-                fprintf(stderr, "container-apiserver: %s: watching exit: %s\n", c->id, strerror(-r));
-        r = reply_empty(conn, m);
-        /* After the reply, before any other request is handled: "running" tells the next API server
-         * whom to re-attach to. A kept container's is fsynced too, so that after a power loss it
-         * shows an unknown exit rather than the one of its previous run; a --rm one would be gone
-         * after a reboot anyway. */
-        k = container_save_state(c, container_is_kept(c) ? WRITE_SYNC_FULL : WRITE_SYNC_NONE);
-        if (k < 0)
-                fprintf(stderr, "container-apiserver: %s: saving state: %s\n", c->id, strerror(-k));
-        return r;
+        return 0; /* answered when the runtime service has started the container */
 }
 
 void container_resume_starts(Container *c) {
@@ -581,6 +717,8 @@ static int route_stop(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (timeout < 0 || timeout > 24 * 3600)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                    "stop timeout out of range");
+        if (c->starting)
+                return refuse_starting(conn, m, c);
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
                 return reply_empty(conn, m); /* stopping a stopped container succeeds, as in docker */
         r = pending_add(&c->stoppers, &c->n_stoppers, conn, m);
@@ -612,6 +750,8 @@ static int route_kill(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 signal = buf;
         } else
                 (void) cxpc_dict_get_string(m, "signal", &signal);
+        if (c->starting)
+                return refuse_starting(conn, m, c);
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
                                                    "container %s is not running", c->id);
@@ -652,6 +792,8 @@ static int route_delete(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         (void) cxpc_dict_get_bool(m, "force", &force);
         if (c->status == CONTAINER_STATUS_BROKEN && !force)
                 return refuse_broken(conn, m, c);
+        if (c->starting)
+                return refuse_starting(conn, m, c);
         if (c->status == CONTAINER_STATUS_RUNNING && c->runtime) {
                 if (!force)
                         return cxpc_connection_reply_error(

@@ -253,3 +253,32 @@ bats_require_minimum_version 1.5.0
         [ "$status" -eq 0 ]
         [[ $output == "container CLI "* ]]
 }
+
+@test "a slow OCI runtime does not hold up other clients; stop and rm during the start are refused" {
+        # crun behind a wrapper that takes 3 s for "run" (scripts are executed by path).
+        wrapper=$BATS_TEST_TMPDIR/slow-crun
+        printf '#!/bin/sh\nfor a in "$@"; do [ "$a" = run ] && sleep 3; done\nexec %s "$@"\n' \
+                "$(command -v crun)" >"$wrapper"
+        chmod +x "$wrapper"
+        container run -d --name slow1 --runtime "$wrapper" --rootfs "$ROOTFS" sleep 60 \
+                >"$BATS_TEST_TMPDIR/run.out" 2>&1 &
+        run_pid=$!
+        wait_for 10 bash -c "\"$CLI\" --root \"$ROOT\" --run-dir \"$RUN\" ls -aq | grep -qx slow1"
+        start=$(date +%s%N)
+        run container ls -a
+        elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+        [ "$status" -eq 0 ]
+        [[ $output == *slow1*Created* ]]
+        # Answered while the start is in flight, not after it.
+        ((elapsed_ms < 1500))
+        run container stop slow1
+        [ "$status" -eq 125 ]
+        [ "$output" = "container: stopping slow1: invalidState: container slow1 is starting: try again when it has started" ]
+        run container rm -f slow1
+        [ "$status" -eq 125 ]
+        [[ $output == *"is starting"* ]]
+        wait "$run_pid"
+        [ "$(cat "$BATS_TEST_TMPDIR/run.out")" = slow1 ]
+        [ "$(container inspect slow1 | jq -r '.[0].status')" = running ]
+        container rm -f slow1
+}

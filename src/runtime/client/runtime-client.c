@@ -138,12 +138,11 @@ static int set_stdio(cxpc_object *m, const RuntimeStdio *stdio) {
         return r;
 }
 
-/* For calls whose request is {route, id}. */
-static int simple_id_call(RuntimeClient *c, const char *name, const char *id, uint64_t timeout,
-                          cxpc_object **ret_reply) {
+int runtime_client_id_request(RuntimeClient *c, const char *name, const char *id, cxpc_object **ret) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
         int r;
 
+        assert_return(c && name && ret, -EINVAL);
         r = runtime_client_new_request(c, name, &m);
         if (r < 0)
                 return r;
@@ -152,6 +151,19 @@ static int simple_id_call(RuntimeClient *c, const char *name, const char *id, ui
                 if (r < 0)
                         return runtime_client_set_local_error(c, r, name);
         }
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/* For calls whose request is {route, id}. */
+static int simple_id_call(RuntimeClient *c, const char *name, const char *id, uint64_t timeout,
+                          cxpc_object **ret_reply) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r;
+
+        r = runtime_client_id_request(c, name, id, &m);
+        if (r < 0)
+                return r;
         return runtime_client_call(c, m, timeout, ret_reply);
 }
 
@@ -171,12 +183,12 @@ int runtime_client_create_endpoint(RuntimeClient *c, cxpc_object **ret_endpoint)
         return 0;
 }
 
-int runtime_client_bootstrap(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_object *networks,
-                             char *const *env) {
+int runtime_client_bootstrap_request(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_object *networks,
+                                     char *const *env, cxpc_object **ret) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL, *e = NULL;
         int r;
 
-        assert_return(c, -EINVAL);
+        assert_return(c && ret, -EINVAL);
         r = runtime_client_new_request(c, "bootstrap", &m);
         if (r < 0)
                 return r;
@@ -196,6 +208,18 @@ int runtime_client_bootstrap(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_o
         }
         if (r < 0)
                 return runtime_client_set_local_error(c, r, "bootstrap");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int runtime_client_bootstrap(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_object *networks,
+                             char *const *env) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r;
+
+        r = runtime_client_bootstrap_request(c, stdio, networks, env, &m);
+        if (r < 0)
+                return r;
         return runtime_client_call(c, m, 0, NULL);
 }
 
@@ -239,21 +263,31 @@ int runtime_client_kill(RuntimeClient *c, const char *id, const char *signal) {
         return runtime_client_call(c, m, 0, NULL);
 }
 
-int runtime_client_resize(RuntimeClient *c, const char *id, unsigned width, unsigned height) {
+int runtime_client_resize_request(RuntimeClient *c, const char *id, unsigned width, unsigned height,
+                                  cxpc_object **ret) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
         int r;
 
-        assert_return(c && id, -EINVAL);
-        r = runtime_client_new_request(c, "resize", &m);
+        assert_return(c && id && ret, -EINVAL);
+        r = runtime_client_id_request(c, "resize", id, &m);
         if (r < 0)
                 return r;
-        r = cxpc_dict_set_string(m, "id", id);
-        if (r >= 0)
-                r = cxpc_dict_set_int64(m, "width", width);
+        r = cxpc_dict_set_int64(m, "width", width);
         if (r >= 0)
                 r = cxpc_dict_set_int64(m, "height", height);
         if (r < 0)
                 return runtime_client_set_local_error(c, r, "resize");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int runtime_client_resize(RuntimeClient *c, const char *id, unsigned width, unsigned height) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r;
+
+        r = runtime_client_resize_request(c, id, width, height, &m);
+        if (r < 0)
+                return r;
         return runtime_client_call(c, m, 0, NULL);
 }
 

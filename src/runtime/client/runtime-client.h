@@ -85,6 +85,15 @@ int runtime_client_copy_out(RuntimeClient *c, const char *source_path, const cha
 int runtime_client_dial(RuntimeClient *c, uint16_t port, int *ret_fd);
 int runtime_client_shutdown(RuntimeClient *c);
 
+/* For a caller on an event loop that must not wait (cxpc_connection_call_async() on
+ * runtime_client_get_connection()): the requests the calls above send. name is the route without
+ * "runtime/" ("start", "wait", ...); id may be NULL for routes without one. */
+int runtime_client_bootstrap_request(RuntimeClient *c, const RuntimeStdio *stdio, cxpc_object *networks,
+                                     char *const *env, cxpc_object **ret);
+int runtime_client_id_request(RuntimeClient *c, const char *name, const char *id, cxpc_object **ret);
+int runtime_client_resize_request(RuntimeClient *c, const char *id, unsigned width, unsigned height,
+                                  cxpc_object **ret);
+
 /* Low level: send request (route set by the caller) and check the reply, keeping the error. */
 int runtime_client_call(RuntimeClient *c, cxpc_object *request, uint64_t timeout_usec,
                         cxpc_object **ret_reply);
