@@ -70,6 +70,8 @@ typedef struct OciExeCopy {
 } OciExeCopy;
 
 #define APISERVER_OCI_EXE_COPIES_MAX 4u
+/* How long an exiting API server waits for image loads and saves still running. */
+#define APISERVER_STORE_JOB_EXIT_WAIT_SEC 10u
 
 struct Manager {
         sd_event *event;
@@ -86,12 +88,29 @@ struct Manager {
         Container **containers;
         size_t n_containers;
         OciExeCopy oci_exes[APISERVER_OCI_EXE_COPIES_MAX];
+        struct StoreJob *store_jobs; /* image loads and saves in flight (store-jobs.c) */
 };
 
 /* oci-exe-cache.c: the sealed copy of the binary a runtime value (crun, runc, a path) resolves to,
  * made on first use and again when the file changes; a borrowed fd or a negative errno. */
 int manager_oci_exe_fd(Manager *m, const char *runtime);
 void manager_oci_exes_free(Manager *m);
+
+/* store-jobs.c: an image load or save in a thread of its own (the loop keeps serving); done() runs
+ * on the loop with the result (count of images or 0, else a negative errno), the store's
+ * explanation of a failure ("" if none) and, for a load, the digests loaded and its timings. fd is
+ * duplicated; refs (save) are copied. */
+typedef enum StoreJobKind {
+        STORE_JOB_LOAD,
+        STORE_JOB_SAVE,
+} StoreJobKind;
+typedef void (*store_job_done_fn)(Manager *m, cxpc_connection *conn, cxpc_object *request, int result,
+                                  const char *error, char *const *digests, const ImageLoadStats *stats);
+int store_job_start(Manager *m, StoreJobKind kind, cxpc_connection *conn, cxpc_object *request, int fd,
+                    const char *default_name, char *const *refs, store_job_done_fn done);
+/* At exit: waits for the jobs still running, up to APISERVER_STORE_JOB_EXIT_WAIT_SEC, and answers
+ * their clients; past that the process exits at once (_exit), without them. */
+void store_jobs_finish(Manager *m);
 
 /* registry.c */
 Container *container_ref(Container *c);

@@ -223,6 +223,7 @@ static int run(int argc, char **argv) {
         }
 
         r = sd_event_loop(m.event);
+        store_jobs_finish(&m);
 out:
         manager_free(&m);
         return r;

@@ -204,10 +204,9 @@ int image_prepare_config(Manager *m, const char *id, json_t *cfg, char *err, siz
 
 /* ---- routes ---- */
 
-static int reply_store_error(cxpc_connection *conn, cxpc_object *m, Manager *mgr, const char *what,
-                             const char *ref, int r) {
-        const char *e = image_store_last_error(mgr->images);
-
+/* error: the store's explanation ("" or NULL: none, strerror() is used). */
+static int reply_store_error_text(cxpc_connection *conn, cxpc_object *m, const char *what, const char *ref,
+                                  int r, const char *e) {
         if (r == -ENOENT && ref)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_NOT_FOUND, "%s: no such image: %s",
                                                    what, ref);
@@ -216,6 +215,11 @@ static int reply_store_error(cxpc_connection *conn, cxpc_object *m, Manager *mgr
                                                    "%s %s: ambiguous image ID prefix", what, ref ?: "");
         return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "%s%s%s: %s", what,
                                            ref ? " " : "", ref ?: "", e && e[0] ? e : strerror(-r));
+}
+
+static int reply_store_error(cxpc_connection *conn, cxpc_object *m, Manager *mgr, const char *what,
+                             const char *ref, int r) {
+        return reply_store_error_text(conn, m, what, ref, r, image_store_last_error(mgr->images));
 }
 
 static json_t *image_info_to_json(const ImageInfo *i) {
@@ -257,37 +261,48 @@ static int list_json(Manager *mgr, char *const *only, json_t **ret) {
         return 0;
 }
 
+static void on_load_done(Manager *mgr, cxpc_connection *conn, cxpc_object *m, int result, const char *error,
+                         char *const *digests, const ImageLoadStats *st) {
+        _cleanup_(json_decrefp) json_t *loaded = NULL;
+        int r;
+
+        if (result < 0) {
+                (void) reply_store_error_text(conn, m, "loading the image archive", NULL, result, error);
+                return;
+        }
+        /* One line per load in the log: where the time went (docs/images.md, "Load"). */
+        fprintf(stderr,
+                "container-apiserver: image load: %d image(s), %.1f MiB in %.0f ms (read+hash %.0f ms, "
+                "verify %.0f ms of which waiting for layers %.0f ms and syncing %.0f ms, commit %.0f ms; "
+                "%u layer(s) unpacked by %u thread(s) in %.0f ms of work)\n",
+                result, (double) st->archive_bytes / 1048576.0, (double) st->total_usec / 1e3,
+                (double) st->stage_usec / 1e3, (double) st->verify_usec / 1e3,
+                (double) st->unpack_wait_usec / 1e3, (double) st->sync_usec / 1e3,
+                (double) st->commit_usec / 1e3, st->layers_unpacked, st->threads,
+                (double) st->unpack_usec / 1e3);
+        r = list_json(mgr, digests, &loaded);
+        if (r < 0) {
+                (void) reply_store_error(conn, m, mgr, "listing the images loaded", NULL, r);
+                return;
+        }
+        (void) reply_json(conn, m, "images", loaded);
+}
+
 static int route_image_load(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         Manager *mgr = userdata;
-        _cleanup_(image_strv_freep) char **digests = NULL;
-        _cleanup_(json_decrefp) json_t *loaded = NULL;
         _cleanup_close_ int fd = -EBADF;
-        ImageLoadStats st = {};
-        ImageLoadOptions opts = {.stats = &st};
+        const char *name = NULL;
         int r;
 
         if (cxpc_dict_dup_fd(m, "fd", &fd) < 0)
                 return cxpc_connection_reply_error(
                         conn, m, CXPC_ERROR_INVALID_ARGUMENT,
                         "image load: \"fd\" must be the archive's file descriptor");
-        (void) cxpc_dict_get_string(m, "name", &opts.default_name);
-        r = image_store_load(mgr->images, fd, &opts, &digests);
+        (void) cxpc_dict_get_string(m, "name", &name);
+        r = store_job_start(mgr, STORE_JOB_LOAD, conn, m, fd, name, NULL, on_load_done);
         if (r < 0)
-                return reply_store_error(conn, m, mgr, "loading the image archive", NULL, r);
-        /* One line per load in the log: where the time went (docs/images.md, "Load"). */
-        fprintf(stderr,
-                "container-apiserver: image load: %d image(s), %.1f MiB in %.0f ms (read+hash %.0f ms, "
-                "verify %.0f ms of which waiting for layers %.0f ms and syncing %.0f ms, commit %.0f ms; "
-                "%u layer(s) unpacked by %u thread(s) in %.0f ms of work)\n",
-                r, (double) st.archive_bytes / 1048576.0, (double) st.total_usec / 1e3,
-                (double) st.stage_usec / 1e3, (double) st.verify_usec / 1e3,
-                (double) st.unpack_wait_usec / 1e3, (double) st.sync_usec / 1e3,
-                (double) st.commit_usec / 1e3, st.layers_unpacked, st.threads,
-                (double) st.unpack_usec / 1e3);
-        r = list_json(mgr, digests, &loaded);
-        if (r < 0)
-                return r;
-        return reply_json(conn, m, "images", loaded);
+                return reply_store_error_text(conn, m, "loading the image archive", NULL, r, NULL);
+        return 0; /* answered by on_load_done() */
 }
 
 static int route_image_list(cxpc_connection *conn, cxpc_object *m, void *userdata) {
@@ -381,9 +396,16 @@ static int route_image_prune(cxpc_connection *conn, cxpc_object *m, void *userda
         return cxpc_connection_reply(conn, m, reply);
 }
 
+static void on_save_done(Manager *mgr, cxpc_connection *conn, cxpc_object *m, int result, const char *error,
+                         char *const *digests, const ImageLoadStats *st) {
+        if (result < 0)
+                (void) reply_store_error_text(conn, m, "saving images", NULL, result, error);
+        else
+                (void) reply_empty(conn, m);
+}
+
 static int route_image_save(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         Manager *mgr = userdata;
-        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
         _cleanup_(json_decrefp) json_t *refs = NULL;
         _cleanup_free_ const char **l = NULL;
         _cleanup_free_ char *text = NULL;
@@ -405,13 +427,10 @@ static int route_image_save(cxpc_connection *conn, cxpc_object *m, void *userdat
         if (strv_from_json(refs, &l) < 0 || !l)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                    "image save: \"refs\" must be strings");
-        r = image_store_save(mgr->images, (char *const *) l, fd);
+        r = store_job_start(mgr, STORE_JOB_SAVE, conn, m, fd, NULL, (char *const *) l, on_save_done);
         if (r < 0)
-                return reply_store_error(conn, m, mgr, "saving images", NULL, r);
-        r = cxpc_reply_new(&reply);
-        if (r < 0)
-                return r;
-        return cxpc_connection_reply(conn, m, reply);
+                return reply_store_error_text(conn, m, "saving images", NULL, r, NULL);
+        return 0; /* answered by on_save_done() */
 }
 
 int manager_setup_image_routes(Manager *mgr) {

@@ -271,3 +271,24 @@ teardown_file() {
         [ -z "$output" ]
         [ -z "$(ls -A "$ROOT/images/layers")" ]
 }
+
+@test "a load waiting for its archive does not hold up other clients" {
+        # Half the archive, then nothing for 3 s: the load sits in read() meanwhile.
+        size=$(stat -c %s "$BUSYBOX_TAR")
+        { head -c $((size / 2)) "$BUSYBOX_TAR"; sleep 3; tail -c +$((size / 2 + 1)) "$BUSYBOX_TAR"; } |
+                container image load >"$BATS_TEST_TMPDIR/load.out" 2>&1 &
+        load_pid=$!
+        sleep 0.5
+        start=$(date +%s%N)
+        run container image ls -q
+        [ "$status" -eq 0 ]
+        run container ls -a
+        [ "$status" -eq 0 ]
+        elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+        ((elapsed_ms < 1500))
+        kill -0 "$load_pid" # still loading
+        wait "$load_pid"
+        [ "$(cat "$BATS_TEST_TMPDIR/load.out")" = "Loaded image: busybox:latest" ]
+        run container run --rm busybox echo loaded
+        [ "$output" = loaded ]
+}
