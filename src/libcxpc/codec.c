@@ -3,6 +3,7 @@
 /* The binary wire format: encoding objects into frames, and receiving/decoding records. The
  * byte-level layout is documented in docs/protocol.md. */
 
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -117,9 +118,9 @@ static int size_value(const cxpc_object *o, unsigned depth, size_state *s) {
 /* ---- writing pass ---- */
 
 typedef struct writer {
-        uint8_t *buf; /* sized exactly by the sizing pass */
-        size_t pos;
-        int *fds; /* duplicates, in value order */
+        uint8_t *buf; /* sized exactly by the sizing pass, or a small frame's room (one pass) */
+        size_t pos, cap;
+        int *fds; /* duplicates, in value order; NULL in the one-pass attempt (no fds there) */
         size_t n_fds;
         /* Memfd bodies only: the body as a sequence of buffer segments and source payloads. */
         bool external;
@@ -178,7 +179,46 @@ static int put_bytes(writer *w, const void *p, size_t len) {
         return 0;
 }
 
+/* The tag and the fixed-size part of a value; variable parts are checked where they are written. */
+static size_t fixed_size(const cxpc_object *o) {
+        switch (o->type) {
+        case CXPC_TYPE_BOOL:
+                return 1 + 1;
+        case CXPC_TYPE_INT64:
+        case CXPC_TYPE_UINT64:
+        case CXPC_TYPE_DOUBLE:
+        case CXPC_TYPE_DATE:
+                return 1 + 8;
+        case CXPC_TYPE_DATA:
+        case CXPC_TYPE_STRING:
+        case CXPC_TYPE_ARRAY:
+        case CXPC_TYPE_DICTIONARY:
+        case CXPC_TYPE_FD:
+        case CXPC_TYPE_ENDPOINT:
+                return 1 + 4;
+        case CXPC_TYPE_UUID:
+                return 1 + 16;
+        case CXPC_TYPE_SHMEM:
+                return 1 + 4 + 8;
+        default:
+                return 1;
+        }
+}
+
+/* Room for n more bytes in the buffer? Always true after the sizing pass; in the one-pass attempt
+ * "no" sends the message down the two-pass path. */
+static bool room(const writer *w, size_t n) {
+        return w->cap - w->pos >= n;
+}
+
+/* The buffer bytes a string or data payload takes (large ones in a memfd body stay outside). */
+static size_t payload_room(const writer *w, size_t len) {
+        return w->external && len >= CODEC_EXTERNAL_MIN ? 0 : len;
+}
+
 static int put_fd(writer *w, int fd) {
+        if (!w->fds)
+                return -ENOBUFS;
         int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (copy < 0)
                 return negative_errno();
@@ -187,10 +227,14 @@ static int put_fd(writer *w, int fd) {
         return 0;
 }
 
-static int write_value(writer *w, const cxpc_object *o) {
+/* Writes one value. The one-pass attempt relies on the checks here: -ENOBUFS when something does
+ * not fit or needs an fd, -ELOOP when too deep (the two-pass path then gives the real answer). */
+static int write_value(writer *w, const cxpc_object *o, unsigned depth) {
         int r;
 
         if (o->type == CXPC_TYPE_DATA && o->data.memfd >= 0) {
+                if (!room(w, 1 + 4 + 8))
+                        return -ENOBUFS;
                 /* Sealed, hence immutable: the peer gets the same file, nothing is copied. */
                 put_u8(w, CXPC_WIRE_TAG_DATA_MEMFD);
                 r = put_fd(w, o->data.memfd);
@@ -200,6 +244,9 @@ static int write_value(writer *w, const cxpc_object *o) {
                 return 0;
         }
 
+        /* Room for the tag and any fixed-size part (at most a uuid); variable parts check again. */
+        if (!room(w, 1 + 16) && !room(w, fixed_size(o)))
+                return -ENOBUFS;
         put_u8(w, (uint8_t) o->type);
         switch (o->type) {
         case CXPC_TYPE_NULL:
@@ -221,31 +268,52 @@ static int write_value(writer *w, const cxpc_object *o) {
                 return 0;
         }
         case CXPC_TYPE_DATA:
+                if (!room(w, 4 + payload_room(w, o->data.size)))
+                        return -ENOBUFS;
                 put_u32(w, (uint32_t) o->data.size);
                 return put_bytes(w, o->data.ptr, o->data.size);
         case CXPC_TYPE_STRING:
+                if (!room(w, 4 + payload_room(w, o->string.len)))
+                        return -ENOBUFS;
                 put_u32(w, (uint32_t) o->string.len);
+                if (o->string.len <= 16) {
+                        bytes_copy_short(w->buf + w->pos, o->string.ptr, o->string.len);
+                        w->pos += o->string.len;
+                        return 0;
+                }
                 return put_bytes(w, o->string.ptr, o->string.len);
         case CXPC_TYPE_UUID:
                 memcpy(w->buf + w->pos, o->uuid, 16);
                 w->pos += 16;
                 return 0;
         case CXPC_TYPE_ARRAY:
+                if (depth > CXPC_DEPTH_MAX) /* the message itself is depth 1 */
+                        return -ELOOP;
                 put_u32(w, (uint32_t) o->array.n);
                 for (size_t i = 0; i < o->array.n; i++) {
-                        r = write_value(w, o->array.items[i]);
+                        r = write_value(w, o->array.items[i], depth + 1);
                         if (r < 0)
                                 return r;
                 }
                 return 0;
         case CXPC_TYPE_DICTIONARY:
+                if (depth > CXPC_DEPTH_MAX)
+                        return -ELOOP;
                 put_u32(w, (uint32_t) o->dict.n);
                 for (size_t i = 0; i < o->dict.n; i++) {
                         const cxpc_dict_entry *e = &o->dict.entries[i];
+                        if (!room(w, 4 + (size_t) e->key_len))
+                                return -ENOBUFS;
                         put_u32(w, (uint32_t) e->key_len);
-                        memcpy(w->buf + w->pos, dict_entry_key(e), e->key_len);
+                        bytes_copy_short(w->buf + w->pos, dict_entry_key(e), e->key_len);
                         w->pos += e->key_len;
-                        r = write_value(w, e->value);
+                        if (type_is_scalar64(e->value->type) && room(w, 1 + 8)) {
+                                /* the usual value, without the call */
+                                put_u8(w, (uint8_t) e->value->type);
+                                put_u64(w, e->value->u64);
+                                continue;
+                        }
+                        r = write_value(w, e->value, depth + 1);
                         if (r < 0)
                                 return r;
                 }
@@ -262,6 +330,8 @@ static int write_value(writer *w, const cxpc_object *o) {
         case CXPC_TYPE_ERROR: {
                 const char *name = cxpc_error_code_to_string(o->error.code) ?: "unknown";
                 size_t n = strlen(name), m = o->error.message ? strlen(o->error.message) : 0;
+                if (!room(w, 4 + n + 4 + m))
+                        return -ENOBUFS;
                 put_u32(w, (uint32_t) n);
                 memcpy(w->buf + w->pos, name, n);
                 w->pos += n;
@@ -328,6 +398,67 @@ cxpc_frame *cxpc_frame_free(cxpc_frame *f) {
         return NULL;
 }
 
+/* Fills in the header and the sizes of a frame whose body was written (inline: body_size bytes
+ * at body; memfd body: the memfd is the frame's last fd). */
+static void frame_finish(cxpc_frame *f, uint64_t id, uint64_t reply_to, unsigned flags, void *body,
+                         size_t body_size, size_t inline_size) {
+        f->header = (cxpc_frame_header){
+                .magic = htole32(CXPC_FRAME_MAGIC),
+                .version = CXPC_PROTOCOL_VERSION,
+                .flags = (uint8_t) flags,
+                .n_fds = htole16((uint16_t) f->n_fds),
+                .id = htole64(id),
+                .reply_to = htole64(reply_to),
+                .body_size = htole32((uint32_t) body_size),
+        };
+        memcpy(f->record, &f->header, CXPC_FRAME_HEADER_SIZE);
+        f->body = body;
+        f->body_size = inline_size;
+        f->record_size = CXPC_FRAME_HEADER_SIZE + inline_size;
+        f->sent_size = sizeof(f->header) + body_size;
+}
+
+/* Where the parts of a frame start in its allocation, for n_fds fds. */
+static size_t frame_record_offset(size_t n_fds) {
+        return ALIGN_TO(sizeof(cxpc_frame) + n_fds * sizeof(int), sizeof(uint64_t));
+}
+
+/* Small frame without fds: record_off and body_off are constants. */
+#define FRAME_SMALL_BODY_OFFSET (ALIGN_TO(sizeof(cxpc_frame), sizeof(uint64_t)) + CXPC_FRAME_HEADER_SIZE)
+_Static_assert(FRAME_SMALL_BODY_OFFSET < CXPC_FRAME_SMALL_ALLOC, "small frames have room for a body");
+
+/* Most messages are small and carry no fds: write them in one pass into a small frame, without
+ * the sizing pass. 0 on success; otherwise nothing is kept and the caller takes the two-pass path,
+ * which gives the authoritative answer (-ENOBUFS: too big or needs fds; -ELOOP: too deep). */
+static int frame_encode_small(const cxpc_object *message, uint64_t id, uint64_t reply_to, unsigned flags,
+                              cxpc_frame **ret) {
+        cxpc_frame *f = object_cache_get(OBJECT_CLASS_FRAME);
+        if (!f) {
+                f = malloc(CXPC_FRAME_SMALL_ALLOC);
+                if (!f)
+                        return -ENOMEM;
+        }
+        *f = (cxpc_frame){
+                .fds = (int *) (f + 1), /* room for none */
+                .record = (uint8_t *) f + frame_record_offset(0),
+                .small = true,
+        };
+        writer w = {
+                .buf = (uint8_t *) f + FRAME_SMALL_BODY_OFFSET,
+                .cap = CXPC_FRAME_SMALL_ALLOC - FRAME_SMALL_BODY_OFFSET,
+        };
+        int r = write_value(&w, message, 1);
+        if (r < 0) {
+                cxpc_frame_free(f); /* holds nothing: no fds were taken */
+                return r;
+        }
+        /* The small buffer is far below the limits the sizing pass checks. */
+        assert(w.pos <= CXPC_INLINE_BODY_MAX);
+        frame_finish(f, id, reply_to, flags, w.buf, w.pos, w.pos);
+        *ret = f;
+        return 0;
+}
+
 int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to, unsigned flags,
                       cxpc_frame **ret) {
         size_state s = {};
@@ -337,6 +468,10 @@ int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to
                 return -EINVAL;
         if (flags & ~(unsigned) _CXPC_FRAME_FLAGS_ALL)
                 return -EINVAL;
+
+        r = frame_encode_small(message, id, reply_to, flags, ret);
+        if (r >= 0 || r == -ENOMEM)
+                return r;
 
         r = size_value(message, 1, &s);
         if (r < 0)
@@ -350,8 +485,7 @@ int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to
          * bodies the buffer holds everything except the large payloads, which go straight from
          * the source objects into the memfd). */
         size_t buf_size = (size_t) (memfd ? s.size - s.external : s.size);
-        size_t fds_off = sizeof(cxpc_frame);
-        size_t record_off = ALIGN_TO(fds_off + n_fds_total * sizeof(int), sizeof(uint64_t));
+        size_t record_off = frame_record_offset(n_fds_total);
         size_t body_off = record_off + CXPC_FRAME_HEADER_SIZE;
         bool small = body_off + buf_size <= CXPC_FRAME_SMALL_ALLOC;
         cxpc_frame *f = small ? object_cache_get(OBJECT_CLASS_FRAME) : NULL;
@@ -360,7 +494,7 @@ int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to
         if (!f)
                 return -ENOMEM;
         *f = (cxpc_frame){
-                .fds = (int *) ((uint8_t *) f + fds_off),
+                .fds = (int *) (f + 1),
                 .record = (uint8_t *) f + record_off,
                 .small = small,
         };
@@ -368,10 +502,11 @@ int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to
 
         writer w = {
                 .buf = (uint8_t *) f + body_off,
+                .cap = buf_size,
                 .fds = f->fds,
                 .external = memfd,
         };
-        r = write_value(&w, message);
+        r = write_value(&w, message, 1);
         f->n_fds = w.n_fds; /* the frame owns the duplicates made so far, also on failure */
         if (r < 0) {
                 free(w.iov);
@@ -386,23 +521,9 @@ int cxpc_frame_encode(const cxpc_object *message, uint64_t id, uint64_t reply_to
                         return r;
                 f->fds[f->n_fds++] = bfd;
                 flags |= CXPC_FRAME_BODY_MEMFD;
-                w.pos = 0; /* nothing inline */
-        }
-
-        f->header = (cxpc_frame_header){
-                .magic = htole32(CXPC_FRAME_MAGIC),
-                .version = CXPC_PROTOCOL_VERSION,
-                .flags = (uint8_t) flags,
-                .n_fds = htole16((uint16_t) f->n_fds),
-                .id = htole64(id),
-                .reply_to = htole64(reply_to),
-                .body_size = htole32((uint32_t) s.size),
-        };
-        memcpy(f->record, &f->header, CXPC_FRAME_HEADER_SIZE);
-        f->body = memfd ? NULL : w.buf;
-        f->body_size = w.pos;
-        f->record_size = CXPC_FRAME_HEADER_SIZE + w.pos;
-        f->sent_size = sizeof(f->header) + (size_t) s.size;
+                frame_finish(f, id, reply_to, flags, NULL, (size_t) s.size, 0);
+        } else
+                frame_finish(f, id, reply_to, flags, w.buf, (size_t) s.size, w.pos);
         *ret = TAKE_PTR(frame);
         return 0;
 }
@@ -614,6 +735,20 @@ static int read_string(reader *r, uint32_t max, char **ret, size_t *ret_len) {
         return 0;
 }
 
+/* A scalar of an 8-byte value: the common case, made without a call. */
+static int read_scalar64(reader *r, cxpc_type type, cxpc_object **ret) {
+        uint64_t u;
+        int k = get_u64(r, &u);
+        if (k < 0)
+                return k;
+        cxpc_object *o = object_new(type, OBJECT_CLASS_PLAIN);
+        if (!o)
+                return -ENOMEM;
+        o->u64 = u; /* the bits of any of them */
+        *ret = o;
+        return 0;
+}
+
 static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object **ret) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *c = NULL;
         uint32_t n;
@@ -644,27 +779,31 @@ static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object
                 /* Key length, one key byte and a tag: at least 6 bytes per entry. */
                 if (n > CXPC_DICT_KEYS_MAX || r->size - r->pos < (uint64_t) n * 6)
                         return -EBADMSG;
-                k = cxpc_dict_new(&c);
-                if (k < 0)
-                        return k;
+                c = dict_new();
+                if (!c)
+                        return -ENOMEM;
                 for (uint32_t i = 0; i < n; i++) {
                         const uint8_t *key;
                         size_t key_len;
                         k = get_blob(r, CXPC_KEY_SIZE_MAX, &key, &key_len);
                         if (k < 0)
                                 return k;
-                        if (key_len == 0 || !cxpc_utf8_is_valid((const char *) key, key_len))
+                        if (key_len == 0 || !utf8_is_valid_short((const char *) key, key_len))
                                 return -EBADMSG;
                         cxpc_object *v = NULL;
-                        k = read_value(r, depth + 1, &v);
+                        if (have(r, 1) && type_is_scalar64(r->p[r->pos])) {
+                                /* the usual value, without the call */
+                                r->pos++;
+                                k = read_scalar64(r, r->p[r->pos - 1], &v);
+                        } else
+                                k = read_value(r, depth + 1, &v);
                         if (k < 0)
                                 return k;
-                        size_t before = c->dict.n;
-                        k = cxpc_dict_set_take_len(c, (const char *) key, key_len, v);
-                        if (k < 0)
-                                return k;
-                        if (c->dict.n == before) /* duplicate key: ambiguous, refuse */
+                        k = dict_put_take(c, (const char *) key, key_len, v, /* replace= */ false);
+                        if (k == -EEXIST) /* duplicate key: ambiguous, refuse */
                                 return -EBADMSG;
+                        if (k < 0)
+                                return k;
                 }
         }
         *ret = TAKE_PTR(c);
@@ -673,7 +812,6 @@ static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object
 
 static int read_value(reader *r, unsigned depth, cxpc_object **ret) {
         uint8_t tag;
-        uint64_t u;
         int k, fd;
 
         k = get_u8(r, &tag);
@@ -693,24 +831,9 @@ static int read_value(reader *r, unsigned depth, cxpc_object **ret) {
         }
         case CXPC_TYPE_INT64:
         case CXPC_TYPE_DATE:
-                k = get_u64(r, &u);
-                if (k < 0)
-                        return k;
-                return tag == CXPC_TYPE_INT64 ? cxpc_int64_new((int64_t) u, ret)
-                                              : cxpc_date_new((int64_t) u, ret);
         case CXPC_TYPE_UINT64:
-                k = get_u64(r, &u);
-                if (k < 0)
-                        return k;
-                return cxpc_uint64_new(u, ret);
-        case CXPC_TYPE_DOUBLE: {
-                double d;
-                k = get_u64(r, &u);
-                if (k < 0)
-                        return k;
-                memcpy(&d, &u, 8);
-                return cxpc_double_new(d, ret);
-        }
+        case CXPC_TYPE_DOUBLE:
+                return read_scalar64(r, tag, ret);
         case CXPC_TYPE_DATA: {
                 const uint8_t *b;
                 size_t len;
@@ -728,7 +851,7 @@ static int read_value(reader *r, unsigned depth, cxpc_object **ret) {
                 k = get_blob(r, CXPC_STRING_SIZE_MAX, &b, &len);
                 if (k < 0)
                         return k;
-                if (!cxpc_utf8_is_valid((const char *) b, len))
+                if (!utf8_is_valid_short((const char *) b, len))
                         return -EBADMSG;
                 return cxpc_string_new_checked((const char *) b, len, ret);
         }

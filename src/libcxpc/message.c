@@ -11,6 +11,7 @@
 
 _public_ int cxpc_message_new_request(const char *route, cxpc_object **ret) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        cxpc_object *s = NULL;
         int r;
 
         assert_return(route && route[0], -EINVAL);
@@ -19,7 +20,11 @@ _public_ int cxpc_message_new_request(const char *route, cxpc_object **ret) {
         r = cxpc_dict_new(&m);
         if (r < 0)
                 return r;
-        r = cxpc_dict_set_string(m, CXPC_KEY_ROUTE, route);
+        r = cxpc_string_new(route, &s); /* checks the route */
+        if (r < 0)
+                return r;
+        /* The key is our own constant: no need to measure and check it each time. */
+        r = cxpc_dict_set_take_len(m, CXPC_KEY_ROUTE, CXPC_KEY_ROUTE_LEN, s);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(m);
@@ -27,10 +32,21 @@ _public_ int cxpc_message_new_request(const char *route, cxpc_object **ret) {
 }
 
 _public_ const char *cxpc_message_get_route(const cxpc_object *message) {
-        const char *route;
-        if (cxpc_dict_get_string(message, CXPC_KEY_ROUTE, &route) < 0)
+        const char *route = NULL;
+        if (message_get_route(message, &route, NULL) < 0)
                 return NULL;
         return route;
+}
+
+int message_get_route(const cxpc_object *message, const char **ret, size_t *ret_len) {
+        const cxpc_object *o = cxpc_dict_get_len(message, CXPC_KEY_ROUTE, CXPC_KEY_ROUTE_LEN);
+        if (!o || o->type != CXPC_TYPE_STRING)
+                return -ENOENT;
+        if (ret)
+                *ret = o->string.ptr;
+        if (ret_len)
+                *ret_len = o->string.len;
+        return 0;
 }
 
 _public_ cxpc_object *cxpc_message_get_error(const cxpc_object *message) {

@@ -4,8 +4,11 @@
 /* Library-internal view of objects: the layout the codec walks, constructors that take ownership
  * without copying, and the metadata the connection layer attaches to received messages. */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
 
 #include "cxpc/cxpc.h"
 
@@ -96,23 +99,165 @@ struct cxpc_object {
 /* Per-thread caches of freed blocks of fixed size (object.c): every message makes and drops a
  * handful of objects and one frame. */
 typedef enum ObjectClass {
-        OBJECT_CLASS_PLAIN, /* an object without extra bytes: scalars, fds, ... */
-        OBJECT_CLASS_DICT,  /* a dictionary with its inline entries */
-        OBJECT_CLASS_FRAME, /* a small encoded frame (CXPC_FRAME_SMALL_ALLOC bytes, codec.c) */
+        OBJECT_CLASS_PLAIN,  /* an object without extra bytes: scalars, fds, ... */
+        OBJECT_CLASS_DICT,   /* a dictionary with its inline entries */
+        OBJECT_CLASS_STRING, /* a string with room for CXPC_STRING_INLINE_CACHED bytes after it */
+        OBJECT_CLASS_FRAME,  /* a small encoded frame (CXPC_FRAME_SMALL_ALLOC bytes, codec.c) */
         _OBJECT_CLASS_MAX,
         _OBJECT_CLASS_NONE = -1,
 } ObjectClass;
 
-/* A cached block of class k, or NULL. */
-void *object_cache_get(ObjectClass k);
+/* Strings up to this many bytes (with their NUL) share one allocation size, so that the usual
+ * short ones (routes, names) are recycled like the other objects. */
+#define CXPC_STRING_INLINE_CACHED 48u
+
+#define OBJECT_CACHE_MAX 64u
+
+typedef struct ObjectCache {
+        void *free[_OBJECT_CLASS_MAX][OBJECT_CACHE_MAX];
+        unsigned n[_OBJECT_CLASS_MAX];
+} ObjectCache;
+
+/* The calling thread's cache, NULL until something was first put into it (object.c). One pointer
+ * of static TLS (initial-exec: no __tls_get_addr() call per object). */
+extern __thread ObjectCache *object_cache_tls __attribute__((tls_model("initial-exec")));
+
+/* Slow path of object_cache_put(): sets up the thread's cache first. */
+bool object_cache_put_slow(ObjectClass k, void *p);
+
+/* A cached block of class k, or NULL. Inline: this is on the path of every object. */
+static inline void *object_cache_get(ObjectClass k) {
+        ObjectCache *c = object_cache_tls;
+        return c && c->n[k] > 0 ? c->free[k][--c->n[k]] : NULL;
+}
+
 /* Keeps p for reuse; false when the cache is full (the caller frees it). */
-bool object_cache_put(ObjectClass k, void *p);
+static inline bool object_cache_put(ObjectClass k, void *p) {
+        ObjectCache *c = object_cache_tls;
+        if (!c)
+                return object_cache_put_slow(k, p);
+        if (c->n[k] >= OBJECT_CACHE_MAX)
+                return false;
+        c->free[k][c->n[k]++] = p;
+        return true;
+}
+
+/* The scalars whose value is 8 bytes (int64, uint64, double, date): they hold nothing to free,
+ * and codec fast paths move their bits as one u64. */
+static inline bool type_is_scalar64(cxpc_type t) {
+        return t >= CXPC_TYPE_INT64 && t <= CXPC_TYPE_DATE;
+}
+
+/* A new object of a cached class (with the class's extra bytes after it), zeroed but for n_ref
+ * and type; NULL without memory. Inline for the decoder and the constructors; the slow path
+ * allocates. */
+cxpc_object *object_new_slow(cxpc_type type, ObjectClass k);
+static inline cxpc_object *object_new(cxpc_type type, ObjectClass k) {
+        cxpc_object *o = object_cache_get(k);
+        if (!o)
+                return object_new_slow(type, k);
+        memset(o, 0, sizeof(*o));
+        o->n_ref = 1;
+        o->type = type;
+        return o;
+}
+
+/* ---- short byte runs (keys, routes) ----
+ *
+ * Keys and routes are a few bytes long: for those, fixed-size loads (which compile to single
+ * moves) beat calls into memcpy()/memcmp(). Never reads outside [p, p + n). */
+
+static inline uint64_t load_u64(const void *p) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return v;
+}
+
+static inline uint32_t load_u32(const void *p) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+}
+
+static inline void bytes_copy_short(void *dst, const void *src, size_t n) {
+        uint8_t *d = dst;
+        const uint8_t *s = src;
+        if (n >= 8 && n <= 16) { /* two overlapping words */
+                uint64_t a = load_u64(s), b = load_u64(s + n - 8);
+                memcpy(d, &a, 8);
+                memcpy(d + n - 8, &b, 8);
+        } else if (n >= 4 && n < 8) {
+                uint32_t a = load_u32(s), b = load_u32(s + n - 4);
+                memcpy(d, &a, 4);
+                memcpy(d + n - 4, &b, 4);
+        } else if (n < 4) {
+                for (size_t i = 0; i < n; i++)
+                        d[i] = s[i];
+        } else
+                memcpy(d, s, n);
+}
+
+static inline bool bytes_equal_short(const void *a, const void *b, size_t n) {
+        const uint8_t *x = a, *y = b;
+        if (n >= 8 && n <= 16)
+                return load_u64(x) == load_u64(y) && load_u64(x + n - 8) == load_u64(y + n - 8);
+        if (n >= 4 && n < 8)
+                return load_u32(x) == load_u32(y) && load_u32(x + n - 4) == load_u32(y + n - 4);
+        if (n < 4) {
+                for (size_t i = 0; i < n; i++)
+                        if (x[i] != y[i])
+                                return false;
+                return true;
+        }
+        return memcmp(x, y, n) == 0;
+}
+
+/* True when none of the 8 bytes is NUL or has its high bit set. */
+static inline bool ascii_word_nonzero(uint64_t v) {
+        return !((v & 0x8080808080808080ull) | ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull));
+}
 
 cxpc_backing *cxpc_backing_new(void *map, size_t size);
 cxpc_backing *cxpc_backing_ref(cxpc_backing *b);
 cxpc_backing *cxpc_backing_unref(cxpc_backing *b);
 
 bool cxpc_utf8_is_valid(const char *s, size_t len);
+
+/* cxpc_utf8_is_valid() with the answer for short ASCII runs (keys, routes) computed inline; any
+ * other input goes to the full check. */
+static inline bool utf8_is_valid_short(const char *s, size_t len) {
+        if (len >= 8 && len <= 16) {
+                if (ascii_word_nonzero(load_u64(s)) && ascii_word_nonzero(load_u64(s + len - 8)))
+                        return true;
+        } else if (len < 8) {
+                size_t i = 0;
+                while (i < len && (uint8_t) (s[i] - 1) < 0x7f) /* 0x01..0x7f */
+                        i++;
+                if (i == len)
+                        return true;
+        }
+        return cxpc_utf8_is_valid(s, len);
+}
+
+/* The length of a key from an API caller, which must be valid UTF-8: false otherwise. Short ASCII
+ * keys are measured and checked in one pass. */
+static inline bool key_length_valid(const char *key, size_t *ret_len) {
+        size_t i = 0;
+        for (; i < 32; i++) {
+                uint8_t c = (uint8_t) key[i];
+                if (c == 0) {
+                        *ret_len = i;
+                        return true;
+                }
+                if (c >= 0x80)
+                        break;
+        }
+        size_t len = i + strlen(key + i);
+        if (!cxpc_utf8_is_valid(key, len))
+                return false;
+        *ret_len = len;
+        return true;
+}
 
 /* Constructors that take ownership of what they are given (also on failure). */
 int cxpc_string_new_take(char *s, size_t len, cxpc_object **ret);
@@ -131,6 +276,75 @@ int cxpc_error_new_take(cxpc_error_code code, char *message, cxpc_object **ret);
 int cxpc_array_append_take(cxpc_object *array, cxpc_object *value);
 /* Sets without taking a new reference; the key bytes are copied. */
 int cxpc_dict_set_take_len(cxpc_object *dict, const char *key, size_t key_len, cxpc_object *value);
+/* Adds a key the dictionary must not have yet (decoding): -EEXIST if it has, -EINVAL/-E2BIG for a
+ * bad length, -ENOMEM. Takes the value's reference in every case. */
+int cxpc_dict_add_take_len(cxpc_object *dict, const char *key, size_t key_len, cxpc_object *value);
+/* Lookup with the key's length known (library constants such as CXPC_KEY_ROUTE). */
+cxpc_object *cxpc_dict_get_len(const cxpc_object *dict, const char *key, size_t key_len);
+
+/* ---- dictionary fast paths ----
+ *
+ * Messages are small dictionaries (no hash index, entries inline, short keys): adding to those is
+ * done inline; everything else goes through cxpc_dict_set_take_len()/cxpc_dict_add_take_len(),
+ * which handle every case. */
+
+static inline cxpc_dict_entry *dict_inline_entries(cxpc_object *o) {
+        return (cxpc_dict_entry *) (o + 1);
+}
+
+/* An empty dictionary; NULL without memory. */
+static inline cxpc_object *dict_new(void) {
+        cxpc_object *o = object_new(CXPC_TYPE_DICTIONARY, OBJECT_CLASS_DICT);
+        if (o) {
+                o->dict.entries = dict_inline_entries(o);
+                o->dict.allocated = CXPC_DICT_INLINE_ENTRIES;
+        }
+        return o;
+}
+
+/* Position of a key in a dictionary without hash index, or -1. */
+static inline ssize_t dict_find_linear(const cxpc_object *d, const char *key, size_t len) {
+        for (size_t i = 0; i < d->dict.n; i++) {
+                const cxpc_dict_entry *e = &d->dict.entries[i];
+                if (e->key_len != len)
+                        continue;
+                const char *k = dict_entry_key(e);
+                /* the first byte settles most mismatches of short keys */
+                if (k[0] == key[0] && bytes_equal_short(k, key, len))
+                        return (ssize_t) i;
+        }
+        return -1;
+}
+
+/* Sets a key (replace) or adds one the dictionary must not have yet (-EEXIST); takes the value's
+ * reference in every case. Same results as cxpc_dict_set_take_len()/cxpc_dict_add_take_len(). */
+static inline int dict_put_take(cxpc_object *d, const char *key, size_t len, cxpc_object *value,
+                                bool replace) {
+        if (d->dict.index || d->dict.n >= d->dict.allocated || d->dict.n >= CXPC_DICT_LINEAR_MAX ||
+            len == 0 || len >= CXPC_DICT_KEY_INLINE)
+                return replace ? cxpc_dict_set_take_len(d, key, len, value)
+                               : cxpc_dict_add_take_len(d, key, len, value);
+        ssize_t i = dict_find_linear(d, key, len);
+        if (i >= 0) {
+                cxpc_object *old = value;
+                if (replace) {
+                        old = d->dict.entries[i].value;
+                        d->dict.entries[i].value = value;
+                }
+                cxpc_object_unref(old);
+                return replace ? 0 : -EEXIST;
+        }
+        /* Every field but the unused tail of inline_key is written. Without an index no hash is
+         * kept. */
+        cxpc_dict_entry *e = &d->dict.entries[d->dict.n++];
+        e->heap_key = NULL;
+        e->key_len = (uint32_t) len;
+        e->hash = 0;
+        e->value = value;
+        bytes_copy_short(e->inline_key, key, len);
+        e->inline_key[len] = 0;
+        return 0;
+}
 
 /* Metadata a received message carries so that a (possibly deferred) reply can find its request.
  * Set by the connection on every incoming dictionary. */
@@ -139,6 +353,10 @@ void cxpc_message_set_received(cxpc_object *message, uint64_t id, unsigned frame
 bool cxpc_message_get_received(const cxpc_object *message, uint64_t *ret_id, unsigned *ret_frame_flags);
 /* -EALREADY when a reply was already sent for this request. */
 int cxpc_message_mark_replied(cxpc_object *message);
+
+#define CXPC_KEY_ROUTE_LEN (sizeof(CXPC_KEY_ROUTE) - 1)
+/* The route string of a message and its length; -ENOENT when there is none (or not a string). */
+int message_get_route(const cxpc_object *message, const char **ret, size_t *ret_len);
 
 /* Endpoint objects wrap the connector socket of an anonymous listener (docs/libcxpc.md). */
 int cxpc_endpoint_new_take_fd(int fd, cxpc_object **ret);

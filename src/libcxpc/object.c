@@ -2,6 +2,7 @@
 
 /* Typed, reference-counted values: the vocabulary of every message. */
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kcmp.h>
@@ -119,20 +120,13 @@ bool cxpc_utf8_is_valid(const char *s, size_t len) {
 
 /* ---- allocation and lifetime ---- */
 
-/* Freed scalars and dictionaries are kept per thread for reuse: every message makes and drops a
- * handful of each, and a pop from this list is far cheaper than malloc() and free(). Bounded;
- * emptied when the thread exits. */
-#define OBJECT_CACHE_MAX 64u
+/* Freed scalars, short strings and dictionaries are kept per thread for reuse: every message makes
+ * and drops a handful of each, and a pop from this list is far cheaper than malloc() and free().
+ * Bounded; emptied when the thread exits. */
 #define DICT_ALLOC_EXTRA (CXPC_DICT_INLINE_ENTRIES * sizeof(cxpc_dict_entry))
 
-typedef struct ObjectCache {
-        void *free[_OBJECT_CLASS_MAX][OBJECT_CACHE_MAX];
-        unsigned n[_OBJECT_CLASS_MAX];
-} ObjectCache;
-
-/* One pointer of static TLS (initial-exec: no __tls_get_addr() call per object); the cache itself
- * is allocated on first use and freed at thread exit. */
-static __thread ObjectCache *object_cache __attribute__((tls_model("initial-exec")));
+/* The cache itself is allocated on first use and freed at thread exit. */
+__thread ObjectCache *object_cache_tls __attribute__((tls_model("initial-exec")));
 static pthread_key_t object_cache_key;
 static pthread_once_t object_cache_once = PTHREAD_ONCE_INIT;
 static bool object_cache_key_ok;
@@ -145,8 +139,8 @@ static void object_cache_free(void *userdata) {
                 while (c->n[k] > 0)
                         free(c->free[k][--c->n[k]]);
         free(c);
-        if (object_cache == c)
-                object_cache = NULL;
+        if (object_cache_tls == c)
+                object_cache_tls = NULL;
 }
 
 static void object_cache_key_init(void) {
@@ -156,24 +150,11 @@ static void object_cache_key_init(void) {
 /* The main thread runs no key destructors at exit: free its cache here (leak checkers stay
  * quiet). */
 __attribute__((destructor)) static void object_cache_free_at_exit(void) {
-        object_cache_free(object_cache);
+        object_cache_free(object_cache_tls);
 }
 
-static ObjectClass object_class(cxpc_type type, size_t extra) {
-        if (extra == 0)
-                return OBJECT_CLASS_PLAIN;
-        if (type == CXPC_TYPE_DICTIONARY && extra == DICT_ALLOC_EXTRA)
-                return OBJECT_CLASS_DICT;
-        return _OBJECT_CLASS_NONE;
-}
-
-void *object_cache_get(ObjectClass k) {
-        ObjectCache *c = object_cache;
-        return c && c->n[k] > 0 ? c->free[k][--c->n[k]] : NULL;
-}
-
-bool object_cache_put(ObjectClass k, void *p) {
-        ObjectCache *c = object_cache;
+bool object_cache_put_slow(ObjectClass k, void *p) {
+        ObjectCache *c = object_cache_tls;
         if (!c) {
                 /* Without the thread-exit hook, caching would leak at thread exit: don't. */
                 (void) pthread_once(&object_cache_once, object_cache_key_init);
@@ -186,7 +167,7 @@ bool object_cache_put(ObjectClass k, void *p) {
                         free(c);
                         return false;
                 }
-                object_cache = c;
+                object_cache_tls = c;
         }
         if (c->n[k] >= OBJECT_CACHE_MAX)
                 return false;
@@ -194,15 +175,16 @@ bool object_cache_put(ObjectClass k, void *p) {
         return true;
 }
 
-/* An object with extra bytes after it (string bytes, inline dictionary entries): one allocation
- * instead of two on the hot paths. */
-static cxpc_object *object_alloc_extra(cxpc_type type, size_t extra) {
-        if (extra > SIZE_MAX - sizeof(cxpc_object))
-                return NULL;
-        ObjectClass k = object_class(type, extra);
-        cxpc_object *o = k >= 0 ? object_cache_get(k) : NULL;
-        if (!o)
-                o = malloc(sizeof(*o) + extra);
+/* The allocation size of each cached class of objects. */
+static const size_t object_class_size[] = {
+        [OBJECT_CLASS_PLAIN] = sizeof(cxpc_object),
+        [OBJECT_CLASS_DICT] = sizeof(cxpc_object) + DICT_ALLOC_EXTRA,
+        [OBJECT_CLASS_STRING] = sizeof(cxpc_object) + CXPC_STRING_INLINE_CACHED,
+};
+
+cxpc_object *object_new_slow(cxpc_type type, ObjectClass k) {
+        assert(k >= 0 && (size_t) k < ELEMENTSOF(object_class_size) && object_class_size[k] > 0);
+        cxpc_object *o = malloc(object_class_size[k]);
         if (!o)
                 return NULL;
         memset(o, 0, sizeof(*o));
@@ -211,29 +193,57 @@ static cxpc_object *object_alloc_extra(cxpc_type type, size_t extra) {
         return o;
 }
 
-static cxpc_object *object_alloc(cxpc_type type) {
-        return object_alloc_extra(type, 0);
+/* An object with extra bytes after it that fit no cached class. */
+static cxpc_object *object_alloc_extra(cxpc_type type, size_t extra) {
+        if (extra > SIZE_MAX - sizeof(cxpc_object))
+                return NULL;
+        cxpc_object *o = malloc(sizeof(*o) + extra);
+        if (!o)
+                return NULL;
+        memset(o, 0, sizeof(*o));
+        o->n_ref = 1;
+        o->type = type;
+        return o;
 }
 
-static cxpc_dict_entry *dict_inline_entries(cxpc_object *o) {
-        return (cxpc_dict_entry *) (o + 1);
+static inline cxpc_object *object_alloc(cxpc_type type) {
+        return object_new(type, OBJECT_CLASS_PLAIN);
 }
 
 static char *string_inline_bytes(cxpc_object *o) {
         return (char *) (o + 1);
 }
 
+/* Which cache a string's allocation goes back to, by how it was made: bytes after the object
+ * (cached size, or its own size) or a separate buffer (a plain object). */
+static ObjectClass string_class(cxpc_object *o) {
+        if (o->string.ptr != string_inline_bytes(o))
+                return OBJECT_CLASS_PLAIN;
+        return o->string.len < CXPC_STRING_INLINE_CACHED ? OBJECT_CLASS_STRING : _OBJECT_CLASS_NONE;
+}
+
+static void object_free(cxpc_object *o);
+
 static void dict_free_contents(cxpc_object *o) {
         for (size_t i = 0; i < o->dict.n; i++) {
-                free(o->dict.entries[i].heap_key);
-                cxpc_object_unref(o->dict.entries[i].value);
+                cxpc_dict_entry *e = &o->dict.entries[i];
+                if (e->heap_key)
+                        free(e->heap_key);
+                cxpc_object *v = e->value;
+                if (--v->n_ref > 0)
+                        continue;
+                if (!type_is_scalar64(v->type) || !object_cache_put(OBJECT_CLASS_PLAIN, v))
+                        object_free(v);
         }
         if (o->dict.entries != dict_inline_entries(o))
                 free(o->dict.entries);
-        free(o->dict.index);
+        if (o->dict.index)
+                free(o->dict.index);
 }
 
 static void object_free(cxpc_object *o) {
+        ObjectClass k = OBJECT_CLASS_PLAIN;
+
         switch (o->type) {
         case CXPC_TYPE_DATA:
                 if (o->data.memfd >= 0) {
@@ -246,7 +256,8 @@ static void object_free(cxpc_object *o) {
                         free(o->data.ptr);
                 break;
         case CXPC_TYPE_STRING:
-                if (o->string.ptr != string_inline_bytes(o))
+                k = string_class(o);
+                if (k == OBJECT_CLASS_PLAIN)
                         free(o->string.ptr);
                 break;
         case CXPC_TYPE_ARRAY:
@@ -256,6 +267,7 @@ static void object_free(cxpc_object *o) {
                 break;
         case CXPC_TYPE_DICTIONARY:
                 dict_free_contents(o);
+                k = OBJECT_CLASS_DICT;
                 break;
         case CXPC_TYPE_FD:
         case CXPC_TYPE_ENDPOINT:
@@ -272,8 +284,7 @@ static void object_free(cxpc_object *o) {
         default:
                 break;
         }
-        ObjectClass k = object_class(o->type, o->type == CXPC_TYPE_DICTIONARY ? DICT_ALLOC_EXTRA : 0);
-        if (o->type == CXPC_TYPE_STRING || k < 0 || !object_cache_put(k, o))
+        if (k < 0 || !object_cache_put(k, o))
                 free(o);
 }
 
@@ -466,11 +477,15 @@ int cxpc_string_new_take(char *s, size_t len, cxpc_object **ret) {
 }
 
 int cxpc_string_new_checked(const char *s, size_t len, cxpc_object **ret) {
-        cxpc_object *o = object_alloc_extra(CXPC_TYPE_STRING, len + 1);
+        /* string_class() tells the two sizes apart by the length. */
+        cxpc_object *o = len < CXPC_STRING_INLINE_CACHED ? object_new(CXPC_TYPE_STRING, OBJECT_CLASS_STRING)
+                                                         : object_alloc_extra(CXPC_TYPE_STRING, len + 1);
         if (!o)
                 return -ENOMEM;
         o->string.ptr = string_inline_bytes(o);
-        if (len > 0)
+        if (len <= 16)
+                bytes_copy_short(o->string.ptr, s, len);
+        else
                 memcpy(o->string.ptr, s, len);
         o->string.ptr[len] = 0;
         o->string.len = len;
@@ -483,7 +498,7 @@ _public_ int cxpc_string_new_len(const char *s, size_t len, cxpc_object **ret) {
         assert_return(ret, -EINVAL);
         if (len > CXPC_STRING_SIZE_MAX)
                 return -E2BIG;
-        if (!cxpc_utf8_is_valid(s, len))
+        if (!utf8_is_valid_short(s, len))
                 return -EILSEQ;
         return cxpc_string_new_checked(s, len, ret);
 }
@@ -875,37 +890,30 @@ static int dict_rebuild_index(cxpc_object *d) {
         return 0;
 }
 
-static ssize_t dict_find(const cxpc_object *d, const char *key, size_t len, uint32_t hash) {
-        if (d->dict.index) {
-                size_t mask = d->dict.index_size - 1;
-                for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
-                        uint32_t v = d->dict.index[slot];
-                        if (v == 0)
-                                return -1;
-                        const cxpc_dict_entry *e = &d->dict.entries[v - 1];
-                        if (e->hash == hash && e->key_len == len && memcmp(dict_entry_key(e), key, len) == 0)
-                                return (ssize_t) (v - 1);
-                }
+static ssize_t dict_find_indexed(const cxpc_object *d, const char *key, size_t len, uint32_t hash) {
+        size_t mask = d->dict.index_size - 1;
+        for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+                uint32_t v = d->dict.index[slot];
+                if (v == 0)
+                        return -1;
+                const cxpc_dict_entry *e = &d->dict.entries[v - 1];
+                if (e->hash == hash && e->key_len == len && bytes_equal_short(dict_entry_key(e), key, len))
+                        return (ssize_t) (v - 1);
         }
-        for (size_t i = 0; i < d->dict.n; i++) {
-                const cxpc_dict_entry *e = &d->dict.entries[i];
-                if (e->key_len != len)
-                        continue;
-                const char *k = dict_entry_key(e);
-                /* the first byte settles most mismatches of short keys without a call */
-                if (k[0] == key[0] && memcmp(k, key, len) == 0)
-                        return (ssize_t) i;
-        }
-        return -1;
+}
+
+/* hash: key_hash() of the key when the dictionary has an index, else unused. */
+static inline ssize_t dict_find(const cxpc_object *d, const char *key, size_t len, uint32_t hash) {
+        if (d->dict.index)
+                return dict_find_indexed(d, key, len, hash);
+        return dict_find_linear(d, key, len);
 }
 
 _public_ int cxpc_dict_new(cxpc_object **ret) {
         assert_return(ret, -EINVAL);
-        cxpc_object *o = object_alloc_extra(CXPC_TYPE_DICTIONARY, DICT_ALLOC_EXTRA);
+        cxpc_object *o = dict_new();
         if (!o)
                 return -ENOMEM;
-        o->dict.entries = dict_inline_entries(o);
-        o->dict.allocated = CXPC_DICT_INLINE_ENTRIES;
         *ret = o;
         return 0;
 }
@@ -916,7 +924,9 @@ _public_ size_t cxpc_dict_get_count(const cxpc_object *dict) {
         return dict->dict.n;
 }
 
-int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_object *value) {
+/* Sets a key, or with replace == false adds one it must not have yet (-EEXIST). Takes the value's
+ * reference in every case. Handles every case (dict_put_take() only the common ones). */
+static int dict_put(cxpc_object *d, const char *key, size_t len, cxpc_object *value, bool replace) {
         int r;
 
         if (len == 0 || len > CXPC_KEY_SIZE_MAX) {
@@ -927,6 +937,10 @@ int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_obj
         uint32_t hash = d->dict.index ? key_hash(key, len) : 0;
         ssize_t i = dict_find(d, key, len, hash);
         if (i >= 0) {
+                if (!replace) {
+                        cxpc_object_unref(value);
+                        return -EEXIST;
+                }
                 cxpc_object_unref(d->dict.entries[i].value);
                 d->dict.entries[i].value = value;
                 return 0;
@@ -952,17 +966,23 @@ int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_obj
                 d->dict.allocated = n;
         }
         cxpc_dict_entry *e = &d->dict.entries[d->dict.n];
-        *e = (cxpc_dict_entry){.key_len = (uint32_t) len, .hash = hash, .value = value};
-        char *k = e->inline_key;
-        if (len >= CXPC_DICT_KEY_INLINE) {
-                k = e->heap_key = malloc(len + 1);
-                if (!k) {
+        /* Every field but the unused tail of inline_key is written. */
+        e->key_len = (uint32_t) len;
+        e->hash = hash;
+        e->value = value;
+        if (len < CXPC_DICT_KEY_INLINE) {
+                e->heap_key = NULL;
+                bytes_copy_short(e->inline_key, key, len);
+                e->inline_key[len] = 0;
+        } else {
+                e->heap_key = malloc(len + 1);
+                if (!e->heap_key) {
                         cxpc_object_unref(value);
                         return -ENOMEM;
                 }
+                memcpy(e->heap_key, key, len);
+                e->heap_key[len] = 0;
         }
-        memcpy(k, key, len);
-        k[len] = 0;
         d->dict.n++;
 
         if (d->dict.n > CXPC_DICT_LINEAR_MAX) {
@@ -985,15 +1005,23 @@ int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_obj
         return 0;
 }
 
+int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_object *value) {
+        return dict_put(d, key, len, value, true);
+}
+
+int cxpc_dict_add_take_len(cxpc_object *d, const char *key, size_t len, cxpc_object *value) {
+        return dict_put(d, key, len, value, false);
+}
+
 _public_ int cxpc_dict_set(cxpc_object *dict, const char *key, cxpc_object *value) {
+        size_t len;
         CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);
         assert_return(key, -EINVAL);
         assert_return(value, -EINVAL);
         assert_return(value != dict, -ELOOP);
-        size_t len = strlen(key);
-        if (!cxpc_utf8_is_valid(key, len))
+        if (!key_length_valid(key, &len))
                 return -EILSEQ;
-        return cxpc_dict_set_take_len(dict, key, len, cxpc_object_ref(value));
+        return dict_put_take(dict, key, len, cxpc_object_ref(value), true);
 }
 
 _public_ int cxpc_dict_remove(cxpc_object *dict, const char *key) {
@@ -1020,12 +1048,17 @@ _public_ int cxpc_dict_remove(cxpc_object *dict, const char *key) {
         return 0;
 }
 
-_public_ cxpc_object *cxpc_dict_get(const cxpc_object *dict, const char *key) {
-        if (!dict || dict->type != CXPC_TYPE_DICTIONARY || !key)
+cxpc_object *cxpc_dict_get_len(const cxpc_object *dict, const char *key, size_t len) {
+        if (!dict || dict->type != CXPC_TYPE_DICTIONARY)
                 return NULL;
-        size_t len = strlen(key);
         ssize_t i = dict_find(dict, key, len, dict->dict.index ? key_hash(key, len) : 0);
         return i < 0 ? NULL : dict->dict.entries[i].value;
+}
+
+_public_ cxpc_object *cxpc_dict_get(const cxpc_object *dict, const char *key) {
+        if (!key)
+                return NULL;
+        return cxpc_dict_get_len(dict, key, strlen(key));
 }
 
 _public_ int cxpc_dict_get_entry(const cxpc_object *dict, size_t index, const char **ret_key,
@@ -1049,12 +1082,12 @@ _public_ int cxpc_dict_get_entry(const cxpc_object *dict, size_t index, const ch
                 int r = cxpc_##name##_new(v, &o);                                        \
                 if (r < 0)                                                               \
                         return r;                                                        \
-                size_t len = strlen(key);                                                \
-                if (!cxpc_utf8_is_valid(key, len)) {                                     \
+                size_t len;                                                              \
+                if (!key_length_valid(key, &len)) {                                      \
                         cxpc_object_unref(o);                                            \
                         return -EILSEQ;                                                  \
                 }                                                                        \
-                return cxpc_dict_set_take_len(dict, key, len, o);                        \
+                return dict_put_take(dict, key, len, o, true);                           \
         }
 
 DEFINE_DICT_SET(bool, bool)
@@ -1095,13 +1128,16 @@ _public_ int cxpc_dict_set_data(cxpc_object *dict, const char *key, const void *
         return cxpc_dict_set(dict, key, o);
 }
 
-#define DICT_LOOKUP(dict, key, o)                       \
-        do {                                            \
-                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY); \
-                assert_return(key, -EINVAL);            \
-                o = cxpc_dict_get(dict, key);           \
-                if (!o)                                 \
-                        return -ENOENT;                 \
+/* The typed getters look up directly (the type and key checks are done once, here). */
+#define DICT_LOOKUP(dict, key, o)                                                                    \
+        do {                                                                                         \
+                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);                                              \
+                assert_return(key, -EINVAL);                                                         \
+                size_t _len = strlen(key);                                                           \
+                ssize_t _i = dict_find(dict, key, _len, dict->dict.index ? key_hash(key, _len) : 0); \
+                if (_i < 0)                                                                          \
+                        return -ENOENT;                                                              \
+                o = dict->dict.entries[_i].value;                                                    \
         } while (false)
 
 _public_ int cxpc_dict_get_bool(const cxpc_object *dict, const char *key, bool *ret) {

@@ -780,6 +780,194 @@ static void test_eof(void **state) {
         close(sv[1]);
 }
 
+/* Bodies around the size where the one-pass encoder (small frames) hands over to the sizing pass:
+ * the same bytes either way, and every length round trips. */
+static void test_small_frame_boundary(void **state) {
+        char text[700];
+        memset(text, 'x', sizeof(text));
+        for (size_t len = 0; len < sizeof(text) - 1; len += (len > 300 && len < 420) ? 1 : 7) {
+                cxpc_object *m, *s;
+                text[len] = 0;
+                assert_int_equal(cxpc_message_new_request("a/b", &m), 0);
+                assert_int_equal(cxpc_dict_set_int64(m, "n", (int64_t) len), 0);
+                assert_int_equal(cxpc_dict_set_string(m, "text", text), 0);
+                assert_int_equal(cxpc_string_new(text, &s), 0);
+                assert_int_equal(cxpc_dict_set(m, "copy", s), 0);
+                cxpc_object_unref(s);
+                text[len] = 'x';
+
+                _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+                assert_int_equal(cxpc_frame_encode(m, 5, 0, CXPC_FRAME_WANTS_REPLY, &f), 0);
+                /* dict: tag, count; route, n, text, copy entries */
+                size_t body = 1 + 4 + (4 + 10 + 1 + 4 + 3) + (4 + 1 + 1 + 8) + 2 * (4 + 4 + 1 + 4 + len);
+                assert_int_equal(f->body_size, body);
+                assert_int_equal(f->record_size, CXPC_FRAME_HEADER_SIZE + body);
+                assert_int_equal(f->sent_size, CXPC_FRAME_HEADER_SIZE + body);
+                assert_int_equal(le32toh(f->header.body_size), body);
+                assert_int_equal(f->n_fds, 0);
+
+                cxpc_object *out = NULL;
+                assert_int_equal(cxpc_record_decode(f->record, f->record_size, NULL, 0, &out, NULL), 0);
+                assert_true(cxpc_object_equal(m, out));
+                assert_string_equal(cxpc_message_get_route(out), "a/b");
+                cxpc_object_unref(out);
+                cxpc_object_unref(m);
+        }
+}
+
+/* What the one-pass encoder does not handle goes the other way with the same results: fds, error
+ * values, nesting just within and beyond the depth limit. */
+static void test_small_frame_fallbacks(void **state) {
+        cxpc_object *m, *e, *inner, *c;
+        int64_t v;
+
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        assert_int_equal(cxpc_dict_set_fd(m, "fd", STDERR_FILENO), 0);
+        assert_int_equal(cxpc_error_new(CXPC_ERROR_TIMEOUT, "slow", &e), 0);
+        assert_int_equal(cxpc_dict_set(m, CXPC_KEY_ERROR, e), 0);
+        cxpc_object_unref(e);
+        cxpc_object *out = roundtrip(m, 0, NULL);
+        assert_int_equal(cxpc_object_get_type(cxpc_dict_get(out, "fd")), CXPC_TYPE_FD);
+        assert_true(cxpc_object_equal(cxpc_dict_get(m, CXPC_KEY_ERROR), cxpc_dict_get(out, CXPC_KEY_ERROR)));
+        cxpc_object_unref(out);
+        cxpc_object_unref(m);
+
+        /* CXPC_DEPTH_MAX levels (the message is the first) encode; one more is -ELOOP */
+        assert_int_equal(cxpc_dict_new(&inner), 0);
+        assert_int_equal(cxpc_dict_set_int64(inner, "v", 42), 0);
+        for (unsigned depth = 1; depth <= CXPC_DEPTH_MAX + 1; depth++) {
+                _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+                assert_int_equal(cxpc_frame_encode(inner, 1, 0, 0, &f),
+                                 depth <= CXPC_DEPTH_MAX ? 0 : -ELOOP);
+                if (depth == CXPC_DEPTH_MAX) {
+                        assert_int_equal(cxpc_record_decode(f->record, f->record_size, NULL, 0, &out, NULL),
+                                         0);
+                        assert_true(cxpc_object_equal(inner, out));
+                        cxpc_object_unref(out);
+                }
+                assert_int_equal(cxpc_dict_new(&c), 0);
+                assert_int_equal(cxpc_dict_set(c, "d", inner), 0);
+                cxpc_object_unref(inner);
+                inner = c;
+        }
+        for (c = inner; cxpc_dict_get(c, "d"); c = cxpc_dict_get(c, "d"))
+                ;
+        assert_int_equal(cxpc_dict_get_int64(c, "v", &v), 0);
+        assert_int_equal(v, 42);
+        cxpc_object_unref(inner);
+}
+
+/* Keys of every length around the short-key paths (4, 8, 16 and the inline size): set, replace,
+ * look up, encode, decode; a duplicate of any of them in a record is refused. */
+static void test_key_lengths(void **state) {
+        char keys[40][41];
+        cxpc_object *m;
+
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        for (size_t len = 1; len <= 40; len++) {
+                /* same first and last bytes, so that only the middle tells them apart */
+                memset(keys[len - 1], 'k', len);
+                keys[len - 1][len] = 0;
+                if (len > 2)
+                        keys[len - 1][len / 2] = (char) ('a' + len % 26);
+                assert_int_equal(cxpc_dict_set_int64(m, keys[len - 1], -1), 0);
+                assert_int_equal(cxpc_dict_set_int64(m, keys[len - 1], (int64_t) len), 0);
+        }
+        assert_int_equal(cxpc_dict_get_count(m), 40);
+        for (size_t len = 1; len <= 40; len++) {
+                int64_t v;
+                assert_int_equal(cxpc_dict_get_int64(m, keys[len - 1], &v), 0);
+                assert_int_equal(v, (int64_t) len);
+        }
+        assert_int_equal(cxpc_dict_get_int64(m, "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", NULL), -ENOENT);
+        cxpc_object *out = roundtrip(m, 0, NULL);
+        assert_true(cxpc_object_equal(m, out));
+        cxpc_object_unref(out);
+        cxpc_object_unref(m);
+
+        /* a record holding one key twice (inline and heap-sized keys) */
+        for (size_t len = 1; len <= 40; len++) {
+                uint8_t rec[CXPC_FRAME_HEADER_SIZE + 128];
+                size_t n = CXPC_FRAME_HEADER_SIZE;
+                uint32_t count = 3, klen = (uint32_t) len, other = 1;
+                rec[n++] = CXPC_TYPE_DICTIONARY;
+                memcpy(rec + n, &count, 4), n += 4;
+                for (int i = 0; i < 3; i++) {
+                        const char *k = i == 1 ? "z" : keys[len - 1];
+                        uint32_t l = i == 1 ? other : klen;
+                        memcpy(rec + n, &l, 4), n += 4;
+                        memcpy(rec + n, k, l), n += l;
+                        rec[n++] = CXPC_TYPE_NULL;
+                }
+                cxpc_frame_header h = {
+                        .magic = CXPC_FRAME_MAGIC,
+                        .version = CXPC_PROTOCOL_VERSION,
+                        .id = 1,
+                        .body_size = (uint32_t) (n - CXPC_FRAME_HEADER_SIZE),
+                };
+                memcpy(rec, &h, sizeof(h));
+                cxpc_object *o = NULL;
+                assert_int_equal(cxpc_record_decode(rec, n, NULL, 0, &o, NULL), -EBADMSG);
+                assert_null(o);
+        }
+}
+
+/* Short keys and strings take inline checks; non-ASCII and invalid ones still get the full one. */
+static void test_short_utf8(void **state) {
+        static const char *const good[] = {"é",
+                                           "ké",
+                                           "€uro",
+                                           "ab\xc3\xa9"
+                                           "cdefg",
+                                           "0123456\xe2\x82\xac",
+                                           "\xf0\x9f\x98\x80"};
+        static const char *const bad[] = {"\xc0\x80", "k\xff", "abc\xed\xa0\x80", "abcdefg\xc3",
+                                          "abcdefghijklmn\x80"
+                                          "o"};
+        cxpc_object *m, *o;
+
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                assert_int_equal(cxpc_dict_set_bool(m, good[i], true), 0);
+                assert_int_equal(cxpc_string_new(good[i], &o), 0);
+                cxpc_object_unref(o);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                assert_int_equal(cxpc_dict_set_bool(m, bad[i], true), -EILSEQ);
+                assert_int_equal(cxpc_dict_set_null(m, bad[i]), -EILSEQ);
+                assert_int_equal(cxpc_string_new(bad[i], &o), -EILSEQ);
+                assert_int_equal(cxpc_message_new_request(bad[i], &o), -EILSEQ);
+        }
+        assert_int_equal(cxpc_dict_get_count(m), ELEMENTSOF(good));
+        cxpc_object *out = roundtrip(m, 0, NULL);
+        assert_true(cxpc_object_equal(m, out));
+        cxpc_object_unref(out);
+        cxpc_object_unref(m);
+}
+
+/* Strings on both sides of the cached allocation size, made and dropped repeatedly. */
+static void test_string_sizes(void **state) {
+        char text[64];
+        for (int round = 0; round < 3; round++)
+                for (size_t len = 0; len < sizeof(text); len++) {
+                        cxpc_object *o, *copy;
+                        const char *p;
+                        memset(text, 'a' + (char) (len % 26), len);
+                        text[len] = 0;
+                        assert_int_equal(cxpc_string_new(text, &o), 0);
+                        assert_int_equal(cxpc_string_get(o, &p), 0);
+                        assert_string_equal(p, text);
+                        assert_int_equal(cxpc_object_copy(o, &copy), 0);
+                        assert_true(cxpc_object_equal(o, copy));
+                        cxpc_object_unref(o);
+                        cxpc_object_unref(copy);
+                        assert_int_equal(cxpc_string_newf(&o, "%s", text), 0);
+                        assert_int_equal(cxpc_string_get(o, &p), 0);
+                        assert_string_equal(p, text);
+                        cxpc_object_unref(o);
+                }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_all_types),
@@ -796,6 +984,11 @@ int main(void) {
                 cmocka_unit_test(test_bad_utf8),
                 cmocka_unit_test(test_big_dict),
                 cmocka_unit_test(test_eof),
+                cmocka_unit_test(test_small_frame_boundary),
+                cmocka_unit_test(test_small_frame_fallbacks),
+                cmocka_unit_test(test_key_lengths),
+                cmocka_unit_test(test_short_utf8),
+                cmocka_unit_test(test_string_sizes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -149,11 +150,56 @@ static void test_messages(void **state) {
         cxpc_object_unref(m);
 }
 
+static int on_route(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        size_t *hit = userdata;
+        (*hit)++;
+        return 0;
+}
+
+/* Route lookup (by length and hash) for names of every length around the word-sized steps, with
+ * names that differ only in the middle, and misses. */
+static void test_router_lookup(void **state) {
+        char names[40][41];
+        size_t hits[40] = {};
+        cxpc_router *r = NULL;
+        cxpc_connection *c = NULL;
+        int sv[2];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(cxpc_connection_new_from_fd(sv[0], &c), 0);
+        assert_int_equal(cxpc_router_new(&r), 0);
+        for (size_t len = 1; len <= 40; len++) {
+                memset(names[len - 1], 'r', len);
+                names[len - 1][len] = 0;
+                if (len > 2)
+                        names[len - 1][len / 2] = '/';
+                assert_int_equal(cxpc_router_add(r, names[len - 1], on_route, &hits[len - 1]), 0);
+        }
+        assert_int_equal(cxpc_router_add(r, names[7], on_route, NULL), -EEXIST);
+        assert_int_equal(cxpc_router_add(r, CXPC_ROUTE_INTROSPECT, on_route, NULL), -EEXIST);
+        for (size_t len = 1; len <= 40; len++) {
+                cxpc_object *m = NULL;
+                assert_int_equal(cxpc_message_new_request(names[len - 1], &m), 0);
+                assert_int_equal(cxpc_router_dispatch(r, c, m), 0);
+                cxpc_object_unref(m);
+                /* the same length, another middle: not a route */
+                names[len - 1][len / 2] = 'x';
+                assert_int_equal(cxpc_message_new_request(names[len - 1], &m), 0);
+                assert_int_equal(cxpc_router_dispatch(r, c, m), 0);
+                cxpc_object_unref(m);
+        }
+        for (size_t len = 1; len <= 40; len++)
+                assert_int_equal(hits[len - 1], 1);
+        cxpc_router_unref(r);
+        cxpc_connection_close_unref(c);
+        close(sv[1]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_codes), cmocka_unit_test(test_getters),
                 cmocka_unit_test(test_big_dict),    cmocka_unit_test(test_copy_equal_fds),
-                cmocka_unit_test(test_messages),
+                cmocka_unit_test(test_messages),    cmocka_unit_test(test_router_lookup),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
