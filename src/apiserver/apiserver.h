@@ -103,6 +103,7 @@ void manager_oci_exes_free(Manager *m);
 typedef enum StoreJobKind {
         STORE_JOB_LOAD,
         STORE_JOB_SAVE,
+        STORE_JOB_DELETE, /* rm -rf of refs (paths moved aside); no client: conn, request, done NULL */
 } StoreJobKind;
 typedef void (*store_job_done_fn)(Manager *m, cxpc_connection *conn, cxpc_object *request, int result,
                                   const char *error, char *const *digests, const ImageLoadStats *stats);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* Image loads and saves off the loop. Reading or writing an archive takes seconds; run in a route
- * handler it held up every other client (ls, stop, ...) for as long. Each job runs in a thread of
+/* Image loads and saves, and the removal of container directories, off the loop. Reading or
+ * writing an archive takes seconds, and so does deleting an upper layer of 20,000 files; run in a
+ * route handler they held up every other client (ls, stop, ...) for as long. Each job runs in a thread of
  * its own with its own ImageStore handle on the same root: handles on one root are safe together
  * (ROOT/lock orders the index's mutations, image-store.h). The thread touches no libcxpc object
  * and nothing of the Manager; it reports through an eventfd, and the reply is built on the loop. */
@@ -72,8 +73,17 @@ static void *store_job_thread(void *userdata) {
         ImageStore *s = NULL;
         uint64_t one = 1;
 
-        j->result = image_store_open(j->root, &s);
-        if (j->result >= 0) {
+        if (j->kind == STORE_JOB_DELETE) {
+                /* Moved aside already (renamed), so nobody sees them meanwhile. */
+                for (char **p = j->refs; p && *p; p++) {
+                        int r = rm_rf(*p);
+                        if (r < 0)
+                                fprintf(stderr, "container-apiserver: removing %s: %s\n", *p, strerror(-r));
+                }
+                j->result = 0;
+        } else
+                j->result = image_store_open(j->root, &s);
+        if (j->kind != STORE_JOB_DELETE && j->result >= 0) {
                 if (j->kind == STORE_JOB_LOAD) {
                         ImageLoadOptions opts = {.stats = &j->stats, .default_name = j->default_name};
                         j->result = image_store_load(s, j->fd, &opts, &j->digests);
@@ -94,7 +104,8 @@ static int on_store_job_done(sd_event_source *s, int fd, uint32_t revents, void 
 
         (void) pthread_join(j->thread, NULL);
         store_job_unlink(j);
-        j->done(j->manager, j->conn, j->request, j->result, j->error, j->digests, &j->stats);
+        if (j->done)
+                j->done(j->manager, j->conn, j->request, j->result, j->error, j->digests, &j->stats);
         store_job_free(j);
         return 0;
 }
@@ -123,8 +134,8 @@ int store_job_start(Manager *m, StoreJobKind kind, cxpc_connection *conn, cxpc_o
                         if (!(j->refs[i] = strdup(refs[i])))
                                 goto nomem;
         }
-        j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (j->fd < 0) {
+        j->fd = fd < 0 ? -EBADF : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (fd >= 0 && j->fd < 0) {
                 r = negative_errno();
                 store_job_free(j);
                 return r;
@@ -141,8 +152,8 @@ int store_job_start(Manager *m, StoreJobKind kind, cxpc_connection *conn, cxpc_o
                 return r;
         }
         (void) sd_event_source_set_description(j->event_source, "image-store-job");
-        j->conn = cxpc_connection_ref(conn);
-        j->request = cxpc_object_ref(request);
+        j->conn = conn ? cxpc_connection_ref(conn) : NULL;
+        j->request = request ? cxpc_object_ref(request) : NULL;
         r = -pthread_create(&j->thread, NULL, store_job_thread, j);
         if (r < 0) {
                 store_job_free(j);
@@ -168,16 +179,21 @@ void store_jobs_finish(Manager *m) {
                 StoreJob *j = m->store_jobs;
                 if (pthread_timedjoin_np(j->thread, NULL, &deadline) != 0) {
                         fprintf(stderr,
-                                "container-apiserver: an image %s still runs after %u s: exiting without it "
-                                "(an interrupted load leaves nothing behind)\n",
-                                j->kind == STORE_JOB_LOAD ? "load" : "save",
+                                "container-apiserver: %s still runs after %u s: exiting without it (an "
+                                "interrupted load leaves nothing behind, the next image prune removes what "
+                                "a "
+                                "removal left)\n",
+                                j->kind == STORE_JOB_LOAD   ? "an image load"
+                                : j->kind == STORE_JOB_SAVE ? "an image save"
+                                                            : "a container removal",
                                 APISERVER_STORE_JOB_EXIT_WAIT_SEC);
                         fflush(stderr);
                         _exit(EXIT_SUCCESS);
                 }
                 m->store_jobs = j->next;
                 /* Its client is answered as usual, if still there. */
-                j->done(j->manager, j->conn, j->request, j->result, j->error, j->digests, &j->stats);
+                if (j->done)
+                        j->done(j->manager, j->conn, j->request, j->result, j->error, j->digests, &j->stats);
                 store_job_free(j);
         }
 }

@@ -81,6 +81,9 @@ void index_set_name(json_t *index, const char *digest, const char *name);
 int store_ref_container_locked(ImageStore *s, json_t *index, const char *ref, const char *container_id,
                                char **ret_digest);
 bool store_container_id_valid(const char *id);
+/* Drops the container's reference and moves its directory into tmp/ under a name gc removes once
+ * this process is gone; *ret_trash: its path, or NULL when the container had none. */
+int store_unref_container_deferred(ImageStore *s, const char *container_id, char **ret_trash);
 int store_gc_locked(ImageStore *s, json_t *index, uint64_t *ret_freed);
 
 /* ---- unpack.c ---- */

@@ -182,6 +182,14 @@ enum {
         IMAGE_UMOUNT_REMOVE = 1u << 0, /* also image_store_unref_container() */
 };
 int image_store_umount_rootfs(ImageStore *s, const char *container_id, const char *target, unsigned flags);
+/* Unmounts (as above) and drops the container's reference, but its directories (the upper layer:
+ * any number of files the container wrote) are only moved aside, into the store's tmp/: *ret_trash
+ * gets that directory's path for the caller to remove (rm -rf, in a thread, say), or NULL when
+ * there was nothing to move. A leftover (its remover died) is removed by image_store_gc(). When
+ * the unmount had to be lazy (something still uses the root filesystem) it removes synchronously,
+ * as image_store_umount_rootfs(..., IMAGE_UMOUNT_REMOVE) does, and *ret_trash is NULL. */
+int image_store_umount_rootfs_deferred(ImageStore *s, const char *container_id, const char *target,
+                                       char **ret_trash);
 
 /* Writes the tree under rootfs (a mounted container root) as a tar stream to fd; does not descend
  * into other mounts below it (/proc, /sys, volumes). */

@@ -145,25 +145,60 @@ _public_ int image_store_mount_rootfs(ImageStore *s, const char *ref, const char
         return 0;
 }
 
+/* 1 when the unmount had to be lazy (the root filesystem is still in use), else 0 or -errno. */
+static int umount_rootfs(ImageStore *s, const char *target) {
+        if (!target || umount2(target, UMOUNT_NOFOLLOW) >= 0)
+                return 0;
+        /* EINVAL: not a mount point (already unmounted), fine. Busy: detach lazily, the
+         * directories under it stay until the last user goes. */
+        if (errno == EBUSY) {
+                if (umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+                        return store_error(s, -errno, "cannot unmount %s: %m", target);
+                return 1;
+        }
+        if (errno != EINVAL && errno != ENOENT)
+                return store_error(s, -errno, "cannot unmount %s: %m", target);
+        return 0;
+}
+
 _public_ int image_store_umount_rootfs(ImageStore *s, const char *container_id, const char *target,
                                        unsigned flags) {
+        int r;
+
         assert_return(s, -EINVAL);
         assert_return(store_container_id_valid(container_id), -EINVAL);
         assert_return((flags & ~IMAGE_UMOUNT_REMOVE) == 0, -EINVAL);
         s->error[0] = '\0';
 
-        if (target && umount2(target, UMOUNT_NOFOLLOW) < 0) {
-                /* EINVAL: not a mount point (already unmounted), fine. Busy: detach lazily, the
-                 * directories under it stay until the last user goes. */
-                if (errno == EBUSY) {
-                        if (umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
-                                return store_error(s, -errno, "cannot unmount %s: %m", target);
-                } else if (errno != EINVAL && errno != ENOENT)
-                        return store_error(s, -errno, "cannot unmount %s: %m", target);
-        }
+        r = umount_rootfs(s, target);
+        if (r < 0)
+                return r;
         if (flags & IMAGE_UMOUNT_REMOVE)
                 return image_store_unref_container(s, container_id);
         return 0;
+}
+
+_public_ int image_store_umount_rootfs_deferred(ImageStore *s, const char *container_id, const char *target,
+                                                char **ret_trash) {
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(store_container_id_valid(container_id), -EINVAL);
+        assert_return(ret_trash, -EINVAL);
+        s->error[0] = '\0';
+
+        r = umount_rootfs(s, target);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                /* Still in use: removing synchronously keeps the reference until the upper layer
+                 * is really gone (rm_rf does not cross into a mount), as before. */
+                r = image_store_unref_container(s, container_id);
+                if (r >= 0)
+                        *ret_trash = NULL;
+                return r;
+        }
+        return store_unref_container_deferred(s, container_id, ret_trash);
 }
 
 _public_ int image_export_rootfs(const char *rootfs, int fd) {

@@ -2,15 +2,19 @@
 #include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "image-internal.h"
 
 #define STALE_STAGING_PREFIX "load-"
+/* Directories of removed containers, moved aside for their remover (store_unref_container_deferred). */
+#define STALE_REMOVED_PREFIX "removed-"
 
 _public_ int image_store_open(const char *root, ImageStore **ret) {
         _cleanup_(image_store_freep) ImageStore *s = NULL;
@@ -241,7 +245,8 @@ static bool pid_alive(pid_t pid) {
         return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
-/* Staging directories are named load-<pid>-XXXXXX; one whose loader is gone is garbage. */
+/* Staging directories are named load-<pid>-XXXXXX, moved-aside container directories
+ * removed-<pid>-<id>-<random>; one whose loader or remover is gone is garbage. */
 static void gc_staging(ImageStore *s, uint64_t *freed) {
         int fd;
         DIR *d;
@@ -258,9 +263,14 @@ static void gc_staging(ImageStore *s, uint64_t *freed) {
         while ((de = readdir(d))) {
                 long pid;
 
-                if (strncmp(de->d_name, STALE_STAGING_PREFIX, strlen(STALE_STAGING_PREFIX)) != 0)
+                const char *rest;
+                if (strncmp(de->d_name, STALE_STAGING_PREFIX, strlen(STALE_STAGING_PREFIX)) == 0)
+                        rest = de->d_name + strlen(STALE_STAGING_PREFIX);
+                else if (strncmp(de->d_name, STALE_REMOVED_PREFIX, strlen(STALE_REMOVED_PREFIX)) == 0)
+                        rest = de->d_name + strlen(STALE_REMOVED_PREFIX);
+                else
                         continue;
-                pid = strtol(de->d_name + strlen(STALE_STAGING_PREFIX), NULL, 10);
+                pid = strtol(rest, NULL, 10);
                 if (pid_alive((pid_t) pid))
                         continue;
                 (void) rm_rf_at(dirfd(d), de->d_name, freed);
@@ -761,6 +771,44 @@ _public_ int image_store_unref_container(ImageStore *s, const char *container_id
         r = rm_rf_at(s->root_fd, dir, NULL);
         if (r < 0)
                 return store_error(s, r, "cannot remove %s/%s", s->root, dir);
+        return 0;
+}
+
+int store_unref_container_deferred(ImageStore *s, const char *container_id, char **ret_trash) {
+        _cleanup_close_ int lock = -EBADF;
+        _cleanup_free_ char *trash = NULL;
+        char dir[IMAGE_CONTAINER_ID_MAX + 32], name[IMAGE_CONTAINER_ID_MAX + 64];
+        uint64_t rnd;
+        int r;
+
+        lock = store_lock(s);
+        if (lock < 0)
+                return lock;
+        snprintf(dir, sizeof(dir), "containers/%s", container_id);
+        r = openat(s->root_fd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (r < 0) {
+                if (errno != ENOENT)
+                        return -errno;
+                *ret_trash = NULL;
+                return 0;
+        }
+        {
+                /* The reference goes now (the image may be removed right after); the files later. */
+                _cleanup_close_ int dfd = r;
+                if (unlinkat(dfd, "ref.json", 0) < 0 && errno != ENOENT)
+                        return -errno;
+        }
+        if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+                rnd = (uint64_t) now_usec();
+        snprintf(name, sizeof(name), "tmp/" STALE_REMOVED_PREFIX "%d-%s-%016" PRIx64, (int) getpid(),
+                 container_id, rnd);
+        if (mkdirat(s->root_fd, "tmp", 0700) < 0 && errno != EEXIST)
+                return -errno;
+        if (renameat(s->root_fd, dir, s->root_fd, name) < 0)
+                return store_error(s, -errno, "cannot move %s/%s aside: %m", s->root, dir);
+        if (asprintf(&trash, "%s/%s", s->root, name) < 0)
+                return -ENOMEM;
+        *ret_trash = TAKE_PTR(trash);
         return 0;
 }
 

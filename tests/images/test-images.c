@@ -745,12 +745,37 @@ static void test_overlay_independent_uppers(void **state) {
         archive_read_free(a);
         assert_true(seen_new && seen_base);
 
-        assert_int_equal(image_store_umount_rootfs(e->s, "c1", t1, IMAGE_UMOUNT_REMOVE), 0);
+        /* c1 deferred: its reference goes at once, its upper layer is moved aside intact for the
+         * caller to delete; c2 as before. */
+        char *trash = NULL;
+        assert_int_equal(image_store_umount_rootfs_deferred(e->s, "c1", t1, &trash), 0);
+        assert_non_null(trash);
+        snprintf(p, sizeof(p), "%s/upper/new", trash);
+        assert_int_equal(stat(p, &st), 0);
         assert_int_equal(image_store_umount_rootfs(e->s, "c2", t2, IMAGE_UMOUNT_REMOVE), 0);
         snprintf(p, sizeof(p), "%s/containers", e->root);
         assert_int_equal(count_entries(p), 0);
         assert_int_equal(image_store_remove(e->s, "ov:1", 0), 0);
         assert_int_equal(count_images(e), 0);
+        /* gc leaves it to its remover while that lives (us), and takes it once the remover is gone. */
+        assert_int_equal(image_store_gc(e->s, NULL), 0);
+        assert_int_equal(stat(trash, &st), 0);
+        pid_t dead = fork();
+        assert_true(dead >= 0);
+        if (dead == 0)
+                _exit(0);
+        assert_int_equal(waitpid(dead, NULL, 0), dead);
+        snprintf(p, sizeof(p), "%s/tmp/removed-%d-c1-0", e->root, (int) dead);
+        assert_int_equal(rename(trash, p), 0);
+        assert_int_equal(image_store_gc(e->s, NULL), 0);
+        assert_int_equal(stat(p, &st), -1);
+        snprintf(p, sizeof(p), "%s/tmp", e->root);
+        assert_int_equal(count_entries(p), 0);
+        free(trash);
+        /* Nothing to move: a container that never had a root filesystem. */
+        trash = (char *) "unset";
+        assert_int_equal(image_store_umount_rootfs_deferred(e->s, "c9", NULL, &trash), 0);
+        assert_null(trash);
 }
 
 /* Blobs that look like layers but belong to no image (another platform's layers, say) are unpacked
