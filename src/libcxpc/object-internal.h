@@ -151,15 +151,18 @@ static inline bool type_is_scalar64(cxpc_type t) {
 /* A new object of a cached class (with the class's extra bytes after it), zeroed but for n_ref
  * and type; NULL without memory. Inline for the decoder and the constructors; the slow path
  * allocates. */
+static inline cxpc_object *object_init(cxpc_object *o, cxpc_type type) {
+        memset(o, 0, sizeof(*o));
+        o->n_ref = 1;
+        o->type = type;
+        return o;
+}
 cxpc_object *object_new_slow(cxpc_type type, ObjectClass k);
 static inline cxpc_object *object_new(cxpc_type type, ObjectClass k) {
         cxpc_object *o = object_cache_get(k);
         if (!o)
                 return object_new_slow(type, k);
-        memset(o, 0, sizeof(*o));
-        o->n_ref = 1;
-        o->type = type;
-        return o;
+        return object_init(o, type);
 }
 
 /* ---- short byte runs (keys, routes) ----

@@ -185,12 +185,7 @@ static const size_t object_class_size[] = {
 cxpc_object *object_new_slow(cxpc_type type, ObjectClass k) {
         assert(k >= 0 && (size_t) k < ELEMENTSOF(object_class_size) && object_class_size[k] > 0);
         cxpc_object *o = malloc(object_class_size[k]);
-        if (!o)
-                return NULL;
-        memset(o, 0, sizeof(*o));
-        o->n_ref = 1;
-        o->type = type;
-        return o;
+        return o ? object_init(o, type) : NULL;
 }
 
 /* An object with extra bytes after it that fit no cached class. */
@@ -198,12 +193,7 @@ static cxpc_object *object_alloc_extra(cxpc_type type, size_t extra) {
         if (extra > SIZE_MAX - sizeof(cxpc_object))
                 return NULL;
         cxpc_object *o = malloc(sizeof(*o) + extra);
-        if (!o)
-                return NULL;
-        memset(o, 0, sizeof(*o));
-        o->n_ref = 1;
-        o->type = type;
-        return o;
+        return o ? object_init(o, type) : NULL;
 }
 
 static inline cxpc_object *object_alloc(cxpc_type type) {
