@@ -4,6 +4,8 @@
  * bench/ipc, which pins everything to one CPU). Prints the figures and, last, exactly:
  *   p50_ratio=X tput_ratio=Y data_mb_s=Z
  * X: libcxpc p50 round trip / raw p50 round trip (request: dict{route, a, b}; reply: dict{sum}).
+ *    Printed too: the floor of any sd-event server (an io source answering with recvmsg()/send(),
+ *    no codec) against the same raw baseline.
  * Y: libcxpc pipelined throughput (64 in flight) / raw pipelined throughput.
  * Z: MB/s (10^6 bytes) of a 64 MiB data value created from a malloc'd buffer, sent and echoed
  *    back, counting the value once per round trip (the conservative reading). Creating the value
@@ -128,6 +130,61 @@ static double raw_throughput(void) {
         close(fd);
         waitpid(pid, NULL, 0);
         return (double) BENCH_PIPELINE_MESSAGES / ((double) dt / 1e9);
+}
+
+/* ---- the floor of any sd-event server: an io source that answers with recvmsg()/send(), no
+ * codec, against the same client calls libcxpc makes (send(), recvmsg() with room for fds) ---- */
+
+static int on_floor_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        static char buf[RAW_REQUEST_SIZE * 2];
+        char control[CMSG_SPACE(sizeof(int) * 64)];
+        struct iovec iov = {buf, sizeof(buf)};
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+        static const char reply[RAW_REPLY_SIZE];
+
+        if (recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0) {
+                sd_event_exit(sd_event_source_get_event(s), 0);
+                return 0;
+        }
+        (void) send(fd, reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+        return 0;
+}
+
+static uint64_t sd_event_floor_p50(void) {
+        char req[RAW_REQUEST_SIZE] = {}, buf[RAW_REPLY_SIZE * 2], control[CMSG_SPACE(sizeof(int) * 64)];
+        static uint64_t samples[BENCH_PINGS];
+        int sv[2];
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                die("socketpair", errno);
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork", errno);
+        if (pid == 0) {
+                sd_event *e = NULL;
+                close(sv[0]);
+                if (sd_event_new(&e) < 0 || sd_event_add_io(e, NULL, sv[1], EPOLLIN, on_floor_io, NULL) < 0)
+                        _exit(1);
+                _exit(sd_event_loop(e) < 0 ? 1 : 0);
+        }
+        close(sv[1]);
+        for (size_t i = 0; i < BENCH_WARMUP + BENCH_PINGS; i++) {
+                struct iovec iov = {buf, sizeof(buf)};
+                struct msghdr mh = {.msg_iov = &iov,
+                                    .msg_iovlen = 1,
+                                    .msg_control = control,
+                                    .msg_controllen = sizeof(control)};
+                uint64_t t0 = now_ns();
+                if (send(sv[0], req, sizeof(req), MSG_NOSIGNAL) < 0 ||
+                    recvmsg(sv[0], &mh, MSG_CMSG_CLOEXEC) <= 0)
+                        die("floor ping", errno);
+                if (i >= BENCH_WARMUP)
+                        samples[i - BENCH_WARMUP] = now_ns() - t0;
+        }
+        close(sv[0]);
+        waitpid(pid, NULL, 0);
+        return median(samples, BENCH_PINGS);
 }
 
 /* ---- libcxpc ---- */
@@ -352,12 +409,12 @@ static double cxpc_data_mb_s(double *ret_existing_mb_s) {
 }
 
 int main(void) {
-        uint64_t raw[BENCH_ROUNDS], lib[BENCH_ROUNDS];
+        uint64_t raw[BENCH_ROUNDS], lib[BENCH_ROUNDS], floor_p50[BENCH_ROUNDS];
         double raw_tp[BENCH_ROUNDS], lib_tp[BENCH_ROUNDS];
 
         signal(SIGPIPE, SIG_IGN);
 
-        /* For profiling one part at a time: IPC_BENCH_ONLY=raw-tput|cxpc-tput|raw-p50|cxpc-p50|data */
+        /* For profiling one part at a time: IPC_BENCH_ONLY=raw-tput|cxpc-tput|raw-p50|floor-p50|cxpc-p50|data */
         const char *only = getenv("IPC_BENCH_ONLY");
         if (only) {
                 if (streq(only, "raw-tput"))
@@ -366,6 +423,8 @@ int main(void) {
                         printf("%.0f msg/s\n", cxpc_throughput());
                 else if (streq(only, "raw-p50"))
                         printf("%.2f us\n", (double) raw_p50() / 1e3);
+                else if (streq(only, "floor-p50"))
+                        printf("%.2f us\n", (double) sd_event_floor_p50() / 1e3);
                 else if (streq(only, "cxpc-p50"))
                         printf("%.2f us\n", (double) cxpc_p50() / 1e3);
                 else if (streq(only, "data")) {
@@ -379,15 +438,18 @@ int main(void) {
         /* Interleave the two so that drift in machine load hits both alike. */
         for (size_t i = 0; i < BENCH_ROUNDS; i++) {
                 raw[i] = raw_p50();
+                floor_p50[i] = sd_event_floor_p50();
                 lib[i] = cxpc_p50();
                 raw_tp[i] = raw_throughput();
                 lib_tp[i] = cxpc_throughput();
-                printf("round %zu: raw p50 %.2f us, libcxpc p50 %.2f us; raw %.0f msg/s, libcxpc %.0f "
-                       "msg/s\n",
-                       i, (double) raw[i] / 1e3, (double) lib[i] / 1e3, raw_tp[i], lib_tp[i]);
+                printf("round %zu: raw p50 %.2f us, sd-event floor %.2f us, libcxpc p50 %.2f us; raw %.0f "
+                       "msg/s, libcxpc %.0f msg/s\n",
+                       i, (double) raw[i] / 1e3, (double) floor_p50[i] / 1e3, (double) lib[i] / 1e3,
+                       raw_tp[i], lib_tp[i]);
                 fflush(stdout);
         }
         uint64_t raw_med = median(raw, BENCH_ROUNDS), lib_med = median(lib, BENCH_ROUNDS);
+        uint64_t floor_med = median(floor_p50, BENCH_ROUNDS);
         uint64_t raw_tp_k[BENCH_ROUNDS], lib_tp_k[BENCH_ROUNDS];
         for (size_t i = 0; i < BENCH_ROUNDS; i++) {
                 raw_tp_k[i] = (uint64_t) raw_tp[i];
@@ -399,6 +461,9 @@ int main(void) {
         double mb_s = cxpc_data_mb_s(&existing_mb_s);
 
         printf("raw p50 %.2f us, libcxpc p50 %.2f us\n", (double) raw_med / 1e3, (double) lib_med / 1e3);
+        /* Not a target: what any server on an sd-event loop pays here before it decodes anything. */
+        printf("sd-event floor (io source answering with recvmsg/send, no codec): p50 %.2f us, %.3f x raw\n",
+               (double) floor_med / 1e3, (double) floor_med / (double) raw_med);
         printf("raw pipelined %.0f msg/s, libcxpc pipelined %.0f msg/s\n", raw_tp_med, lib_tp_med);
         printf("64 MiB value created, sent and echoed: %.0f MB/s\n", mb_s);
         printf("64 MiB existing value sent and echoed (no copy: sealed memfd passed along): %.0f MB/s\n",
