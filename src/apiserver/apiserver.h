@@ -5,6 +5,7 @@
 
 #include <cxpc/cxpc.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -89,6 +90,11 @@ struct Manager {
         size_t n_containers;
         OciExeCopy oci_exes[APISERVER_OCI_EXE_COPIES_MAX];
         struct StoreJob *store_jobs; /* image loads and saves in flight (store-jobs.c) */
+        /* Directories waiting for the deleter thread; it and the loop share them under the lock. */
+        pthread_mutex_t delete_lock;
+        char **delete_pending;
+        size_t n_delete_pending;
+        bool deleter_running;
 };
 
 /* oci-exe-cache.c: the sealed copy of the binary a runtime value (crun, runc, a path) resolves to,
@@ -103,12 +109,15 @@ void manager_oci_exes_free(Manager *m);
 typedef enum StoreJobKind {
         STORE_JOB_LOAD,
         STORE_JOB_SAVE,
-        STORE_JOB_DELETE, /* rm -rf of refs (paths moved aside); no client: conn, request, done NULL */
+        STORE_JOB_DELETE, /* the deleter: drains the deletion queue (store_delete_later()); no client */
 } StoreJobKind;
 typedef void (*store_job_done_fn)(Manager *m, cxpc_connection *conn, cxpc_object *request, int result,
                                   const char *error, char *const *digests, const ImageLoadStats *stats);
 int store_job_start(Manager *m, StoreJobKind kind, cxpc_connection *conn, cxpc_object *request, int fd,
                     const char *default_name, char *const *refs, store_job_done_fn done);
+/* Deletes the paths (directories moved aside already, so nobody sees them) in the deleter thread,
+ * started when none runs; without a thread, here. The paths are copied. */
+int store_delete_later(Manager *m, char *const *paths);
 /* At exit: waits for the jobs still running, up to APISERVER_STORE_JOB_EXIT_WAIT_SEC, and answers
  * their clients; past that the process exits at once (_exit), without them. */
 void store_jobs_finish(Manager *m);

@@ -42,6 +42,7 @@ static void manager_free(Manager *m) {
         free(m->oci_runtime);
         free(m->init_path);
         manager_oci_exes_free(m);
+        image_strv_free(m->delete_pending);
 }
 
 static int on_sigchld(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -76,7 +77,7 @@ static int run(int argc, char **argv) {
         _cleanup_free_ char *sock = NULL, *lock = NULL, *images = NULL;
         const char *root = NULL, *run_dir = NULL, *runtime = NULL, *oci_runtime = NULL;
         char err[512];
-        Manager m = {.lock_fd = -EBADF};
+        Manager m = {.lock_fd = -EBADF, .delete_lock = PTHREAD_MUTEX_INITIALIZER};
         sigset_t ss;
         int c, r;
 

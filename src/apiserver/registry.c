@@ -334,8 +334,7 @@ int manager_remove_container(Manager *m, Container *c) {
                         *t++ = upper_trash;
                 if (graveyard)
                         *t++ = graveyard;
-                if (trash[0] &&
-                    store_job_start(m, STORE_JOB_DELETE, NULL, NULL, -EBADF, NULL, trash, NULL) < 0)
+                if (trash[0] && store_delete_later(m, trash) < 0)
                         for (size_t i = 0; trash[i]; i++)
                                 (void) rm_rf(trash[i]);
         }

@@ -2,10 +2,12 @@
 
 /* Image loads and saves, and the removal of container directories, off the loop. Reading or
  * writing an archive takes seconds, and so does deleting an upper layer of 20,000 files; run in a
- * route handler they held up every other client (ls, stop, ...) for as long. Each job runs in a thread of
- * its own with its own ImageStore handle on the same root: handles on one root are safe together
- * (ROOT/lock orders the index's mutations, image-store.h). The thread touches no libcxpc object
- * and nothing of the Manager; it reports through an eventfd, and the reply is built on the loop. */
+ * route handler they held up every other client (ls, stop, ...) for as long. Each load or save
+ * runs in a thread of its own with its own ImageStore handle on the same root: handles on one root
+ * are safe together (ROOT/lock orders the index's mutations, image-store.h). Deletions go to one
+ * deleter thread at a time, through a queue (a prune of a thousand containers is one thread). A
+ * thread touches no libcxpc object and nothing of the Manager but the deletion queue, under its
+ * lock; it reports through an eventfd, and the reply is built on the loop. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,18 +70,41 @@ static StoreJob *store_job_free(StoreJob *j) {
         return NULL;
 }
 
+static void delete_paths(char **l) {
+        /* Moved aside already (renamed), so nobody sees them meanwhile. */
+        for (char **p = l; p && *p; p++) {
+                int r = rm_rf(*p);
+                if (r < 0)
+                        fprintf(stderr, "container-apiserver: removing %s: %s\n", *p, strerror(-r));
+        }
+        image_strv_free(l);
+}
+
+/* Takes the queue's paths until it stays empty, then marks the deleter gone (under the lock, so a
+ * path queued meanwhile is either taken here or starts a new deleter). */
+static void delete_queue_drain(Manager *m) {
+        for (;;) {
+                char **l;
+
+                pthread_mutex_lock(&m->delete_lock);
+                l = TAKE_PTR(m->delete_pending);
+                m->n_delete_pending = 0;
+                if (!l)
+                        m->deleter_running = false;
+                pthread_mutex_unlock(&m->delete_lock);
+                if (!l)
+                        return;
+                delete_paths(l);
+        }
+}
+
 static void *store_job_thread(void *userdata) {
         StoreJob *j = userdata;
         ImageStore *s = NULL;
         uint64_t one = 1;
 
         if (j->kind == STORE_JOB_DELETE) {
-                /* Moved aside already (renamed), so nobody sees them meanwhile. */
-                for (char **p = j->refs; p && *p; p++) {
-                        int r = rm_rf(*p);
-                        if (r < 0)
-                                fprintf(stderr, "container-apiserver: removing %s: %s\n", *p, strerror(-r));
-                }
+                delete_queue_drain(j->manager);
                 j->result = 0;
         } else
                 j->result = image_store_open(j->root, &s);
@@ -196,4 +221,43 @@ void store_jobs_finish(Manager *m) {
                         j->done(j->manager, j->conn, j->request, j->result, j->error, j->digests, &j->stats);
                 store_job_free(j);
         }
+}
+
+int store_delete_later(Manager *m, char *const *paths) {
+        size_t n = 0;
+        bool start;
+        char **l;
+        int r;
+
+        while (paths[n])
+                n++;
+        pthread_mutex_lock(&m->delete_lock);
+        l = reallocarray(m->delete_pending, m->n_delete_pending + n + 1, sizeof(char *));
+        if (!l) {
+                pthread_mutex_unlock(&m->delete_lock);
+                return -ENOMEM;
+        }
+        m->delete_pending = l;
+        for (size_t i = 0; i < n; i++) {
+                l[m->n_delete_pending] = strdup(paths[i]);
+                if (l[m->n_delete_pending])
+                        m->n_delete_pending++;
+        }
+        l[m->n_delete_pending] = NULL;
+        start = !m->deleter_running;
+        m->deleter_running = true;
+        pthread_mutex_unlock(&m->delete_lock);
+        if (!start)
+                return 0;
+        r = store_job_start(m, STORE_JOB_DELETE, NULL, NULL, -EBADF, NULL, NULL, NULL);
+        if (r < 0) {
+                /* No thread: delete here, now. */
+                pthread_mutex_lock(&m->delete_lock);
+                l = TAKE_PTR(m->delete_pending);
+                m->n_delete_pending = 0;
+                m->deleter_running = false;
+                pthread_mutex_unlock(&m->delete_lock);
+                delete_paths(l);
+        }
+        return 0;
 }
