@@ -307,10 +307,19 @@ static int write_value(writer *w, const cxpc_object *o, unsigned depth) {
                         put_u32(w, (uint32_t) e->key_len);
                         bytes_copy_short(w->buf + w->pos, dict_entry_key(e), e->key_len);
                         w->pos += e->key_len;
-                        if (type_is_scalar64(e->value->type) && room(w, 1 + 8)) {
-                                /* the usual value, without the call */
-                                put_u8(w, (uint8_t) e->value->type);
-                                put_u64(w, e->value->u64);
+                        const cxpc_object *v = e->value;
+                        if (type_is_scalar64(v->type) && room(w, 1 + 8)) {
+                                /* the usual values, without the call */
+                                put_u8(w, (uint8_t) v->type);
+                                put_u64(w, v->u64);
+                                continue;
+                        }
+                        if (v->type == CXPC_TYPE_STRING && v->string.len <= CXPC_STRING_SHORT_MAX &&
+                            room(w, 1 + 4 + CXPC_STRING_SHORT_MAX)) {
+                                put_u8(w, CXPC_TYPE_STRING);
+                                put_u32(w, (uint32_t) v->string.len);
+                                bytes_copy_short(w->buf + w->pos, v->string.ptr, v->string.len);
+                                w->pos += v->string.len;
                                 continue;
                         }
                         r = write_value(w, e->value, depth + 1);
@@ -438,11 +447,12 @@ static int frame_encode_small(const cxpc_object *message, uint64_t id, uint64_t 
                 if (!f)
                         return -ENOMEM;
         }
-        *f = (cxpc_frame){
-                .fds = (int *) (f + 1), /* room for none */
-                .record = (uint8_t *) f + frame_record_offset(0),
-                .small = true,
-        };
+        /* Only what frame_finish() does not write (no zeroing of the whole frame). */
+        f->fds = (int *) (f + 1); /* room for none */
+        f->n_fds = 0;
+        f->record = (uint8_t *) f + frame_record_offset(0);
+        f->queue_next = NULL;
+        f->small = true;
         writer w = {
                 .buf = (uint8_t *) f + FRAME_SMALL_BODY_OFFSET,
                 .cap = CXPC_FRAME_SMALL_ALLOC - FRAME_SMALL_BODY_OFFSET,
@@ -749,6 +759,24 @@ static int read_scalar64(reader *r, cxpc_type type, cxpc_object **ret) {
         return 0;
 }
 
+/* A string value (after its tag). */
+static int read_string_value(reader *r, cxpc_object **ret) {
+        const uint8_t *b;
+        size_t len;
+        int k = get_blob(r, CXPC_STRING_SIZE_MAX, &b, &len);
+        if (k < 0)
+                return k;
+        if (!utf8_is_valid_short((const char *) b, len))
+                return -EBADMSG;
+        if (len > CXPC_STRING_SHORT_MAX)
+                return cxpc_string_new_checked((const char *) b, len, ret);
+        cxpc_object *o = string_new_short((const char *) b, len);
+        if (!o)
+                return -ENOMEM;
+        *ret = o;
+        return 0;
+}
+
 static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object **ret) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *c = NULL;
         uint32_t n;
@@ -791,10 +819,14 @@ static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object
                         if (key_len == 0 || !utf8_is_valid_short((const char *) key, key_len))
                                 return -EBADMSG;
                         cxpc_object *v = NULL;
-                        if (have(r, 1) && type_is_scalar64(r->p[r->pos])) {
-                                /* the usual value, without the call */
+                        uint8_t tag = have(r, 1) ? r->p[r->pos] : UINT8_MAX;
+                        if (type_is_scalar64(tag)) {
+                                /* the usual values, without the call */
                                 r->pos++;
-                                k = read_scalar64(r, r->p[r->pos - 1], &v);
+                                k = read_scalar64(r, tag, &v);
+                        } else if (tag == CXPC_TYPE_STRING) {
+                                r->pos++;
+                                k = read_string_value(r, &v);
                         } else
                                 k = read_value(r, depth + 1, &v);
                         if (k < 0)
@@ -845,16 +877,8 @@ static int read_value(reader *r, unsigned depth, cxpc_object **ret) {
                         return cxpc_data_new_backed(b, len, r->backing, ret);
                 return cxpc_data_new(b, len, ret);
         }
-        case CXPC_TYPE_STRING: {
-                const uint8_t *b;
-                size_t len;
-                k = get_blob(r, CXPC_STRING_SIZE_MAX, &b, &len);
-                if (k < 0)
-                        return k;
-                if (!utf8_is_valid_short((const char *) b, len))
-                        return -EBADMSG;
-                return cxpc_string_new_checked((const char *) b, len, ret);
-        }
+        case CXPC_TYPE_STRING:
+                return read_string_value(r, ret);
         case CXPC_TYPE_UUID:
                 if (!have(r, 16))
                         return -EBADMSG;
@@ -920,8 +944,9 @@ static int read_value(reader *r, unsigned depth, cxpc_object **ret) {
         }
 }
 
-static int body_decode(const void *body, size_t size, int *fds, size_t n_fds, cxpc_backing *backing,
-                       cxpc_object **ret) {
+/* Inline: the record decoder's call of it is on the path of every message. */
+static inline int body_decode(const void *body, size_t size, int *fds, size_t n_fds, cxpc_backing *backing,
+                              cxpc_object **ret) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *o = NULL;
         reader r = {
                 .p = body,

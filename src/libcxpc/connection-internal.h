@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "codec.h"
+#include "object-internal.h"
 #include "socket-util.h"
 #include "cxpc/cxpc.h"
 
@@ -137,7 +138,9 @@ struct cxpc_connection {
 int connection_new(int fd, cxpc_connection **ret);
 /* Dispatches a message through the router or handler of c (the router's entry point). */
 int connection_reply_errno(cxpc_connection *c, cxpc_object *request, int error);
-bool message_is_replied(const cxpc_object *message);
+static inline bool message_is_replied(const cxpc_object *message) {
+        return message && message->type == CXPC_TYPE_DICTIONARY && message->dict.replied;
+}
 
 /* Is this record the "connect" record a client sends over an endpoint? */
 bool connection_is_endpoint_connect(const void *buf, size_t size);

@@ -43,14 +43,19 @@ static bool debug_enabled(void) {
         return cached > 0;
 }
 
+/* cxpc_connection_unref() for the temporary references of the per-message paths: dropping one
+ * that is not the last is done inline. */
+static inline void connection_unref_tempp(cxpc_connection **c) {
+        if (*c && (*c)->n_ref > 1)
+                (*c)->n_ref--;
+        else
+                cxpc_connection_unref(*c);
+}
+
 static void connection_disconnect(cxpc_connection *c, ConnectionState state);
 static int connection_write_queue(cxpc_connection *c);
 static void connection_finish_disconnect(cxpc_connection *c);
 static int connection_dispatch_message(cxpc_connection *c, cxpc_object *m, const cxpc_frame_info *info);
-
-bool message_is_replied(const cxpc_object *message) {
-        return message && message->type == CXPC_TYPE_DICTIONARY && message->dict.replied;
-}
 
 /* ---- state ---- */
 
@@ -777,7 +782,7 @@ static void connection_read(cxpc_connection *c) {
 }
 
 static int connection_io_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        _cleanup_(cxpc_connection_unrefp) cxpc_connection *c = cxpc_connection_ref(userdata);
+        _cleanup_(connection_unref_tempp) cxpc_connection *c = cxpc_connection_ref(userdata);
 
         /* Messages held back by a synchronous call come first. */
         if (c->in_head) {
@@ -1079,7 +1084,7 @@ _public_ int cxpc_connection_get_peer_pidfd(cxpc_connection *c, int *ret) {
 
 _public_ int cxpc_connection_send(cxpc_connection *c, cxpc_object *message) {
         assert_return(c, -EINVAL);
-        assert_return(cxpc_object_get_type(message) == CXPC_TYPE_DICTIONARY, -EINVAL);
+        assert_return(object_is_dict(message), -EINVAL);
 
         if (!CONNECTION_STATE_IS_ALIVE(c->state))
                 return -ENOTCONN;
@@ -1091,7 +1096,7 @@ _public_ int cxpc_connection_call_async(cxpc_connection *c, cxpc_object *message
         int r;
 
         assert_return(c, -EINVAL);
-        assert_return(cxpc_object_get_type(message) == CXPC_TYPE_DICTIONARY, -EINVAL);
+        assert_return(object_is_dict(message), -EINVAL);
         assert_return(handler, -EINVAL);
 
         if (!CONNECTION_STATE_IS_ALIVE(c->state))
@@ -1153,13 +1158,13 @@ _public_ int cxpc_connection_call(cxpc_connection *c, cxpc_object *message, uint
         int r;
 
         assert_return(c, -EINVAL);
-        assert_return(cxpc_object_get_type(message) == CXPC_TYPE_DICTIONARY, -EINVAL);
+        assert_return(object_is_dict(message), -EINVAL);
         assert_return(ret_reply, -EINVAL);
 
         if (!CONNECTION_STATE_IS_ALIVE(c->state))
                 return -ENOTCONN;
 
-        _cleanup_(cxpc_connection_unrefp) _unused_ cxpc_connection *ref = cxpc_connection_ref(c);
+        _cleanup_(connection_unref_tempp) _unused_ cxpc_connection *ref = cxpc_connection_ref(c);
         if (timeout_usec == 0)
                 timeout_usec = CXPC_DEFAULT_TIMEOUT_USEC;
         uint64_t deadline = deadline_from_timeout(timeout_usec);
@@ -1249,7 +1254,7 @@ _public_ int cxpc_connection_reply(cxpc_connection *c, cxpc_object *request, cxp
         int r;
 
         assert_return(c, -EINVAL);
-        assert_return(cxpc_object_get_type(reply) == CXPC_TYPE_DICTIONARY, -EINVAL);
+        assert_return(object_is_dict(reply), -EINVAL);
         assert_return(cxpc_message_get_received(request, &id, &flags), -EINVAL);
         assert_return(flags & CXPC_FRAME_WANTS_REPLY, -EINVAL);
 

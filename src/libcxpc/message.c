@@ -24,7 +24,7 @@ _public_ int cxpc_message_new_request(const char *route, cxpc_object **ret) {
         if (r < 0)
                 return r;
         /* The key is our own constant: no need to measure and check it each time. */
-        r = cxpc_dict_set_take_len(m, CXPC_KEY_ROUTE, CXPC_KEY_ROUTE_LEN, s);
+        r = dict_put_take(m, CXPC_KEY_ROUTE, CXPC_KEY_ROUTE_LEN, s, /* replace= */ true);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(m);
@@ -39,7 +39,7 @@ _public_ const char *cxpc_message_get_route(const cxpc_object *message) {
 }
 
 int message_get_route(const cxpc_object *message, const char **ret, size_t *ret_len) {
-        const cxpc_object *o = cxpc_dict_get_len(message, CXPC_KEY_ROUTE, CXPC_KEY_ROUTE_LEN);
+        const cxpc_object *o = dict_get_len_inline(message, CXPC_KEY_ROUTE, CXPC_KEY_ROUTE_LEN);
         if (!o || o->type != CXPC_TYPE_STRING)
                 return -ENOENT;
         if (ret)

@@ -220,6 +220,24 @@ static inline bool ascii_word_nonzero(uint64_t v) {
         return !((v & 0x8080808080808080ull) | ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull));
 }
 
+/* Strings up to this many bytes are copied with bytes_copy_short() (routes, names). */
+#define CXPC_STRING_SHORT_MAX 16u
+_Static_assert(CXPC_STRING_SHORT_MAX < CXPC_STRING_INLINE_CACHED, "short strings use the string class");
+
+/* A string of len <= CXPC_STRING_SHORT_MAX bytes the caller already checked (UTF-8, no NUL), in
+ * the cached string class; NULL without memory. What cxpc_string_new_checked() does for them,
+ * inline for the decoder. */
+static inline cxpc_object *string_new_short(const char *s, size_t len) {
+        cxpc_object *o = object_new(CXPC_TYPE_STRING, OBJECT_CLASS_STRING);
+        if (!o)
+                return NULL;
+        o->string.ptr = (char *) (o + 1);
+        bytes_copy_short(o->string.ptr, s, len);
+        o->string.ptr[len] = 0;
+        o->string.len = len;
+        return o;
+}
+
 cxpc_backing *cxpc_backing_new(void *map, size_t size);
 cxpc_backing *cxpc_backing_ref(cxpc_backing *b);
 cxpc_backing *cxpc_backing_unref(cxpc_backing *b);
@@ -349,13 +367,55 @@ static inline int dict_put_take(cxpc_object *d, const char *key, size_t len, cxp
         return 0;
 }
 
+/* cxpc_object_get_type() == CXPC_TYPE_DICTIONARY, inline for the per-message argument checks. */
+static inline bool object_is_dict(const cxpc_object *o) {
+        return o && o->type == CXPC_TYPE_DICTIONARY;
+}
+
+/* The position of a key in any dictionary, or -1 (object.c). */
+ssize_t dict_find_any(const cxpc_object *d, const char *key, size_t len);
+
+/* cxpc_dict_get_len() with the search of small dictionaries inline. */
+static inline cxpc_object *dict_get_len_inline(const cxpc_object *d, const char *key, size_t len) {
+        if (!object_is_dict(d))
+                return NULL;
+        ssize_t i = d->dict.index ? dict_find_any(d, key, len) : dict_find_linear(d, key, len);
+        return i < 0 ? NULL : d->dict.entries[i].value;
+}
+
 /* Metadata a received message carries so that a (possibly deferred) reply can find its request.
- * Set by the connection on every incoming dictionary. */
-void cxpc_message_set_received(cxpc_object *message, uint64_t id, unsigned frame_flags);
+ * Set by the connection on every incoming dictionary. Inline: each is used once or twice per
+ * message. */
+static inline void cxpc_message_set_received(cxpc_object *m, uint64_t id, unsigned frame_flags) {
+        if (!m || m->type != CXPC_TYPE_DICTIONARY)
+                return;
+        m->dict.received = true;
+        m->dict.msg_id = id;
+        m->dict.msg_flags = frame_flags;
+        m->dict.replied = false;
+}
+
 /* false when the message was not received from a peer. */
-bool cxpc_message_get_received(const cxpc_object *message, uint64_t *ret_id, unsigned *ret_frame_flags);
+static inline bool cxpc_message_get_received(const cxpc_object *m, uint64_t *ret_id,
+                                             unsigned *ret_frame_flags) {
+        if (!m || m->type != CXPC_TYPE_DICTIONARY || !m->dict.received)
+                return false;
+        if (ret_id)
+                *ret_id = m->dict.msg_id;
+        if (ret_frame_flags)
+                *ret_frame_flags = m->dict.msg_flags;
+        return true;
+}
+
 /* -EALREADY when a reply was already sent for this request. */
-int cxpc_message_mark_replied(cxpc_object *message);
+static inline int cxpc_message_mark_replied(cxpc_object *m) {
+        if (!m || m->type != CXPC_TYPE_DICTIONARY)
+                return -EINVAL;
+        if (m->dict.replied)
+                return -EALREADY;
+        m->dict.replied = true;
+        return 0;
+}
 
 #define CXPC_KEY_ROUTE_LEN (sizeof(CXPC_KEY_ROUTE) - 1)
 /* The route string of a message and its length; -ENOENT when there is none (or not a string). */

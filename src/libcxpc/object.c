@@ -214,6 +214,16 @@ static ObjectClass string_class(cxpc_object *o) {
 
 static void object_free(cxpc_object *o);
 
+/* The cache class of a value that owns nothing but its own block, or _OBJECT_CLASS_NONE. */
+static inline ObjectClass leaf_cache_class(cxpc_object *v) {
+        if (type_is_scalar64(v->type))
+                return OBJECT_CLASS_PLAIN;
+        if (v->type == CXPC_TYPE_STRING && v->string.len <= CXPC_STRING_SHORT_MAX &&
+            v->string.ptr == string_inline_bytes(v))
+                return OBJECT_CLASS_STRING;
+        return _OBJECT_CLASS_NONE;
+}
+
 static void dict_free_contents(cxpc_object *o) {
         for (size_t i = 0; i < o->dict.n; i++) {
                 cxpc_dict_entry *e = &o->dict.entries[i];
@@ -222,7 +232,10 @@ static void dict_free_contents(cxpc_object *o) {
                 cxpc_object *v = e->value;
                 if (--v->n_ref > 0)
                         continue;
-                if (!type_is_scalar64(v->type) || !object_cache_put(OBJECT_CLASS_PLAIN, v))
+                /* The usual values (scalars, short strings) hold nothing else: straight back to
+                 * their cache, without the call. */
+                ObjectClass k = leaf_cache_class(v);
+                if (k < 0 || !object_cache_put(k, v))
                         object_free(v);
         }
         if (o->dict.entries != dict_inline_entries(o))
@@ -467,16 +480,21 @@ int cxpc_string_new_take(char *s, size_t len, cxpc_object **ret) {
 }
 
 int cxpc_string_new_checked(const char *s, size_t len, cxpc_object **ret) {
+        cxpc_object *o;
+        if (len <= CXPC_STRING_SHORT_MAX) {
+                o = string_new_short(s, len);
+                if (!o)
+                        return -ENOMEM;
+                *ret = o;
+                return 0;
+        }
         /* string_class() tells the two sizes apart by the length. */
-        cxpc_object *o = len < CXPC_STRING_INLINE_CACHED ? object_new(CXPC_TYPE_STRING, OBJECT_CLASS_STRING)
-                                                         : object_alloc_extra(CXPC_TYPE_STRING, len + 1);
+        o = len < CXPC_STRING_INLINE_CACHED ? object_new(CXPC_TYPE_STRING, OBJECT_CLASS_STRING)
+                                            : object_alloc_extra(CXPC_TYPE_STRING, len + 1);
         if (!o)
                 return -ENOMEM;
         o->string.ptr = string_inline_bytes(o);
-        if (len <= 16)
-                bytes_copy_short(o->string.ptr, s, len);
-        else
-                memcpy(o->string.ptr, s, len);
+        memcpy(o->string.ptr, s, len);
         o->string.ptr[len] = 0;
         o->string.len = len;
         *ret = o;
@@ -1038,6 +1056,10 @@ _public_ int cxpc_dict_remove(cxpc_object *dict, const char *key) {
         return 0;
 }
 
+ssize_t dict_find_any(const cxpc_object *d, const char *key, size_t len) {
+        return dict_find(d, key, len, d->dict.index ? key_hash(key, len) : 0);
+}
+
 cxpc_object *cxpc_dict_get_len(const cxpc_object *dict, const char *key, size_t len) {
         if (!dict || dict->type != CXPC_TYPE_DICTIONARY)
                 return NULL;
@@ -1118,12 +1140,20 @@ _public_ int cxpc_dict_set_data(cxpc_object *dict, const char *key, const void *
         return cxpc_dict_set(dict, key, o);
 }
 
+/* strlen() for keys: the usual short ones are measured inline. */
+static inline size_t key_length(const char *key) {
+        for (size_t i = 0; i < 16; i++)
+                if (key[i] == 0)
+                        return i;
+        return 16 + strlen(key + 16);
+}
+
 /* The typed getters look up directly (the type and key checks are done once, here). */
 #define DICT_LOOKUP(dict, key, o)                                                                    \
         do {                                                                                         \
                 CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);                                              \
                 assert_return(key, -EINVAL);                                                         \
-                size_t _len = strlen(key);                                                           \
+                size_t _len = key_length(key);                                                       \
                 ssize_t _i = dict_find(dict, key, _len, dict->dict.index ? key_hash(key, _len) : 0); \
                 if (_i < 0)                                                                          \
                         return -ENOENT;                                                              \
@@ -1353,34 +1383,4 @@ _public_ int cxpc_object_copy(const cxpc_object *o, cxpc_object **ret) {
         assert_return(o, -EINVAL);
         assert_return(ret, -EINVAL);
         return object_copy(o, 0, ret);
-}
-
-/* ---- message metadata ---- */
-
-void cxpc_message_set_received(cxpc_object *m, uint64_t id, unsigned frame_flags) {
-        if (!m || m->type != CXPC_TYPE_DICTIONARY)
-                return;
-        m->dict.received = true;
-        m->dict.msg_id = id;
-        m->dict.msg_flags = frame_flags;
-        m->dict.replied = false;
-}
-
-bool cxpc_message_get_received(const cxpc_object *m, uint64_t *ret_id, unsigned *ret_frame_flags) {
-        if (!m || m->type != CXPC_TYPE_DICTIONARY || !m->dict.received)
-                return false;
-        if (ret_id)
-                *ret_id = m->dict.msg_id;
-        if (ret_frame_flags)
-                *ret_frame_flags = m->dict.msg_flags;
-        return true;
-}
-
-int cxpc_message_mark_replied(cxpc_object *m) {
-        if (!m || m->type != CXPC_TYPE_DICTIONARY)
-                return -EINVAL;
-        if (m->dict.replied)
-                return -EALREADY;
-        m->dict.replied = true;
-        return 0;
 }

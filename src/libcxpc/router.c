@@ -192,9 +192,11 @@ _public_ int cxpc_router_dispatch(cxpc_router *r, cxpc_connection *c, cxpc_objec
 
         assert_return(r, -EINVAL);
         assert_return(c, -EINVAL);
-        assert_return(cxpc_object_get_type(message) == CXPC_TYPE_DICTIONARY, -EINVAL);
+        assert_return(object_is_dict(message), -EINVAL);
 
-        bool wants_reply = cxpc_message_expects_reply(message);
+        unsigned flags;
+        bool wants_reply =
+                cxpc_message_get_received(message, NULL, &flags) && (flags & CXPC_FRAME_WANTS_REPLY);
         const char *route;
         size_t len;
         if (message_get_route(message, &route, &len) < 0) {

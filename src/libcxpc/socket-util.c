@@ -70,8 +70,11 @@ static int record_finish(struct msghdr *mh, const void *data, size_t n, cxpc_obj
         int fds[CXPC_FDS_PER_MESSAGE_MAX];
         RecvError why = RECV_ERROR_NONE;
 
-        bool surplus;
-        size_t n_fds = collect_fds(mh, fds, ELEMENTSOF(fds), &surplus);
+        bool surplus = false;
+        /* Most records carry no fds: then there is no control message to walk. */
+        size_t n_fds = mh->msg_controllen >= sizeof(struct cmsghdr)
+                               ? collect_fds(mh, fds, ELEMENTSOF(fds), &surplus)
+                               : 0;
         if (n == 0 && n_fds == 0)
                 return 0; /* EOF: SEQPACKET peers never send empty records */
 

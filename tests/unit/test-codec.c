@@ -968,6 +968,57 @@ static void test_string_sizes(void **state) {
                 }
 }
 
+/* Short string values in a dictionary take inline paths when encoding, decoding and freeing:
+ * lengths on both sides of CXPC_STRING_SHORT_MAX, as a dictionary entry (fast path) and as an
+ * array item (generic path) must give the same bytes; a filler moves the string across the end
+ * of the small frame's room; a value still referenced elsewhere survives its dictionary. */
+static void test_short_string_values(void **state) {
+        char text[CXPC_STRING_SHORT_MAX + 8], filler[600];
+        memset(filler, 'f', sizeof(filler));
+        for (size_t len = 0; len < sizeof(text) - 1; len++) {
+                memset(text, 'a' + (char) (len % 26), len);
+                text[len] = 0;
+                for (size_t fill = 280; fill < 380; fill++) {
+                        cxpc_object *m, *a, *s, *kept;
+                        assert_int_equal(cxpc_dict_new(&m), 0);
+                        filler[fill] = 0;
+                        assert_int_equal(cxpc_dict_set_string(m, "f", filler), 0);
+                        filler[fill] = 'f';
+                        assert_int_equal(cxpc_dict_set_string(m, "s", text), 0);
+                        assert_int_equal(cxpc_array_new(&a), 0);
+                        assert_int_equal(cxpc_string_new(text, &s), 0);
+                        assert_int_equal(cxpc_array_append(a, s), 0);
+                        cxpc_object_unref(s);
+                        assert_int_equal(cxpc_dict_set(m, "a", a), 0);
+                        cxpc_object_unref(a);
+
+                        _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+                        assert_int_equal(cxpc_frame_encode(m, 5, 0, 0, &f), 0);
+                        size_t body = 1 + 4 + (4 + 1 + 1 + 4 + fill) + (4 + 1 + 1 + 4 + len) +
+                                      (4 + 1 + 1 + 4 + 1 + 4 + len);
+                        assert_int_equal(f->body_size, body);
+                        /* the entry ("s") and the array item encode the string alike */
+                        const uint8_t *entry =
+                                (const uint8_t *) f->body + 5 + (4 + 1 + 1 + 4 + fill) + 4 + 1;
+                        const uint8_t *item = entry + 1 + 4 + len + 4 + 1 + 1 + 4;
+                        assert_int_equal(entry[0], CXPC_TYPE_STRING);
+                        assert_memory_equal(entry, item, 1 + 4 + len);
+
+                        cxpc_object *out = NULL;
+                        assert_int_equal(cxpc_record_decode(f->record, f->record_size, NULL, 0, &out, NULL),
+                                         0);
+                        assert_true(cxpc_object_equal(m, out));
+                        kept = cxpc_object_ref(cxpc_dict_get(out, "s"));
+                        cxpc_object_unref(out);
+                        const char *p;
+                        assert_int_equal(cxpc_string_get(kept, &p), 0);
+                        assert_string_equal(p, text);
+                        cxpc_object_unref(kept);
+                        cxpc_object_unref(m);
+                }
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_all_types),
@@ -989,6 +1040,7 @@ int main(void) {
                 cmocka_unit_test(test_key_lengths),
                 cmocka_unit_test(test_short_utf8),
                 cmocka_unit_test(test_string_sizes),
+                cmocka_unit_test(test_short_string_values),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
