@@ -70,7 +70,7 @@ static _noreturn_ void raw_server(int fd) {
         }
 }
 
-static pid_t fork_raw_server(int *ret_fd) {
+static pid_t fork_server(_noreturn_ void (*serve)(int fd), int *ret_fd) {
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 die("socketpair", errno);
@@ -79,34 +79,48 @@ static pid_t fork_raw_server(int *ret_fd) {
                 die("fork", errno);
         if (pid == 0) {
                 close(sv[0]);
-                raw_server(sv[1]);
+                serve(sv[1]);
         }
         close(sv[1]);
         *ret_fd = sv[0];
         return pid;
 }
 
-static uint64_t raw_p50(void) {
-        int fd;
-        pid_t pid = fork_raw_server(&fd);
-        char req[RAW_REQUEST_SIZE] = {}, buf[RAW_REPLY_SIZE];
+/* The p50 of BENCH_PINGS round trips on fd: send() the request, then recv(), or recvmsg() with
+ * room for fds as libcxpc's client does (with_control). */
+static uint64_t ping_p50(int fd, bool with_control) {
+        char req[RAW_REQUEST_SIZE] = {}, buf[RAW_REPLY_SIZE * 2], control[CMSG_SPACE(sizeof(int) * 64)];
         static uint64_t samples[BENCH_PINGS];
 
         for (size_t i = 0; i < BENCH_WARMUP + BENCH_PINGS; i++) {
+                struct iovec iov = {buf, sizeof(buf)};
+                struct msghdr mh = {.msg_iov = &iov,
+                                    .msg_iovlen = 1,
+                                    .msg_control = control,
+                                    .msg_controllen = sizeof(control)};
                 uint64_t t0 = now_ns();
-                if (send(fd, req, sizeof(req), MSG_NOSIGNAL) < 0 || recv(fd, buf, sizeof(buf), 0) <= 0)
-                        die("raw ping", errno);
+                if (send(fd, req, sizeof(req), MSG_NOSIGNAL) < 0 ||
+                    (with_control ? recvmsg(fd, &mh, MSG_CMSG_CLOEXEC) : recv(fd, buf, sizeof(buf), 0)) <= 0)
+                        die("ping", errno);
                 if (i >= BENCH_WARMUP)
                         samples[i - BENCH_WARMUP] = now_ns() - t0;
         }
+        return median(samples, BENCH_PINGS);
+}
+
+static uint64_t raw_p50(void) {
+        int fd;
+        pid_t pid = fork_server(raw_server, &fd);
+        uint64_t p50 = ping_p50(fd, false);
+
         close(fd);
         waitpid(pid, NULL, 0);
-        return median(samples, BENCH_PINGS);
+        return p50;
 }
 
 static double raw_throughput(void) {
         int fd;
-        pid_t pid = fork_raw_server(&fd);
+        pid_t pid = fork_server(raw_server, &fd);
         char req[RAW_REQUEST_SIZE] = {}, buf[RAW_REPLY_SIZE];
         size_t sent = 0, received = 0;
 
@@ -151,40 +165,22 @@ static int on_floor_io(sd_event_source *s, int fd, uint32_t revents, void *userd
         return 0;
 }
 
-static uint64_t sd_event_floor_p50(void) {
-        char req[RAW_REQUEST_SIZE] = {}, buf[RAW_REPLY_SIZE * 2], control[CMSG_SPACE(sizeof(int) * 64)];
-        static uint64_t samples[BENCH_PINGS];
-        int sv[2];
+static _noreturn_ void floor_server(int fd) {
+        sd_event *e = NULL;
 
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-                die("socketpair", errno);
-        pid_t pid = fork();
-        if (pid < 0)
-                die("fork", errno);
-        if (pid == 0) {
-                sd_event *e = NULL;
-                close(sv[0]);
-                if (sd_event_new(&e) < 0 || sd_event_add_io(e, NULL, sv[1], EPOLLIN, on_floor_io, NULL) < 0)
-                        _exit(1);
-                _exit(sd_event_loop(e) < 0 ? 1 : 0);
-        }
-        close(sv[1]);
-        for (size_t i = 0; i < BENCH_WARMUP + BENCH_PINGS; i++) {
-                struct iovec iov = {buf, sizeof(buf)};
-                struct msghdr mh = {.msg_iov = &iov,
-                                    .msg_iovlen = 1,
-                                    .msg_control = control,
-                                    .msg_controllen = sizeof(control)};
-                uint64_t t0 = now_ns();
-                if (send(sv[0], req, sizeof(req), MSG_NOSIGNAL) < 0 ||
-                    recvmsg(sv[0], &mh, MSG_CMSG_CLOEXEC) <= 0)
-                        die("floor ping", errno);
-                if (i >= BENCH_WARMUP)
-                        samples[i - BENCH_WARMUP] = now_ns() - t0;
-        }
-        close(sv[0]);
+        if (sd_event_new(&e) < 0 || sd_event_add_io(e, NULL, fd, EPOLLIN, on_floor_io, NULL) < 0)
+                _exit(1);
+        _exit(sd_event_loop(e) < 0 ? 1 : 0);
+}
+
+static uint64_t sd_event_floor_p50(void) {
+        int fd;
+        pid_t pid = fork_server(floor_server, &fd);
+        uint64_t p50 = ping_p50(fd, true);
+
+        close(fd);
         waitpid(pid, NULL, 0);
-        return median(samples, BENCH_PINGS);
+        return p50;
 }
 
 /* ---- libcxpc ---- */
