@@ -329,31 +329,14 @@ bool oci_runtime_name_is_known(const char *name) {
 }
 
 int oci_runtime_resolve(const char *value, char **ret_path) {
-        static const char *const dirs[] = {CONTAINER_OCI_RUNTIME_DIRS};
-        struct stat st;
-        char *p;
-
-        if (!value || !*value)
-                return -EINVAL;
-        if (value[0] == '/') {
-                p = strdup(value);
+        if (value && value[0] == '/') {
+                char *p = strdup(value);
                 if (!p)
                         return -ENOMEM;
                 *ret_path = p;
                 return 0;
         }
-        if (strchr(value, '/'))
-                return -EINVAL;
-        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-                if (asprintf(&p, "%s/%s", dirs[i], value) < 0)
-                        return -ENOMEM;
-                if (stat(p, &st) >= 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0) {
-                        *ret_path = p;
-                        return 0;
-                }
-                free(p);
-        }
-        return -ENOENT;
+        return oci_runtime_lookup(value, ret_path);
 }
 
 int oci_runtime_check(const char *value, char *err, size_t errsize) {

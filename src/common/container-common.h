@@ -112,15 +112,13 @@ int mkdir_p(const char *path, mode_t mode);
 #define CONTAINER_OCI_RUNTIME_DEFAULT "crun"
 /* What containers whose config.json predates the "runtime" key ran with. */
 #define CONTAINER_OCI_RUNTIME_LEGACY "crun"
-/* Where a name is looked up: OCI_RUNTIME_SEARCH_DIRS, the directories container-runtime searches. */
-#define CONTAINER_OCI_RUNTIME_DIRS OCI_RUNTIME_SEARCH_DIRS
-
 /* "crun" or "runc". */
 bool oci_runtime_name_is_known(const char *name);
-/* Checks a runtime value: a known name installed in one of CONTAINER_OCI_RUNTIME_DIRS, or an
+/* Names are looked up by oci_runtime_lookup() (oci-runtime-dirs.h), as container-runtime does. */
+
+/* Checks a runtime value: a known name installed in one of OCI_RUNTIME_SEARCH_DIRS, or an
  * absolute path of an executable regular file. Returns 0, or -EINVAL (unknown name, relative path),
  * -ENOENT (not installed, no such file) or another errno, with one line saying why in err. */
 int oci_runtime_check(const char *value, char *err, size_t errsize);
-/* The file a runtime value names: the first of CONTAINER_OCI_RUNTIME_DIRS holding an executable
- * regular file of that name (as container-runtime finds it), or the absolute path itself. */
+/* The file a runtime value names: oci_runtime_lookup() of a name, or the absolute path itself. */
 int oci_runtime_resolve(const char *value, char **ret_path);

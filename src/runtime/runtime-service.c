@@ -1954,20 +1954,11 @@ static bool id_valid(const char *id) {
 }
 
 static char *find_runtime(const char *name) {
-        static const char *const dirs[] = {OCI_RUNTIME_SEARCH_DIRS, NULL};
         char *p = NULL;
 
         if (strchr(name, '/'))
                 return access(name, X_OK) == 0 ? realpath(name, NULL) : NULL;
-        for (size_t i = 0; dirs[i]; i++) {
-                if (asprintf(&p, "%s/%s", dirs[i], name) < 0)
-                        return NULL;
-                if (access(p, X_OK) == 0)
-                        return p;
-                free(p);
-                p = NULL;
-        }
-        return NULL;
+        return oci_runtime_lookup(name, &p) >= 0 ? p : NULL;
 }
 
 int main(int argc, char *argv[]) {

@@ -450,14 +450,14 @@ static void test_relative_paths(void **state) {
 
 /* The OCI runtime's binary as the path the service would execute (a name is looked up). */
 static void oci_runtime_path(char *buf, size_t size) {
-        static const char *const dirs[] = {OCI_RUNTIME_SEARCH_DIRS};
+        _cleanup_free_ char *p = NULL;
 
-        for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-                snprintf(buf, size, "%s/%s", dirs[i], oci_runtime);
-                if (access(buf, X_OK) == 0)
-                        return;
-        }
-        fail_msg("%s not found", oci_runtime);
+        if (strchr(oci_runtime, '/'))
+                snprintf(buf, size, "%s", oci_runtime);
+        else if (oci_runtime_lookup(oci_runtime, &p) >= 0)
+                snprintf(buf, size, "%s", p);
+        else
+                fail_msg("%s not found", oci_runtime);
 }
 
 /* Whether the service holds EXE_FD_NUMBER open as the sealed copy ("/memfd:oci-runtime ..."). */
@@ -1676,17 +1676,11 @@ static void test_dial(void **state) {
 
 /* Where the service looks for --runtime NAME (find_runtime() in runtime-service.c). */
 static bool oci_runtime_installed(const char *name) {
-        static const char *const dirs[] = {OCI_RUNTIME_SEARCH_DIRS};
-        char p[512];
+        _cleanup_free_ char *p = NULL;
 
         if (strchr(name, '/'))
                 return access(name, X_OK) == 0;
-        for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-                snprintf(p, sizeof(p), "%s/%s", dirs[i], name);
-                if (access(p, X_OK) == 0)
-                        return true;
-        }
-        return false;
+        return oci_runtime_lookup(name, &p) >= 0;
 }
 
 int main(void) {
