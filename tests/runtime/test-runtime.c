@@ -1495,6 +1495,24 @@ static void test_copy(void **state) {
 
 /* Runs process_json (with a terminal) as exec id on a socket, optionally resized before start
  * and fed input after start; its output must contain expected and it must exit 0. */
+
+/* Reads from fd into buf (size bytes, kept NUL-terminated; got already there) until EOF, 5 s of
+ * silence, a full buffer or, when stop is set, until stop appears. Returns the new count. */
+static size_t read_until(int fd, char *buf, size_t size, size_t got, const char *stop) {
+        struct timeval tv = {.tv_sec = 5};
+
+        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        while (got < size - 1) {
+                ssize_t n = read(fd, buf + got, size - 1 - got);
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+                buf[got] = 0;
+                if (stop && strstr(buf, stop))
+                        break;
+        }
+        return got;
+}
 static void expect_terminal_output(Fixture *f, const char *id, const char *process_json, unsigned width,
                                    unsigned height, const char *input, const char *expected) {
         cxpc_object *pc = NULL;
@@ -1515,15 +1533,7 @@ static void expect_terminal_output(Fixture *f, const char *id, const char *proce
                 assert_int_equal(write(sv[0], input, strlen(input)), (ssize_t) strlen(input));
         assert_int_equal(runtime_client_wait(f->client, id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
         /* EOF once the relay is done: it was before wait replied. */
-        for (;;) {
-                struct timeval tv = {.tv_sec = 5};
-                ssize_t n;
-                setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-                n = read(sv[0], buf + got, sizeof(buf) - 1 - got);
-                if (n <= 0)
-                        break;
-                got += (size_t) n;
-        }
+        got = read_until(sv[0], buf, sizeof(buf), got, NULL);
         close(sv[0]);
         if (code != 0 || !strstr(buf, expected))
                 fail_msg("%s exited %d and printed \"%s\", expected \"%s\"", id, code, buf, expected);
@@ -1560,17 +1570,7 @@ static void test_terminal_resize(void **state) {
         assert_int_equal(runtime_client_resize(f.client, "tty", 123, 45), 0);
         assert_int_equal(runtime_client_wait(f.client, "tty", TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
         assert_int_equal(code, 0);
-        for (;;) {
-                struct timeval tv = {.tv_sec = 5};
-                ssize_t n;
-                setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-                n = read(sv[0], buf + got, sizeof(buf) - 1 - got);
-                if (n <= 0)
-                        break;
-                got += (size_t) n;
-                if (strstr(buf, "45 123"))
-                        break;
-        }
+        got = read_until(sv[0], buf, sizeof(buf), got, "45 123");
         if (!strstr(buf, "45 123"))
                 fail_msg("stty size printed \"%s\"", buf);
         close(sv[0]);
@@ -1611,15 +1611,7 @@ static void test_init_terminal(void **state) {
         assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
         assert_int_equal(code, 0);
         /* The relay closed its copy of our socket when the terminal hung up: read to EOF. */
-        for (;;) {
-                struct timeval tv = {.tv_sec = 5};
-                ssize_t n;
-                setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-                n = read(sv[0], buf + got, sizeof(buf) - 1 - got);
-                if (n <= 0)
-                        break;
-                got += (size_t) n;
-        }
+        got = read_until(sv[0], buf, sizeof(buf), got, NULL);
         close(sv[0]);
         if (!strstr(buf, "30 100") || !strstr(buf, "/dev/pts/") || !strstr(buf, "done"))
                 fail_msg("the terminal printed \"%s\"", buf);
