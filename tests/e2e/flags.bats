@@ -219,8 +219,7 @@ bats_require_minimum_version 1.5.0
         [ "$output" = 'container: --runtime: invalidArgument: unknown OCI runtime "kata": use crun, runc or the absolute path of an OCI runtime binary' ]
         # The API server refuses them too, for clients that do not check.
         for rt in '"kata"' '"/etc/passwd"' '"runc/x"' 5; do
-                run "$BUILD_DIR/src/cxpc-tool/cxpc" call "$RUN/apiserver.sock" container/create \
-                        "{\"configuration\": {\"id\": \"badrt\", \"rootfs\": \"$ROOTFS\", \"process\": {\"args\": [\"true\"]}, \"runtime\": $rt}}"
+                run api_create badrt runtime "$rt"
                 [ "$status" -eq 1 ]
                 [[ $output == *"invalidArgument"* ]]
         done

@@ -227,8 +227,7 @@ bats_require_minimum_version 1.5.0
         [ "${#lines[@]}" -eq 1 ]
         [ "$output" = 'container: --stop-signal: invalidArgument: unknown signal "NOPE"' ]
         for sig in '"NOPE"' '"0"' '"SIGRTMIN"' 15; do
-                run "$BUILD_DIR/src/cxpc-tool/cxpc" call "$RUN/apiserver.sock" container/create \
-                        "{\"configuration\": {\"id\": \"badsig\", \"rootfs\": \"$ROOTFS\", \"process\": {\"args\": [\"true\"]}, \"stopSignal\": $sig}}"
+                run api_create badsig stopSignal "$sig"
                 [ "$status" -eq 1 ]
                 [[ $output == *"invalidArgument"* ]]
         done
