@@ -229,24 +229,15 @@ int verb_export(int argc, char **argv) {
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
-                {"root", required_argument, NULL, 'r'},
-                {"run-dir", required_argument, NULL, 'R'},
+                CLI_GLOBAL_OPTIONS,
                 {},
         };
         int c;
 
         (void) signal(SIGPIPE, SIG_IGN);
         while ((c = getopt_long(argc, argv, "+", options, NULL)) >= 0)
-                switch (c) {
-                case 'r':
-                        arg_root = optarg;
-                        break;
-                case 'R':
-                        arg_run_dir = optarg;
-                        break;
-                default:
+                if (!cli_global_option(c, optarg))
                         return CONTAINER_EXIT_TOOL_FAILED;
-                }
         if (optind >= argc)
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "container-archive", "invalidArgument",
                                  "run by the container CLI for cp and export");

@@ -29,6 +29,15 @@ typedef enum OutputFormat {
 extern const char *arg_root;
 extern const char *arg_run_dir;
 
+/* The options before the command, of container and of container-archive (which gets the CLI's
+ * own arguments): their getopt_long() entries, and the handling of what getopt returned for one
+ * (true when c was one of them). */
+#define CLI_GLOBAL_OPTIONS                              \
+        {"root", required_argument, NULL, 'r'}, {       \
+                "run-dir", required_argument, NULL, 'R' \
+        }
+bool cli_global_option(int c, const char *arg);
+
 /* One line on stderr: "container: <what>: <code>: <message>". Returns -EINVAL-ish r unchanged. */
 int cli_error(int r, const char *what, const char *code, const char *format, ...) _printf_(4, 5);
 /* For failures of a call: the remote code (or the local errno's code) and message. */

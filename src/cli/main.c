@@ -61,8 +61,7 @@ static void help(FILE *f) {
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
-                {"root", required_argument, NULL, 'r'},
-                {"run-dir", required_argument, NULL, 'R'},
+                CLI_GLOBAL_OPTIONS,
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {},
@@ -81,14 +80,10 @@ int main(int argc, char **argv) {
 
         (void) signal(SIGPIPE, SIG_IGN);
         /* "+": options after the command belong to it. */
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+                if (cli_global_option(c, optarg))
+                        continue;
                 switch (c) {
-                case 'r':
-                        arg_root = optarg;
-                        break;
-                case 'R':
-                        arg_run_dir = optarg;
-                        break;
                 case 'h':
                         help(stdout);
                         return 0;
@@ -98,6 +93,7 @@ int main(int argc, char **argv) {
                 default:
                         return CONTAINER_EXIT_TOOL_FAILED;
                 }
+        }
         if (optind >= argc) {
                 help(stderr);
                 return CONTAINER_EXIT_TOOL_FAILED;

@@ -19,6 +19,16 @@
 const char *arg_root = NULL;
 const char *arg_run_dir = NULL;
 
+bool cli_global_option(int c, const char *arg) {
+        if (c == 'r')
+                arg_root = arg;
+        else if (c == 'R')
+                arg_run_dir = arg;
+        else
+                return false;
+        return true;
+}
+
 int cli_error(int r, const char *what, const char *code, const char *format, ...) {
         va_list ap;
 
