@@ -87,8 +87,10 @@ static int size_value(const cxpc_object *o, unsigned depth, size_state *s) {
                         return -ELOOP;
                 s->size += 4;
                 for (size_t i = 0; i < o->dict.n; i++) {
-                        s->size += 4 + (uint64_t) o->dict.entries[i].key_len;
-                        int r = size_value(o->dict.entries[i].value, depth + 1, s);
+                        const cxpc_dict_entry *e = &o->dict.entries[i];
+                        s->size += 4 + (uint64_t) e->key_len;
+                        cxpc_object tmp;
+                        int r = size_value(dict_entry_peek(e, &tmp), depth + 1, s);
                         if (r < 0)
                                 return r;
                 }
@@ -227,6 +229,53 @@ static int put_fd(writer *w, int fd) {
         return 0;
 }
 
+/* The usual dictionary entry (a short key with an inline scalar or a short string) in one go, all
+ * of it read into locals first: stores into the buffer may alias the writer and the entry, which
+ * would otherwise be reloaded after each. false (nothing written) when the entry needs the general
+ * path, or does not fit (the general path then says so). */
+static inline bool write_entry_short(writer *w, const cxpc_dict_entry *e) {
+        size_t klen = e->key_len, vlen;
+        const char *key = dict_entry_key(e), *str = NULL;
+        uint8_t tag = e->scalar_type;
+        uint64_t bits;
+
+        if (klen > CXPC_STRING_SHORT_MAX)
+                return false;
+        if (dict_entry_is_scalar(e)) {
+                bits = e->scalar;
+                vlen = type_is_scalar64(tag) ? 8 : tag == CXPC_TYPE_BOOL ? 1 : 0;
+        } else {
+                const cxpc_object *v = e->value;
+                if (v->type != CXPC_TYPE_STRING || v->string.len > CXPC_STRING_SHORT_MAX)
+                        return false;
+                tag = CXPC_TYPE_STRING;
+                str = v->string.ptr;
+                bits = v->string.len;
+                vlen = 4 + v->string.len;
+        }
+        size_t n = 4 + klen + 1 + vlen;
+        if (!room(w, n))
+                return false;
+
+        uint8_t *p = w->buf + w->pos;
+        uint32_t le = htole32((uint32_t) klen);
+        memcpy(p, &le, 4);
+        bytes_copy_short(p + 4, key, klen);
+        p += 4 + klen;
+        *p++ = tag;
+        if (str) {
+                le = htole32((uint32_t) bits);
+                memcpy(p, &le, 4);
+                bytes_copy_short(p + 4, str, (size_t) bits);
+        } else if (vlen == 8) {
+                uint64_t x = htole64(bits);
+                memcpy(p, &x, 8);
+        } else if (vlen == 1)
+                *p = (uint8_t) bits;
+        w->pos += n;
+        return true;
+}
+
 /* Writes one value. The one-pass attempt relies on the checks here: -ENOBUFS when something does
  * not fit or needs an fd, -ELOOP when too deep (the two-pass path then gives the real answer). */
 static int write_value(writer *w, const cxpc_object *o, unsigned depth) {
@@ -302,18 +351,31 @@ static int write_value(writer *w, const cxpc_object *o, unsigned depth) {
                 put_u32(w, (uint32_t) o->dict.n);
                 for (size_t i = 0; i < o->dict.n; i++) {
                         const cxpc_dict_entry *e = &o->dict.entries[i];
+                        if (write_entry_short(w, e))
+                                continue;
                         if (!room(w, 4 + (size_t) e->key_len))
                                 return -ENOBUFS;
                         put_u32(w, (uint32_t) e->key_len);
                         bytes_copy_short(w->buf + w->pos, dict_entry_key(e), e->key_len);
                         w->pos += e->key_len;
-                        const cxpc_object *v = e->value;
-                        if (type_is_scalar64(v->type) && room(w, 1 + 8)) {
-                                /* the usual values, without the call */
-                                put_u8(w, (uint8_t) v->type);
-                                put_u64(w, v->u64);
+                        if (dict_entry_is_scalar(e)) {
+                                /* the usual values, from the entry, without the call */
+                                if (type_is_scalar64(e->scalar_type)) {
+                                        if (!room(w, 1 + 8))
+                                                return -ENOBUFS;
+                                        put_u8(w, e->scalar_type);
+                                        put_u64(w, e->scalar);
+                                } else {
+                                        bool is_bool = e->scalar_type == CXPC_TYPE_BOOL;
+                                        if (!room(w, 1 + (size_t) is_bool))
+                                                return -ENOBUFS;
+                                        put_u8(w, e->scalar_type);
+                                        if (is_bool)
+                                                put_u8(w, (uint8_t) e->scalar);
+                                }
                                 continue;
                         }
+                        const cxpc_object *v = e->value;
                         if (v->type == CXPC_TYPE_STRING && v->string.len <= CXPC_STRING_SHORT_MAX &&
                             room(w, 1 + 4 + CXPC_STRING_SHORT_MAX)) {
                                 put_u8(w, CXPC_TYPE_STRING);
@@ -760,7 +822,7 @@ static int read_scalar64(reader *r, cxpc_type type, cxpc_object **ret) {
 }
 
 /* A string value (after its tag). */
-static int read_string_value(reader *r, cxpc_object **ret) {
+static _always_inline_ int read_string_value(reader *r, cxpc_object **ret) {
         const uint8_t *b;
         size_t len;
         int k = get_blob(r, CXPC_STRING_SIZE_MAX, &b, &len);
@@ -810,28 +872,55 @@ static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object
                 c = dict_new();
                 if (!c)
                         return -ENOMEM;
+                /* The body and the position are kept in locals: stores into the dictionary may
+                 * alias the reader, which would otherwise be reloaded after each. */
+                const uint8_t *p = r->p;
+                size_t size = r->size;
                 for (uint32_t i = 0; i < n; i++) {
-                        const uint8_t *key;
-                        size_t key_len;
-                        k = get_blob(r, CXPC_KEY_SIZE_MAX, &key, &key_len);
-                        if (k < 0)
-                                return k;
-                        if (key_len == 0 || !utf8_is_valid_short((const char *) key, key_len))
+                        size_t pos = r->pos;
+                        if (size - pos < 4)
+                                return -EBADMSG;
+                        size_t key_len = le32toh(load_u32(p + pos));
+                        pos += 4;
+                        if (key_len > CXPC_KEY_SIZE_MAX || size - pos < key_len)
+                                return -EBADMSG;
+                        const char *key = (const char *) p + pos;
+                        pos += key_len;
+                        if (key_len == 0 || !utf8_is_valid_short(key, key_len))
                                 return -EBADMSG;
                         cxpc_object *v = NULL;
-                        uint8_t tag = have(r, 1) ? r->p[r->pos] : UINT8_MAX;
-                        if (type_is_scalar64(tag)) {
-                                /* the usual values, without the call */
-                                r->pos++;
-                                k = read_scalar64(r, tag, &v);
-                        } else if (tag == CXPC_TYPE_STRING) {
+                        uint8_t tag = pos < size ? p[pos] : UINT8_MAX;
+                        if (type_is_inline_scalar(tag)) {
+                                /* the usual values: into the entry, no object */
+                                pos++;
+                                uint64_t bits = 0;
+                                if (type_is_scalar64(tag)) {
+                                        if (size - pos < 8)
+                                                return -EBADMSG;
+                                        bits = le64toh(load_u64(p + pos));
+                                        pos += 8;
+                                } else if (tag == CXPC_TYPE_BOOL) {
+                                        if (pos >= size || p[pos] > 1)
+                                                return -EBADMSG;
+                                        bits = p[pos++];
+                                }
+                                r->pos = pos;
+                                k = dict_put_scalar(c, key, key_len, tag, bits, /* replace= */ false);
+                                if (k == -EEXIST) /* duplicate key: ambiguous, refuse */
+                                        return -EBADMSG;
+                                if (k < 0)
+                                        return k;
+                                continue;
+                        }
+                        r->pos = pos;
+                        if (tag == CXPC_TYPE_STRING) {
                                 r->pos++;
                                 k = read_string_value(r, &v);
                         } else
                                 k = read_value(r, depth + 1, &v);
                         if (k < 0)
                                 return k;
-                        k = dict_put_take(c, (const char *) key, key_len, v, /* replace= */ false);
+                        k = dict_put_take(c, key, key_len, v, /* replace= */ false);
                         if (k == -EEXIST) /* duplicate key: ambiguous, refuse */
                                 return -EBADMSG;
                         if (k < 0)
@@ -945,8 +1034,8 @@ static int read_value(reader *r, unsigned depth, cxpc_object **ret) {
 }
 
 /* Inline: the record decoder's call of it is on the path of every message. */
-static inline int body_decode(const void *body, size_t size, int *fds, size_t n_fds, cxpc_backing *backing,
-                              cxpc_object **ret) {
+static _always_inline_ int body_decode(const void *body, size_t size, int *fds, size_t n_fds,
+                                       cxpc_backing *backing, cxpc_object **ret) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *o = NULL;
         reader r = {
                 .p = body,

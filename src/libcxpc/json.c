@@ -234,7 +234,8 @@ static int to_json(const cxpc_object *o, unsigned depth, json_t **ret) {
                         return -ENOMEM;
                 for (size_t i = 0; i < o->dict.n; i++) {
                         json_t *v;
-                        r = to_json(o->dict.entries[i].value, depth + 1, &v);
+                        cxpc_object tmp; /* inline scalars are converted without an object */
+                        r = to_json(dict_entry_peek(&o->dict.entries[i], &tmp), depth + 1, &v);
                         if (r < 0)
                                 return r;
                         if (json_object_set_new(d, dict_entry_key(&o->dict.entries[i]), v) < 0)

@@ -17,12 +17,21 @@ _public_ int cxpc_message_new_request(const char *route, cxpc_object **ret) {
         assert_return(route && route[0], -EINVAL);
         assert_return(ret, -EINVAL);
 
-        r = cxpc_dict_new(&m);
-        if (r < 0)
-                return r;
-        r = cxpc_string_new(route, &s); /* checks the route */
-        if (r < 0)
-                return r;
+        m = dict_new();
+        if (!m)
+                return -ENOMEM;
+        /* Routes are short ASCII: measured and checked in one pass. Anything else takes the
+         * general constructor, which also gives its error. */
+        size_t len;
+        if (key_length_valid(route, &len) && len <= CXPC_STRING_SHORT_MAX) {
+                s = string_new_short(route, len);
+                if (!s)
+                        return -ENOMEM;
+        } else {
+                r = cxpc_string_new(route, &s); /* checks the route */
+                if (r < 0)
+                        return r;
+        }
         /* The key is our own constant: no need to measure and check it each time. */
         r = dict_put_take(m, CXPC_KEY_ROUTE, CXPC_KEY_ROUTE_LEN, s, /* replace= */ true);
         if (r < 0)

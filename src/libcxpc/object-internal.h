@@ -5,12 +5,17 @@
  * without copying, and the metadata the connection layer attaches to received messages. */
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
 
 #include "cxpc/cxpc.h"
+
+/* For the few helpers on the path of every dictionary entry, where a call costs as much as the
+ * work. */
+#define _always_inline_ inline __attribute__((always_inline))
 
 /* Dictionaries up to this many keys are searched linearly; larger ones get a hash index. */
 #define CXPC_DICT_LINEAR_MAX 16u
@@ -28,11 +33,21 @@ typedef struct cxpc_backing {
 /* Entries a dictionary holds in its own allocation before it needs an array of its own. */
 #define CXPC_DICT_INLINE_ENTRIES 4u
 
+/* scalar_type of an entry whose value is an object (not an inline scalar). */
+#define DICT_ENTRY_OBJECT UINT8_MAX
+
+/* Scalar values (null, bool, int64, uint64, double, date) live in their entry: setting, encoding,
+ * decoding and the typed getters need no object for them. The object that cxpc_dict_get() and
+ * friends return is made on first demand and kept in value until the entry goes away. */
 typedef struct cxpc_dict_entry {
         char *heap_key; /* NULL when the key is inline */
         uint32_t key_len;
         uint32_t hash;
+        /* An object entry: never NULL. An inline scalar: its object once asked for, else NULL
+         * (set atomically: concurrent readers of one dictionary may race to make it). */
         cxpc_object *value;
+        uint64_t scalar;     /* inline scalar: u64 bits of the 8-byte ones, 0/1 for bool, 0 for null */
+        uint8_t scalar_type; /* inline scalar: its cxpc_type; else DICT_ENTRY_OBJECT */
         char inline_key[CXPC_DICT_KEY_INLINE]; /* NUL-terminated, when used */
 } cxpc_dict_entry;
 
@@ -148,6 +163,11 @@ static inline bool type_is_scalar64(cxpc_type t) {
         return t >= CXPC_TYPE_INT64 && t <= CXPC_TYPE_DATE;
 }
 
+/* The types a dictionary entry holds inline (cxpc_dict_entry). */
+static inline bool type_is_inline_scalar(cxpc_type t) {
+        return t >= CXPC_TYPE_NULL && t <= CXPC_TYPE_DATE;
+}
+
 /* A new object of a cached class (with the class's extra bytes after it), zeroed but for n_ref
  * and type; NULL without memory. Inline for the decoder and the constructors; the slow path
  * allocates. */
@@ -193,10 +213,14 @@ static inline void bytes_copy_short(void *dst, const void *src, size_t n) {
                 uint32_t a = load_u32(s), b = load_u32(s + n - 4);
                 memcpy(d, &a, 4);
                 memcpy(d + n - 4, &b, 4);
-        } else if (n < 4) {
-                for (size_t i = 0; i < n; i++)
-                        d[i] = s[i];
-        } else
+        } else if (n > 0 && n < 4) { /* first, middle and last byte cover 1..3 */
+                uint8_t a = s[0], b = s[n / 2], c = s[n - 1];
+                d[0] = a;
+                d[n / 2] = b;
+                d[n - 1] = c;
+        } else if (n == 0)
+                return;
+        else
                 memcpy(d, s, n);
 }
 
@@ -337,33 +361,124 @@ static inline ssize_t dict_find_linear(const cxpc_object *d, const char *key, si
         return -1;
 }
 
+/* The inline form of a scalar object's value (cxpc_dict_entry.scalar). */
+static inline uint64_t object_scalar_bits(const cxpc_object *o) {
+        if (type_is_scalar64(o->type))
+                return o->u64;
+        return o->type == CXPC_TYPE_BOOL ? o->boolean : 0;
+}
+
+/* Stores a value in an entry: scalar objects are kept inline as well (value stays their cached
+ * object), so that every scalar entry takes the inline paths. */
+static inline void dict_entry_set_object(cxpc_dict_entry *e, cxpc_object *value) {
+        e->value = value;
+        if (type_is_inline_scalar(value->type)) {
+                e->scalar_type = (uint8_t) value->type;
+                e->scalar = object_scalar_bits(value);
+        } else
+                e->scalar_type = DICT_ENTRY_OBJECT;
+}
+
+static inline void dict_entry_set_scalar(cxpc_dict_entry *e, cxpc_type type, uint64_t bits) {
+        e->value = NULL;
+        e->scalar_type = (uint8_t) type;
+        e->scalar = bits;
+}
+
+static inline bool dict_entry_is_scalar(const cxpc_dict_entry *e) {
+        return e->scalar_type != DICT_ENTRY_OBJECT;
+}
+
+/* The entry's value as an object, made on first demand for an inline scalar (object.c); NULL
+ * without memory. Valid until the entry is replaced or removed, or the dictionary freed. */
+cxpc_object *dict_entry_value_slow(const cxpc_dict_entry *e);
+static inline cxpc_object *dict_entry_value(const cxpc_dict_entry *e) {
+        cxpc_object *v = __atomic_load_n(&e->value, __ATOMIC_ACQUIRE);
+        return v ?: dict_entry_value_slow(e);
+}
+
+/* For read-only walks (encoder sizing, JSON, equality): the entry's value, or an inline scalar
+ * built in *tmp, which must not outlive the call nor be referenced. Never fails. */
+static inline const cxpc_object *dict_entry_peek(const cxpc_dict_entry *e, cxpc_object *tmp) {
+        const cxpc_object *v = __atomic_load_n(&e->value, __ATOMIC_ACQUIRE);
+        if (v)
+                return v;
+        object_init(tmp, (cxpc_type) e->scalar_type);
+        if (e->scalar_type == CXPC_TYPE_BOOL)
+                tmp->boolean = e->scalar != 0;
+        else
+                tmp->u64 = e->scalar;
+        return tmp;
+}
+
+/* Drops what an entry's value holds (not its key). */
+static inline void dict_entry_release(cxpc_dict_entry *e) {
+        cxpc_object_unref(e->value);
+        e->value = NULL;
+}
+
+/* The fast path of dict_put_take()/dict_put_scalar(): the position for a new key in a small
+ * dictionary, the existing key's position as -1 - i, or SSIZE_MAX when the slow path must decide
+ * (index, full inline entries, long or empty key). */
+static _always_inline_ ssize_t dict_put_slot(cxpc_object *d, const char *key, size_t len) {
+        if (d->dict.index || d->dict.n >= d->dict.allocated || d->dict.n >= CXPC_DICT_LINEAR_MAX ||
+            len == 0 || len >= CXPC_DICT_KEY_INLINE)
+                return SSIZE_MAX;
+        ssize_t i = dict_find_linear(d, key, len);
+        if (i >= 0)
+                return -1 - i;
+        /* Every key field but the unused tail of inline_key is written. Without an index no hash
+         * is kept. */
+        cxpc_dict_entry *e = &d->dict.entries[d->dict.n];
+        e->heap_key = NULL;
+        e->key_len = (uint32_t) len;
+        e->hash = 0;
+        bytes_copy_short(e->inline_key, key, len);
+        e->inline_key[len] = 0;
+        return (ssize_t) d->dict.n;
+}
+
 /* Sets a key (replace) or adds one the dictionary must not have yet (-EEXIST); takes the value's
  * reference in every case. Same results as cxpc_dict_set_take_len()/cxpc_dict_add_take_len(). */
 static inline int dict_put_take(cxpc_object *d, const char *key, size_t len, cxpc_object *value,
                                 bool replace) {
-        if (d->dict.index || d->dict.n >= d->dict.allocated || d->dict.n >= CXPC_DICT_LINEAR_MAX ||
-            len == 0 || len >= CXPC_DICT_KEY_INLINE)
+        ssize_t i = dict_put_slot(d, key, len);
+        if (i == SSIZE_MAX)
                 return replace ? cxpc_dict_set_take_len(d, key, len, value)
                                : cxpc_dict_add_take_len(d, key, len, value);
-        ssize_t i = dict_find_linear(d, key, len);
-        if (i >= 0) {
-                cxpc_object *old = value;
-                if (replace) {
-                        old = d->dict.entries[i].value;
-                        d->dict.entries[i].value = value;
+        if (i < 0) {
+                if (!replace) {
+                        cxpc_object_unref(value);
+                        return -EEXIST;
                 }
+                cxpc_dict_entry *e = &d->dict.entries[-1 - i];
+                cxpc_object *old = e->value;
+                dict_entry_set_object(e, value);
                 cxpc_object_unref(old);
-                return replace ? 0 : -EEXIST;
+                return 0;
         }
-        /* Every field but the unused tail of inline_key is written. Without an index no hash is
-         * kept. */
-        cxpc_dict_entry *e = &d->dict.entries[d->dict.n++];
-        e->heap_key = NULL;
-        e->key_len = (uint32_t) len;
-        e->hash = 0;
-        e->value = value;
-        bytes_copy_short(e->inline_key, key, len);
-        e->inline_key[len] = 0;
+        dict_entry_set_object(&d->dict.entries[d->dict.n++], value);
+        return 0;
+}
+
+/* dict_put_take() for an inline scalar of a type type_is_inline_scalar() accepts (bits as in
+ * cxpc_dict_entry.scalar): no object is made. */
+int dict_put_scalar_slow(cxpc_object *d, const char *key, size_t len, cxpc_type type, uint64_t bits,
+                         bool replace);
+static _always_inline_ int dict_put_scalar(cxpc_object *d, const char *key, size_t len, cxpc_type type,
+                                           uint64_t bits, bool replace) {
+        ssize_t i = dict_put_slot(d, key, len);
+        if (i == SSIZE_MAX)
+                return dict_put_scalar_slow(d, key, len, type, bits, replace);
+        if (i < 0) {
+                if (!replace)
+                        return -EEXIST;
+                cxpc_dict_entry *e = &d->dict.entries[-1 - i];
+                dict_entry_release(e);
+                dict_entry_set_scalar(e, type, bits);
+                return 0;
+        }
+        dict_entry_set_scalar(&d->dict.entries[d->dict.n++], type, bits);
         return 0;
 }
 
@@ -380,7 +495,7 @@ static inline cxpc_object *dict_get_len_inline(const cxpc_object *d, const char 
         if (!object_is_dict(d))
                 return NULL;
         ssize_t i = d->dict.index ? dict_find_any(d, key, len) : dict_find_linear(d, key, len);
-        return i < 0 ? NULL : d->dict.entries[i].value;
+        return i < 0 ? NULL : dict_entry_value(&d->dict.entries[i]);
 }
 
 /* Metadata a received message carries so that a (possibly deferred) reply can find its request.

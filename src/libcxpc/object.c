@@ -230,7 +230,7 @@ static void dict_free_contents(cxpc_object *o) {
                 if (e->heap_key)
                         free(e->heap_key);
                 cxpc_object *v = e->value;
-                if (--v->n_ref > 0)
+                if (!v || --v->n_ref > 0) /* NULL: an inline scalar never asked for */
                         continue;
                 /* The usual values (scalars, short strings) hold nothing else: straight back to
                  * their cache, without the call. */
@@ -933,8 +933,10 @@ _public_ size_t cxpc_dict_get_count(const cxpc_object *dict) {
 }
 
 /* Sets a key, or with replace == false adds one it must not have yet (-EEXIST). Takes the value's
- * reference in every case. Handles every case (dict_put_take() only the common ones). */
-static int dict_put(cxpc_object *d, const char *key, size_t len, cxpc_object *value, bool replace) {
+ * reference in every case; with value NULL, sets the inline scalar of type scalar_type and bits
+ * instead. Handles every case (dict_put_take()/dict_put_scalar() only the common ones). */
+static int dict_put(cxpc_object *d, const char *key, size_t len, cxpc_object *value, cxpc_type scalar_type,
+                    uint64_t bits, bool replace) {
         int r;
 
         if (len == 0 || len > CXPC_KEY_SIZE_MAX) {
@@ -949,8 +951,13 @@ static int dict_put(cxpc_object *d, const char *key, size_t len, cxpc_object *va
                         cxpc_object_unref(value);
                         return -EEXIST;
                 }
-                cxpc_object_unref(d->dict.entries[i].value);
-                d->dict.entries[i].value = value;
+                cxpc_dict_entry *e = &d->dict.entries[i];
+                cxpc_object *old = e->value;
+                if (value)
+                        dict_entry_set_object(e, value);
+                else
+                        dict_entry_set_scalar(e, scalar_type, bits);
+                cxpc_object_unref(old);
                 return 0;
         }
         if (d->dict.n >= CXPC_DICT_KEYS_MAX) {
@@ -977,7 +984,10 @@ static int dict_put(cxpc_object *d, const char *key, size_t len, cxpc_object *va
         /* Every field but the unused tail of inline_key is written. */
         e->key_len = (uint32_t) len;
         e->hash = hash;
-        e->value = value;
+        if (value)
+                dict_entry_set_object(e, value);
+        else
+                dict_entry_set_scalar(e, scalar_type, bits);
         if (len < CXPC_DICT_KEY_INLINE) {
                 e->heap_key = NULL;
                 bytes_copy_short(e->inline_key, key, len);
@@ -1014,11 +1024,38 @@ static int dict_put(cxpc_object *d, const char *key, size_t len, cxpc_object *va
 }
 
 int cxpc_dict_set_take_len(cxpc_object *d, const char *key, size_t len, cxpc_object *value) {
-        return dict_put(d, key, len, value, true);
+        return dict_put(d, key, len, value, _CXPC_TYPE_INVALID, 0, true);
 }
 
 int cxpc_dict_add_take_len(cxpc_object *d, const char *key, size_t len, cxpc_object *value) {
-        return dict_put(d, key, len, value, false);
+        return dict_put(d, key, len, value, _CXPC_TYPE_INVALID, 0, false);
+}
+
+int dict_put_scalar_slow(cxpc_object *d, const char *key, size_t len, cxpc_type type, uint64_t bits,
+                         bool replace) {
+        assert(type_is_inline_scalar(type));
+        return dict_put(d, key, len, NULL, type, bits, replace);
+}
+
+cxpc_object *dict_entry_value_slow(const cxpc_dict_entry *e) {
+        cxpc_object *v = __atomic_load_n(&e->value, __ATOMIC_ACQUIRE);
+        if (v)
+                return v; /* made meanwhile, or an object entry */
+        cxpc_object *o = object_alloc((cxpc_type) e->scalar_type);
+        if (!o)
+                return NULL;
+        if (e->scalar_type == CXPC_TYPE_BOOL)
+                o->boolean = e->scalar != 0;
+        else
+                o->u64 = e->scalar;
+        /* The entry is logically const: the object is a cache. Concurrent readers may race here;
+         * the loser drops its own. */
+        cxpc_object *expected = NULL;
+        if (__atomic_compare_exchange_n((cxpc_object **) &e->value, &expected, o, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+                return o;
+        cxpc_object_unref(o);
+        return expected;
 }
 
 _public_ int cxpc_dict_set(cxpc_object *dict, const char *key, cxpc_object *value) {
@@ -1040,7 +1077,7 @@ _public_ int cxpc_dict_remove(cxpc_object *dict, const char *key) {
         if (i < 0)
                 return -ENOENT;
         free(dict->dict.entries[i].heap_key);
-        cxpc_object_unref(dict->dict.entries[i].value);
+        dict_entry_release(&dict->dict.entries[i]);
         memmove(dict->dict.entries + i, dict->dict.entries + i + 1,
                 (dict->dict.n - (size_t) i - 1) * sizeof(cxpc_dict_entry));
         dict->dict.n--;
@@ -1064,7 +1101,7 @@ cxpc_object *cxpc_dict_get_len(const cxpc_object *dict, const char *key, size_t 
         if (!dict || dict->type != CXPC_TYPE_DICTIONARY)
                 return NULL;
         ssize_t i = dict_find(dict, key, len, dict->dict.index ? key_hash(key, len) : 0);
-        return i < 0 ? NULL : dict->dict.entries[i].value;
+        return i < 0 ? NULL : dict_entry_value(&dict->dict.entries[i]);
 }
 
 _public_ cxpc_object *cxpc_dict_get(const cxpc_object *dict, const char *key) {
@@ -1078,10 +1115,14 @@ _public_ int cxpc_dict_get_entry(const cxpc_object *dict, size_t index, const ch
         CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);
         if (index >= dict->dict.n)
                 return -ENOENT;
+        if (ret_value) {
+                cxpc_object *v = dict_entry_value(&dict->dict.entries[index]);
+                if (!v)
+                        return -ENOMEM;
+                *ret_value = v;
+        }
         if (ret_key)
                 *ret_key = dict_entry_key(&dict->dict.entries[index]);
-        if (ret_value)
-                *ret_value = dict->dict.entries[index].value;
         return 0;
 }
 
@@ -1102,11 +1143,6 @@ _public_ int cxpc_dict_get_entry(const cxpc_object *dict, size_t index, const ch
                 return dict_put_take(dict, key, len, o, true);                           \
         }
 
-DEFINE_DICT_SET(bool, bool)
-DEFINE_DICT_SET(int64, int64_t)
-DEFINE_DICT_SET(uint64, uint64_t)
-DEFINE_DICT_SET(double, double)
-DEFINE_DICT_SET(date, int64_t)
 DEFINE_DICT_SET(string, const char *)
 DEFINE_DICT_SET(fd, int)
 
@@ -1120,14 +1156,41 @@ _public_ int cxpc_dict_set_uuid(cxpc_object *dict, const char *key, const uint8_
         return cxpc_dict_set(dict, key, o);
 }
 
-_public_ int cxpc_dict_set_null(cxpc_object *dict, const char *key) {
+/* Scalars go into their entry: no object is made (cxpc_dict_entry). */
+static _always_inline_ int dict_set_scalar(cxpc_object *dict, const char *key, cxpc_type type,
+                                           uint64_t bits) {
         CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);
         assert_return(key, -EINVAL);
-        _cleanup_(cxpc_object_unrefp) cxpc_object *o = NULL;
-        int r = cxpc_null_new(&o);
-        if (r < 0)
-                return r;
-        return cxpc_dict_set(dict, key, o);
+        size_t len;
+        if (!key_length_valid(key, &len))
+                return -EILSEQ;
+        return dict_put_scalar(dict, key, len, type, bits, /* replace= */ true);
+}
+
+_public_ int cxpc_dict_set_null(cxpc_object *dict, const char *key) {
+        return dict_set_scalar(dict, key, CXPC_TYPE_NULL, 0);
+}
+
+_public_ int cxpc_dict_set_bool(cxpc_object *dict, const char *key, bool v) {
+        return dict_set_scalar(dict, key, CXPC_TYPE_BOOL, v ? 1 : 0);
+}
+
+_public_ int cxpc_dict_set_int64(cxpc_object *dict, const char *key, int64_t v) {
+        return dict_set_scalar(dict, key, CXPC_TYPE_INT64, (uint64_t) v);
+}
+
+_public_ int cxpc_dict_set_uint64(cxpc_object *dict, const char *key, uint64_t v) {
+        return dict_set_scalar(dict, key, CXPC_TYPE_UINT64, v);
+}
+
+_public_ int cxpc_dict_set_double(cxpc_object *dict, const char *key, double v) {
+        uint64_t bits;
+        memcpy(&bits, &v, sizeof(bits));
+        return dict_set_scalar(dict, key, CXPC_TYPE_DOUBLE, bits);
+}
+
+_public_ int cxpc_dict_set_date(cxpc_object *dict, const char *key, int64_t nsec) {
+        return dict_set_scalar(dict, key, CXPC_TYPE_DATE, (uint64_t) nsec);
 }
 
 _public_ int cxpc_dict_set_data(cxpc_object *dict, const char *key, const void *p, size_t size) {
@@ -1149,69 +1212,100 @@ static inline size_t key_length(const char *key) {
 }
 
 /* The typed getters look up directly (the type and key checks are done once, here). */
-#define DICT_LOOKUP(dict, key, o)                                                                    \
-        do {                                                                                         \
-                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);                                              \
-                assert_return(key, -EINVAL);                                                         \
-                size_t _len = key_length(key);                                                       \
-                ssize_t _i = dict_find(dict, key, _len, dict->dict.index ? key_hash(key, _len) : 0); \
-                if (_i < 0)                                                                          \
-                        return -ENOENT;                                                              \
-                o = dict->dict.entries[_i].value;                                                    \
+#define DICT_LOOKUP(dict, key, e)                                                  \
+        do {                                                                       \
+                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);                            \
+                assert_return(key, -EINVAL);                                       \
+                size_t _len = key_length(key);                                     \
+                ssize_t _i = dict->dict.index ? dict_find_any(dict, key, _len)     \
+                                              : dict_find_linear(dict, key, _len); \
+                if (_i < 0)                                                        \
+                        return -ENOENT;                                            \
+                e = &dict->dict.entries[_i];                                       \
         } while (false)
 
+/* Scalars are read from their entry; object entries never hold a scalar (dict_entry_set_object()),
+ * nor inline entries anything else. */
+#define DICT_LOOKUP_OBJECT(dict, key, o)      \
+        do {                                  \
+                const cxpc_dict_entry *_e;    \
+                DICT_LOOKUP(dict, key, _e);   \
+                if (dict_entry_is_scalar(_e)) \
+                        return -EMEDIUMTYPE;  \
+                o = _e->value;                \
+        } while (false)
+
+static inline int dict_get_scalar(const cxpc_object *dict, const char *key, cxpc_type type, uint64_t *ret) {
+        const cxpc_dict_entry *e;
+        DICT_LOOKUP(dict, key, e);
+        if (e->scalar_type != type)
+                return -EMEDIUMTYPE;
+        *ret = e->scalar;
+        return 0;
+}
+
 _public_ int cxpc_dict_get_bool(const cxpc_object *dict, const char *key, bool *ret) {
-        const cxpc_object *o;
-        DICT_LOOKUP(dict, key, o);
-        return cxpc_bool_get(o, ret);
+        uint64_t bits;
+        int r = dict_get_scalar(dict, key, CXPC_TYPE_BOOL, &bits);
+        if (r >= 0 && ret)
+                *ret = bits != 0;
+        return r;
 }
 
 _public_ int cxpc_dict_get_int64(const cxpc_object *dict, const char *key, int64_t *ret) {
-        const cxpc_object *o;
-        DICT_LOOKUP(dict, key, o);
-        return cxpc_int64_get(o, ret);
+        uint64_t bits;
+        int r = dict_get_scalar(dict, key, CXPC_TYPE_INT64, &bits);
+        if (r >= 0 && ret)
+                *ret = (int64_t) bits;
+        return r;
 }
 
 _public_ int cxpc_dict_get_uint64(const cxpc_object *dict, const char *key, uint64_t *ret) {
-        const cxpc_object *o;
-        DICT_LOOKUP(dict, key, o);
-        return cxpc_uint64_get(o, ret);
+        uint64_t bits;
+        int r = dict_get_scalar(dict, key, CXPC_TYPE_UINT64, &bits);
+        if (r >= 0 && ret)
+                *ret = bits;
+        return r;
 }
 
 _public_ int cxpc_dict_get_double(const cxpc_object *dict, const char *key, double *ret) {
-        const cxpc_object *o;
-        DICT_LOOKUP(dict, key, o);
-        return cxpc_double_get(o, ret);
+        uint64_t bits;
+        int r = dict_get_scalar(dict, key, CXPC_TYPE_DOUBLE, &bits);
+        if (r >= 0 && ret)
+                memcpy(ret, &bits, sizeof(*ret));
+        return r;
 }
 
 _public_ int cxpc_dict_get_date(const cxpc_object *dict, const char *key, int64_t *ret) {
-        const cxpc_object *o;
-        DICT_LOOKUP(dict, key, o);
-        return cxpc_date_get(o, ret);
+        uint64_t bits;
+        int r = dict_get_scalar(dict, key, CXPC_TYPE_DATE, &bits);
+        if (r >= 0 && ret)
+                *ret = (int64_t) bits;
+        return r;
 }
 
 _public_ int cxpc_dict_get_data(const cxpc_object *dict, const char *key, const void **ret_ptr,
                                 size_t *ret_size) {
         const cxpc_object *o;
-        DICT_LOOKUP(dict, key, o);
+        DICT_LOOKUP_OBJECT(dict, key, o);
         return cxpc_data_get(o, ret_ptr, ret_size);
 }
 
 _public_ int cxpc_dict_get_string(const cxpc_object *dict, const char *key, const char **ret) {
         const cxpc_object *o;
-        DICT_LOOKUP(dict, key, o);
+        DICT_LOOKUP_OBJECT(dict, key, o);
         return cxpc_string_get(o, ret);
 }
 
 _public_ int cxpc_dict_get_uuid(const cxpc_object *dict, const char *key, const uint8_t **ret) {
         const cxpc_object *o;
-        DICT_LOOKUP(dict, key, o);
+        DICT_LOOKUP_OBJECT(dict, key, o);
         return cxpc_uuid_get(o, ret);
 }
 
 _public_ int cxpc_dict_dup_fd(const cxpc_object *dict, const char *key, int *ret_fd) {
         const cxpc_object *o;
-        DICT_LOOKUP(dict, key, o);
+        DICT_LOOKUP_OBJECT(dict, key, o);
         return cxpc_fd_dup(o, ret_fd);
 }
 
@@ -1230,6 +1324,13 @@ static bool fd_same_file(int a, int b) {
         if (fstat(a, &sa) < 0 || fstat(b, &sb) < 0)
                 return false;
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Inline scalars compare by type and bits (bitwise for doubles, like the objects). */
+static bool dict_entry_equal(const cxpc_dict_entry *a, const cxpc_dict_entry *b) {
+        if (dict_entry_is_scalar(a) || dict_entry_is_scalar(b))
+                return a->scalar_type == b->scalar_type && a->scalar == b->scalar;
+        return cxpc_object_equal(a->value, b->value);
 }
 
 _public_ bool cxpc_object_equal(const cxpc_object *a, const cxpc_object *b) {
@@ -1283,7 +1384,7 @@ _public_ bool cxpc_object_equal(const cxpc_object *a, const cxpc_object *b) {
                         const cxpc_dict_entry *e = &a->dict.entries[i];
                         ssize_t j = dict_find(b, dict_entry_key(e), e->key_len,
                                               b->dict.index ? key_hash(dict_entry_key(e), e->key_len) : 0);
-                        if (j < 0 || !cxpc_object_equal(e->value, b->dict.entries[j].value))
+                        if (j < 0 || !dict_entry_equal(e, &b->dict.entries[j]))
                                 return false;
                 }
                 return true;
@@ -1340,12 +1441,16 @@ static int object_copy(const cxpc_object *o, unsigned depth, cxpc_object **ret) 
                 if (r < 0)
                         return r;
                 for (size_t i = 0; i < o->dict.n; i++) {
-                        cxpc_object *value;
-                        r = object_copy(o->dict.entries[i].value, depth + 1, &value);
-                        if (r < 0)
-                                return r;
-                        r = cxpc_dict_set_take_len(c, dict_entry_key(&o->dict.entries[i]),
-                                                   o->dict.entries[i].key_len, value);
+                        const cxpc_dict_entry *e = &o->dict.entries[i];
+                        cxpc_object *value = NULL;
+                        if (!dict_entry_is_scalar(e)) {
+                                r = object_copy(e->value, depth + 1, &value);
+                                if (r < 0)
+                                        return r;
+                        }
+                        /* value NULL: the inline scalar is copied as it is */
+                        r = dict_put(c, dict_entry_key(e), e->key_len, value, (cxpc_type) e->scalar_type,
+                                     e->scalar, /* replace= */ true);
                         if (r < 0)
                                 return r;
                 }

@@ -215,12 +215,18 @@ int recv_batch_next(RecvBatch *b, cxpc_object **ret_message, cxpc_frame_info *re
         return r;
 }
 
-void recv_batch_discard(RecvBatch *b) {
+static void recv_batch_discard_rest(RecvBatch *b) {
         int fds[CXPC_FDS_PER_MESSAGE_MAX];
         bool surplus;
 
         for (; b->next < b->n; b->next++)
                 close_many(fds, collect_fds(&b->msgs[b->next].msg_hdr, fds, ELEMENTSOF(fds), &surplus));
+}
+
+void recv_batch_discard(RecvBatch *b) {
+        /* Called after every batch, which was usually consumed: skip the fd buffer's setup. */
+        if (b->next < b->n)
+                recv_batch_discard_rest(b);
 }
 
 int socket_wait(int fd, short events, uint64_t deadline) {

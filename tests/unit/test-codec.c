@@ -1019,6 +1019,274 @@ static void test_short_string_values(void **state) {
         }
 }
 
+/* A record of one dictionary holding the given entries (key, tag, value bytes), for decoding. */
+static size_t make_record(uint8_t *rec, size_t n_entries, const char *const *keys, const uint8_t *tags,
+                          const uint8_t (*values)[9], const size_t *value_sizes) {
+        size_t n = CXPC_FRAME_HEADER_SIZE;
+        uint32_t count = (uint32_t) n_entries;
+        rec[n++] = CXPC_TYPE_DICTIONARY;
+        memcpy(rec + n, &count, 4), n += 4;
+        for (size_t i = 0; i < n_entries; i++) {
+                uint32_t l = (uint32_t) strlen(keys[i]);
+                memcpy(rec + n, &l, 4), n += 4;
+                memcpy(rec + n, keys[i], l), n += l;
+                rec[n++] = tags[i];
+                memcpy(rec + n, values[i], value_sizes[i]), n += value_sizes[i];
+        }
+        cxpc_frame_header h = {
+                .magic = CXPC_FRAME_MAGIC,
+                .version = CXPC_PROTOCOL_VERSION,
+                .id = 1,
+                .body_size = (uint32_t) (n - CXPC_FRAME_HEADER_SIZE),
+        };
+        memcpy(rec, &h, sizeof(h));
+        return n;
+}
+
+/* Scalars live in their dictionary entry (no object until one is asked for): every type, set by
+ * the typed setters and as objects, ending exactly at the end of the one-pass buffer and beyond
+ * it, encodes like the same value as an array item; decodes, compares, copies and converts alike;
+ * the object cxpc_dict_get() makes stays the same until the entry changes; malformed and
+ * duplicate scalar entries in a record are refused. */
+static void test_inline_scalars(void **state) {
+        static const struct {
+                cxpc_type type;
+                uint64_t bits;
+                size_t size; /* value bytes after the tag */
+        } values[] = {
+                {CXPC_TYPE_NULL, 0, 0},
+                {CXPC_TYPE_BOOL, 0, 1},
+                {CXPC_TYPE_BOOL, 1, 1},
+                {CXPC_TYPE_INT64, (uint64_t) INT64_MIN, 8},
+                {CXPC_TYPE_INT64, 0, 8},
+                {CXPC_TYPE_UINT64, UINT64_MAX, 8},
+                {CXPC_TYPE_DOUBLE, 0x7ff8000000000001ull, 8}, /* a NaN: equal to itself bitwise */
+                {CXPC_TYPE_DATE, 1700000000123456789ull, 8},
+        };
+        char filler[600];
+        memset(filler, 'f', sizeof(filler));
+
+        for (size_t t = 0; t < ELEMENTSOF(values); t++) {
+                cxpc_type type = values[t].type;
+                uint64_t bits = values[t].bits;
+                double dbl;
+                memcpy(&dbl, &bits, 8);
+                for (size_t fill = 280; fill < 420; fill++) {
+                        for (int as_object = 0; as_object < 2; as_object++) {
+                                cxpc_object *m, *o, *a;
+                                int r = 0;
+                                assert_int_equal(cxpc_dict_new(&m), 0);
+                                filler[fill] = 0;
+                                assert_int_equal(cxpc_dict_set_string(m, "f", filler), 0);
+                                filler[fill] = 'f';
+                                switch (type) {
+                                case CXPC_TYPE_NULL:
+                                        r = cxpc_null_new(&o);
+                                        break;
+                                case CXPC_TYPE_BOOL:
+                                        r = cxpc_bool_new(bits != 0, &o);
+                                        break;
+                                case CXPC_TYPE_INT64:
+                                        r = cxpc_int64_new((int64_t) bits, &o);
+                                        break;
+                                case CXPC_TYPE_UINT64:
+                                        r = cxpc_uint64_new(bits, &o);
+                                        break;
+                                case CXPC_TYPE_DOUBLE:
+                                        r = cxpc_double_new(dbl, &o);
+                                        break;
+                                default:
+                                        r = cxpc_date_new((int64_t) bits, &o);
+                                        break;
+                                }
+                                assert_int_equal(r, 0);
+                                if (as_object)
+                                        assert_int_equal(cxpc_dict_set(m, "v", o), 0);
+                                else
+                                        switch (type) {
+                                        case CXPC_TYPE_NULL:
+                                                assert_int_equal(cxpc_dict_set_null(m, "v"), 0);
+                                                break;
+                                        case CXPC_TYPE_BOOL:
+                                                assert_int_equal(cxpc_dict_set_bool(m, "v", bits != 0), 0);
+                                                break;
+                                        case CXPC_TYPE_INT64:
+                                                assert_int_equal(cxpc_dict_set_int64(m, "v", (int64_t) bits),
+                                                                 0);
+                                                break;
+                                        case CXPC_TYPE_UINT64:
+                                                assert_int_equal(cxpc_dict_set_uint64(m, "v", bits), 0);
+                                                break;
+                                        case CXPC_TYPE_DOUBLE:
+                                                assert_int_equal(cxpc_dict_set_double(m, "v", dbl), 0);
+                                                break;
+                                        default:
+                                                assert_int_equal(cxpc_dict_set_date(m, "v", (int64_t) bits),
+                                                                 0);
+                                                break;
+                                        }
+                                assert_int_equal(cxpc_array_new(&a), 0);
+                                assert_int_equal(cxpc_array_append(a, o), 0);
+
+                                /* the entry "v" is last: at some fill it ends the one-pass buffer */
+                                _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+                                assert_int_equal(cxpc_frame_encode(m, 5, 0, 0, &f), 0);
+                                size_t body = 1 + 4 + (4 + 1 + 1 + 4 + fill) + (4 + 1 + 1 + values[t].size);
+                                assert_int_equal(f->body_size, body);
+                                const uint8_t *entry = (const uint8_t *) f->body + body - 1 - values[t].size;
+                                assert_int_equal(entry[0], type);
+                                _cleanup_(cxpc_frame_freep) cxpc_frame *fa = NULL;
+                                cxpc_object *wrap;
+                                assert_int_equal(cxpc_dict_new(&wrap), 0);
+                                assert_int_equal(cxpc_dict_set(wrap, "a", a), 0);
+                                assert_int_equal(cxpc_frame_encode(wrap, 5, 0, 0, &fa), 0);
+                                assert_int_equal(fa->body_size, 1 + 4 + 4 + 1 + 1 + 4 + 1 + values[t].size);
+                                assert_memory_equal(entry,
+                                                    (const uint8_t *) fa->body + 1 + 4 + 4 + 1 + 1 + 4,
+                                                    1 + values[t].size);
+                                cxpc_object_unref(wrap);
+                                cxpc_object_unref(a);
+
+                                cxpc_object *out = NULL;
+                                assert_int_equal(
+                                        cxpc_record_decode(f->record, f->record_size, NULL, 0, &out, NULL),
+                                        0);
+                                assert_true(cxpc_object_equal(m, out));
+                                assert_true(cxpc_object_equal(out, m));
+
+                                /* typed getters: the value, or -EMEDIUMTYPE for any other type */
+                                bool b;
+                                int64_t i64;
+                                uint64_t u64;
+                                double d;
+                                const char *str;
+                                assert_int_equal(cxpc_dict_get_bool(out, "v", &b),
+                                                 type == CXPC_TYPE_BOOL ? 0 : -EMEDIUMTYPE);
+                                assert_int_equal(cxpc_dict_get_int64(out, "v", &i64),
+                                                 type == CXPC_TYPE_INT64 ? 0 : -EMEDIUMTYPE);
+                                assert_int_equal(cxpc_dict_get_uint64(out, "v", &u64),
+                                                 type == CXPC_TYPE_UINT64 ? 0 : -EMEDIUMTYPE);
+                                assert_int_equal(cxpc_dict_get_double(out, "v", &d),
+                                                 type == CXPC_TYPE_DOUBLE ? 0 : -EMEDIUMTYPE);
+                                assert_int_equal(cxpc_dict_get_date(out, "v", &i64),
+                                                 type == CXPC_TYPE_DATE ? 0 : -EMEDIUMTYPE);
+                                assert_int_equal(cxpc_dict_get_string(out, "v", &str), -EMEDIUMTYPE);
+                                assert_int_equal(cxpc_dict_get_int64(out, "w", NULL), -ENOENT);
+                                assert_int_equal(cxpc_dict_get_string(m, "v", &str), -EMEDIUMTYPE);
+
+                                /* the object is made once and stays until the entry changes */
+                                cxpc_object *v = cxpc_dict_get(out, "v");
+                                assert_non_null(v);
+                                assert_ptr_equal(cxpc_dict_get(out, "v"), v);
+                                const char *key;
+                                cxpc_object *ev;
+                                assert_int_equal(cxpc_dict_get_entry(out, 1, &key, &ev), 0);
+                                assert_string_equal(key, "v");
+                                assert_ptr_equal(ev, v);
+                                assert_int_equal(cxpc_object_get_type(v), type);
+                                assert_true(cxpc_object_equal(v, o));
+
+                                /* a copy and JSON see the same values */
+                                cxpc_object *c;
+                                assert_int_equal(cxpc_object_copy(out, &c), 0);
+                                assert_true(cxpc_object_equal(c, m));
+                                if (type != CXPC_TYPE_DOUBLE) { /* NaN has no JSON form */
+                                        _cleanup_free_ char *j1 = NULL, *j2 = NULL;
+                                        assert_int_equal(cxpc_object_to_json(m, 0, &j1), 0);
+                                        assert_int_equal(cxpc_object_to_json(c, 0, &j2), 0);
+                                        assert_string_equal(j1, j2);
+                                }
+                                cxpc_object_unref(c);
+
+                                /* a reference taken on it outlives the dictionary */
+                                cxpc_object *kept = cxpc_object_ref(v);
+                                cxpc_object_unref(out);
+                                assert_true(cxpc_object_equal(kept, o));
+                                cxpc_object_unref(kept);
+                                cxpc_object_unref(o);
+                                cxpc_object_unref(m);
+                        }
+                }
+        }
+
+        /* replacing scalars with objects and back, removing, and a differing value */
+        cxpc_object *m, *n, *s;
+        int64_t i64;
+        assert_int_equal(cxpc_dict_new(&m), 0);
+        assert_int_equal(cxpc_dict_new(&n), 0);
+        assert_int_equal(cxpc_dict_set_int64(m, "k", 1), 0);
+        assert_int_equal(cxpc_dict_set_int64(n, "k", 1), 0);
+        assert_true(cxpc_object_equal(m, n));
+        assert_non_null(cxpc_dict_get(m, "k")); /* one side has its object, the other not */
+        assert_true(cxpc_object_equal(m, n));
+        assert_int_equal(cxpc_dict_set_uint64(n, "k", 1), 0);
+        assert_false(cxpc_object_equal(m, n)); /* same bits, another type */
+        assert_int_equal(cxpc_dict_set_int64(n, "k", 2), 0);
+        assert_false(cxpc_object_equal(m, n));
+        assert_int_equal(cxpc_string_new("x", &s), 0);
+        assert_int_equal(cxpc_dict_set(m, "k", s), 0);
+        assert_false(cxpc_object_equal(m, n));
+        assert_false(cxpc_object_equal(n, m));
+        assert_int_equal(cxpc_dict_get_int64(m, "k", &i64), -EMEDIUMTYPE);
+        assert_ptr_equal(cxpc_dict_get(m, "k"), s);
+        assert_int_equal(cxpc_dict_set_bool(m, "k", true), 0);
+        assert_int_equal(cxpc_object_get_type(cxpc_dict_get(m, "k")), CXPC_TYPE_BOOL);
+        assert_int_equal(cxpc_dict_set(m, "k", s), 0);
+        assert_int_equal(cxpc_dict_set_int64(m, "k", 7), 0);
+        assert_int_equal(cxpc_dict_get_int64(m, "k", &i64), 0);
+        assert_int_equal(i64, 7);
+        assert_int_equal(cxpc_dict_remove(m, "k"), 0);
+        assert_int_equal(cxpc_dict_get_count(m), 0);
+        assert_int_equal(cxpc_dict_set_int64(m, "\xff", 7), -EILSEQ);
+        assert_int_equal(cxpc_dict_set_null(m, "\xc3"), -EILSEQ);
+        assert_int_equal(cxpc_dict_set_int64(s, "k", 7), -EMEDIUMTYPE);
+        assert_int_equal(cxpc_dict_set_null(NULL, "k"), -EINVAL);
+        assert_int_equal(cxpc_dict_get_int64(s, "k", &i64), -EMEDIUMTYPE);
+        cxpc_object_unref(s);
+        cxpc_object_unref(m);
+        cxpc_object_unref(n);
+
+        /* malformed scalar entries: a bool byte other than 0/1, a value cut short, a key twice */
+        static const uint8_t zero[9], one[9] = {1}, two[9] = {2}, str1[9] = {1, 0, 0, 0, 'x'};
+        uint8_t rec[CXPC_FRAME_HEADER_SIZE + 128];
+        const char *keys[] = {"a", "b"};
+        const char *same[] = {"a", "a"};
+        const uint8_t(*vals[])[9] = {&zero, &one, &two, &str1};
+        struct {
+                const char *const *keys;
+                uint8_t tags[2];
+                int vals[2];
+                size_t sizes[2];
+                int result;
+        } cases[] = {
+                {keys, {CXPC_TYPE_BOOL, CXPC_TYPE_NULL}, {1, 0}, {1, 0}, 0},
+                {keys, {CXPC_TYPE_BOOL, CXPC_TYPE_NULL}, {2, 0}, {1, 0}, -EBADMSG},
+                {keys, {CXPC_TYPE_NULL, CXPC_TYPE_INT64}, {0, 0}, {0, 7}, -EBADMSG},
+                {keys, {CXPC_TYPE_NULL, CXPC_TYPE_BOOL}, {0, 0}, {0, 0}, -EBADMSG},
+                {same, {CXPC_TYPE_NULL, CXPC_TYPE_NULL}, {0, 0}, {0, 0}, -EBADMSG},
+                {same, {CXPC_TYPE_INT64, CXPC_TYPE_DATE}, {0, 0}, {8, 8}, -EBADMSG},
+                {same, {CXPC_TYPE_STRING, CXPC_TYPE_BOOL}, {3, 1}, {5, 1}, -EBADMSG},
+                {same, {CXPC_TYPE_DOUBLE, CXPC_TYPE_STRING}, {0, 3}, {8, 5}, -EBADMSG},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                uint8_t v[2][9];
+                memcpy(v[0], *vals[cases[i].vals[0]], 9);
+                memcpy(v[1], *vals[cases[i].vals[1]], 9);
+                size_t size = make_record(rec, 2, cases[i].keys, cases[i].tags, (const uint8_t(*)[9]) v,
+                                          cases[i].sizes);
+                cxpc_object *o = NULL;
+                assert_int_equal(cxpc_record_decode(rec, size, NULL, 0, &o, NULL), cases[i].result);
+                if (cases[i].result == 0) {
+                        bool b = false;
+                        assert_int_equal(cxpc_dict_get_bool(o, "a", &b), 0);
+                        assert_true(b);
+                        assert_int_equal(cxpc_object_get_type(cxpc_dict_get(o, "b")), CXPC_TYPE_NULL);
+                } else
+                        assert_null(o);
+                cxpc_object_unref(o);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_all_types),
@@ -1041,6 +1309,7 @@ int main(void) {
                 cmocka_unit_test(test_short_utf8),
                 cmocka_unit_test(test_string_sizes),
                 cmocka_unit_test(test_short_string_values),
+                cmocka_unit_test(test_inline_scalars),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
