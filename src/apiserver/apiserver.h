@@ -33,6 +33,7 @@ typedef struct Container Container;
 typedef struct Pending {
         cxpc_connection *conn;
         cxpc_object *request;
+        cxpc_route_handler_t handler; /* for requests handled again later (pending_redispatch_all) */
 } Pending;
 
 struct Container {
@@ -54,6 +55,8 @@ struct Container {
         bool retiring_gone;
         Pending *starters; /* starts parked until the retiring service is gone */
         size_t n_starters;
+        Pending *after_start; /* start, stop, kill and rm that came during a start, in order */
+        size_t n_after_start;
         Pending *waiters;
         size_t n_waiters;
         Pending *stoppers; /* stop and rm -f requests answered when the exit is recorded */
@@ -175,4 +178,10 @@ int manager_setup_routes(Manager *m);
 /* Handles the start requests parked while the previous runtime service was exiting. */
 void container_resume_starts(Container *c);
 int pending_add(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request);
+/* Parks a request to be handled again by handler (pending_redispatch_all()). */
+int pending_add_redispatch(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request,
+                           cxpc_route_handler_t handler);
+/* Empties the list first, then hands each request to its handler again, in order: a handler may
+ * park its request anew. Handler failures are answered as the router answers them. */
+void pending_redispatch_all(Pending **list, size_t *n, Manager *mgr);
 void pending_reply_all(Pending **list, size_t *n, cxpc_object *reply);

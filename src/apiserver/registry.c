@@ -36,6 +36,7 @@ Container *container_unref(Container *c) {
         runtime_client_free(c->retiring);
         pending_free_all(&c->waiters, &c->n_waiters);
         pending_free_all(&c->starters, &c->n_starters);
+        pending_free_all(&c->after_start, &c->n_after_start);
         pending_free_all(&c->stoppers, &c->n_stoppers);
         json_decref(c->config);
         free(c->id);

@@ -16,7 +16,8 @@
 #include "signal-util.h"
 #include "apiserver.h"
 
-int pending_add(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request) {
+int pending_add_redispatch(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request,
+                           cxpc_route_handler_t handler) {
         Pending *a;
 
         if (*n >= APISERVER_PENDING_PER_CONTAINER_MAX)
@@ -25,8 +26,28 @@ int pending_add(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *r
         if (!a)
                 return -ENOMEM;
         *list = a;
-        a[(*n)++] = (Pending){cxpc_connection_ref(conn), cxpc_object_ref(request)};
+        a[(*n)++] = (Pending){cxpc_connection_ref(conn), cxpc_object_ref(request), handler};
         return 0;
+}
+
+int pending_add(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request) {
+        return pending_add_redispatch(list, n, conn, request, NULL);
+}
+
+void pending_redispatch_all(Pending **list, size_t *n, Manager *mgr) {
+        Pending *l = TAKE_PTR(*list);
+        size_t k = *n;
+
+        *n = 0;
+        for (size_t i = 0; i < k; i++) {
+                int r = l[i].handler(l[i].conn, l[i].request, mgr);
+                if (r < 0)
+                        (void) cxpc_connection_reply_error(
+                                l[i].conn, l[i].request, cxpc_error_code_from_errno(-r), "%s", strerror(-r));
+                cxpc_connection_unref(l[i].conn);
+                cxpc_object_unref(l[i].request);
+        }
+        free(l);
 }
 
 void pending_reply_all(Pending **list, size_t *n, cxpc_object *reply) {
@@ -109,11 +130,12 @@ static Container *lookup(Manager *mgr, cxpc_connection *conn, cxpc_object *m) {
         return c;
 }
 
-/* Stop, kill, rm and the like wait for nothing while a start is in flight: they are refused,
- * saying so, rather than racing the OCI runtime. */
-static int refuse_starting(cxpc_connection *conn, cxpc_object *m, Container *c) {
-        return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
-                                           "container %s is starting: try again when it has started", c->id);
+/* Start, stop, kill and rm of a container whose start is in flight do not race the OCI runtime:
+ * they are parked and handled, in the order they came, once the start has ended (either way), as
+ * if they had come just then. */
+static int defer_until_started(cxpc_connection *conn, cxpc_object *m, Container *c,
+                               cxpc_route_handler_t handler) {
+        return pending_add_redispatch(&c->after_start, &c->n_after_start, conn, m, handler);
 }
 
 static int refuse_broken(cxpc_connection *conn, cxpc_object *m, Container *c) {
@@ -375,6 +397,8 @@ typedef struct StartCall {
 
 static void start_call_free(StartCall *sc) {
         sc->container->starting = false;
+        pending_redispatch_all(&sc->container->after_start, &sc->container->n_after_start,
+                               sc->container->manager);
         container_unref(sc->container);
         cxpc_connection_unref(sc->conn);
         cxpc_object_unref(sc->request);
@@ -538,7 +562,10 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                                                    "stdio must be file descriptors");
         attach = in >= 0 || out >= 0 || err >= 0;
         if (c->starting)
-                return refuse_starting(conn, m, c);
+                return defer_until_started(conn, m, c, route_start);
+        if (c->remove_on_exit)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is being removed", c->id);
         if (c->status == CONTAINER_STATUS_RUNNING || c->runtime) {
                 if (attach || c->status != CONTAINER_STATUS_RUNNING)
                         return cxpc_connection_reply_error(
@@ -551,7 +578,7 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (c->retiring) {
                 if (!c->retiring_gone)
                         /* Its predecessor still holds the socket name: answered once it exits. */
-                        return pending_add(&c->starters, &c->n_starters, conn, m);
+                        return pending_add_redispatch(&c->starters, &c->n_starters, conn, m, route_start);
                 c->retiring = runtime_client_free(c->retiring);
         }
 
@@ -598,20 +625,8 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
 
 void container_resume_starts(Container *c) {
         _cleanup_(container_unrefp) Container *keep = container_ref(c);
-        Pending *l = TAKE_PTR(c->starters);
-        size_t n = c->n_starters;
 
-        c->n_starters = 0;
-        for (size_t i = 0; i < n; i++) {
-                int r = c->removed ? -ENOENT : route_start(l[i].conn, l[i].request, c->manager);
-                if (r < 0)
-                        (void) cxpc_connection_reply_error(l[i].conn, l[i].request,
-                                                           cxpc_error_code_from_errno(-r),
-                                                           "starting container %s: %s", c->id, strerror(-r));
-                cxpc_connection_unref(l[i].conn);
-                cxpc_object_unref(l[i].request);
-        }
-        free(l);
+        pending_redispatch_all(&c->starters, &c->n_starters, c->manager);
 }
 
 static int route_list(cxpc_connection *conn, cxpc_object *m, void *userdata) {
@@ -718,7 +733,7 @@ static int route_stop(cxpc_connection *conn, cxpc_object *m, void *userdata) {
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                    "stop timeout out of range");
         if (c->starting)
-                return refuse_starting(conn, m, c);
+                return defer_until_started(conn, m, c, route_stop);
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
                 return reply_empty(conn, m); /* stopping a stopped container succeeds, as in docker */
         r = pending_add(&c->stoppers, &c->n_stoppers, conn, m);
@@ -751,7 +766,7 @@ static int route_kill(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         } else
                 (void) cxpc_dict_get_string(m, "signal", &signal);
         if (c->starting)
-                return refuse_starting(conn, m, c);
+                return defer_until_started(conn, m, c, route_kill);
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
                                                    "container %s is not running", c->id);
@@ -793,7 +808,7 @@ static int route_delete(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (c->status == CONTAINER_STATUS_BROKEN && !force)
                 return refuse_broken(conn, m, c);
         if (c->starting)
-                return refuse_starting(conn, m, c);
+                return defer_until_started(conn, m, c, route_delete);
         if (c->status == CONTAINER_STATUS_RUNNING && c->runtime) {
                 if (!force)
                         return cxpc_connection_reply_error(
