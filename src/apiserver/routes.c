@@ -95,15 +95,83 @@ int reply_empty(cxpc_connection *conn, cxpc_object *m) {
         return cxpc_connection_reply(conn, m, reply);
 }
 
-/* Forwards the runtime service's error code and message unchanged, with context. */
-static int reply_runtime_error(cxpc_connection *conn, cxpc_object *m, Container *c, const char *what,
-                               int r) {
-        const RuntimeClientError *e = c->runtime ? runtime_client_last_error(c->runtime) : NULL;
+/* A request forwarded to a container's runtime service without waiting for it: the loop goes on
+ * serving everyone while the service (whose own loop may be busy with the OCI runtime) answers,
+ * and the client is answered then. */
+typedef struct ForwardCall {
+        Container *container;
+        cxpc_connection *conn; /* the client */
+        cxpc_object *request;
+        const char *what;      /* context for an error: "killing container" */
+        const char *reply_key; /* the value of the service's reply that ours carries, or NULL */
+        cxpc_type reply_type;
+} ForwardCall;
 
-        if (e && e->remote)
-                return cxpc_connection_reply_error(conn, m, e->code, "%s %s: %s", what, c->id, e->message);
-        return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "%s %s: %s", what, c->id,
-                                           e && e->message[0] ? e->message : strerror(-r));
+static void on_forward_reply(cxpc_connection *rconn, cxpc_object *reply, void *userdata) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *ours = NULL;
+        ForwardCall *fc = userdata;
+        const char *id = fc->container->id;
+        cxpc_error_code code;
+        const char *message = NULL;
+        cxpc_object *value = fc->reply_key ? cxpc_dict_get(reply, fc->reply_key) : NULL;
+        int r;
+
+        /* The service's error code and message go to the client unchanged, with context. A lost
+         * or silent service comes back as the library's interrupted/timeout reply. */
+        if (cxpc_reply_check(reply, &code, &message) < 0)
+                (void) cxpc_connection_reply_error(fc->conn, fc->request, code, "%s %s: %s", fc->what, id,
+                                                   message ?: cxpc_error_code_to_string(code));
+        else if (fc->reply_key && cxpc_object_get_type(value) != fc->reply_type)
+                (void) cxpc_connection_reply_error(fc->conn, fc->request, CXPC_ERROR_INTERNAL_ERROR,
+                                                   "%s %s: the runtime service's reply has no %s", fc->what,
+                                                   id, fc->reply_key);
+        else {
+                r = cxpc_reply_new(&ours);
+                if (r >= 0 && fc->reply_key)
+                        r = cxpc_dict_set(ours, fc->reply_key, value);
+                if (r >= 0)
+                        (void) cxpc_connection_reply(fc->conn, fc->request, ours);
+                else
+                        (void) cxpc_connection_reply_error(fc->conn, fc->request,
+                                                           cxpc_error_code_from_errno(-r), "%s %s: %s",
+                                                           fc->what, id, strerror(-r));
+        }
+        container_unref(fc->container);
+        cxpc_connection_unref(fc->conn);
+        cxpc_object_unref(fc->request);
+        free(fc);
+}
+
+/* Sends call to c's runtime service; m is answered when it replies (with its reply_key value of
+ * type reply_type, if reply_key). Returns 0 (answered later) or negative errno (not sent). */
+static int forward_to_runtime(cxpc_connection *conn, cxpc_object *m, Container *c, cxpc_object *call,
+                              const char *what, const char *reply_key, cxpc_type reply_type) {
+        ForwardCall *fc;
+        int r;
+
+        fc = malloc(sizeof *fc);
+        if (!fc)
+                return -ENOMEM;
+        *fc = (ForwardCall){
+                .container = container_ref(c),
+                .conn = cxpc_connection_ref(conn),
+                .request = cxpc_object_ref(m),
+                .what = what,
+                .reply_key = reply_key,
+                .reply_type = reply_type,
+        };
+        /* The handler runs exactly once, also when the service goes away (interrupted). */
+        r = cxpc_connection_call_async(runtime_client_get_connection(c->runtime), call,
+                                       APISERVER_RUNTIME_TIMEOUT_USEC, on_forward_reply, fc);
+        if (r < 0) {
+                container_unref(fc->container);
+                cxpc_connection_unref(fc->conn);
+                cxpc_object_unref(fc->request);
+                free(fc);
+                return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r), "%s %s: %s",
+                                                   what, c->id, strerror(-r));
+        }
+        return 0;
 }
 
 /* Looks up the "id" of a request; replies itself (invalidArgument/notFound) when there is none. */
@@ -750,6 +818,7 @@ static int route_stop(cxpc_connection *conn, cxpc_object *m, void *userdata) {
 }
 
 static int route_kill(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *call = NULL;
         Container *c = lookup(userdata, conn, m);
         const char *signal = "SIGKILL";
         int64_t signum;
@@ -770,13 +839,14 @@ static int route_kill(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
                                                    "container %s is not running", c->id);
-        r = runtime_client_kill(c->runtime, c->id, signal);
+        r = runtime_client_kill_request(c->runtime, c->id, signal, &call);
         if (r < 0)
-                return reply_runtime_error(conn, m, c, "killing container", r);
-        return reply_empty(conn, m);
+                return r;
+        return forward_to_runtime(conn, m, c, call, "killing container", NULL, CXPC_TYPE_NULL);
 }
 
 static int route_resize(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *call = NULL;
         Container *c = lookup(userdata, conn, m);
         int64_t w = 0, h = 0;
         int r;
@@ -790,10 +860,10 @@ static int route_resize(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
                                                    "container %s is not running", c->id);
-        r = runtime_client_resize(c->runtime, c->id, (unsigned) w, (unsigned) h);
+        r = runtime_client_resize_request(c->runtime, c->id, (unsigned) w, (unsigned) h, &call);
         if (r < 0)
-                return reply_runtime_error(conn, m, c, "resizing the terminal of", r);
-        return reply_empty(conn, m);
+                return r;
+        return forward_to_runtime(conn, m, c, call, "resizing the terminal of", NULL, CXPC_TYPE_NULL);
 }
 
 static int route_delete(cxpc_connection *conn, cxpc_object *m, void *userdata) {
@@ -857,7 +927,7 @@ static int route_wait(cxpc_connection *conn, cxpc_object *m, void *userdata) {
 }
 
 static int route_endpoint(cxpc_connection *conn, cxpc_object *m, void *userdata) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *ep = NULL, *reply = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *call = NULL;
         Container *c = lookup(userdata, conn, m);
         int r;
 
@@ -866,15 +936,11 @@ static int route_endpoint(cxpc_connection *conn, cxpc_object *m, void *userdata)
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
                                                    "container %s is not running", c->id);
-        r = runtime_client_create_endpoint(c->runtime, &ep);
-        if (r < 0)
-                return reply_runtime_error(conn, m, c, "reaching the runtime service of", r);
-        r = cxpc_reply_new(&reply);
-        if (r >= 0)
-                r = cxpc_dict_set(reply, "endpoint", ep);
+        r = runtime_client_id_request(c->runtime, "createEndpoint", NULL, &call);
         if (r < 0)
                 return r;
-        return cxpc_connection_reply(conn, m, reply);
+        return forward_to_runtime(conn, m, c, call, "reaching the runtime service of", "endpoint",
+                                  CXPC_TYPE_ENDPOINT);
 }
 
 static int route_logs(cxpc_connection *conn, cxpc_object *m, void *userdata) {

@@ -243,6 +243,36 @@ bats_require_minimum_version 1.5.0
         [ "$output" = 3 ]
 }
 
+@test "kill waits for the exit without holding up other clients" {
+        # SIGKILL is answered once the process has exited. A process in a frozen cgroup v1 freezer
+        # cannot exit until thawed: the API server must go on serving meanwhile.
+        [[ -e /sys/fs/cgroup/freezer/cgroup.procs ]] || skip "no cgroup v1 freezer"
+        container run -d --name frozen1 --rootfs "$ROOTFS" sleep 60
+        # The container's process is a child of its runtime service (inspect's pid).
+        pid=$(pgrep -P "$(container inspect frozen1 | jq -r '.[0].pid')" -x sleep)
+        freezer=/sys/fs/cgroup/freezer$(awk -F: '$2 == "freezer" { print $3 }' /proc/"$pid"/cgroup)
+        [[ -d $freezer && $freezer != /sys/fs/cgroup/freezer/ ]]
+        echo FROZEN >"$freezer/freezer.state"
+        container kill frozen1 >"$BATS_TEST_TMPDIR/kill.out" 2>&1 &
+        kill_pid=$!
+        sleep 0.3
+        start=$(date +%s%N)
+        ls_status=0
+        container ls >/dev/null || ls_status=$?
+        elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+        kill_waiting=0
+        kill -0 "$kill_pid" && kill_waiting=1 # still waiting for the exit
+        # Thawed before any check can fail: a frozen process would outlive the test.
+        echo THAWED >"$freezer/freezer.state"
+        wait "$kill_pid"
+        [ "$kill_waiting" -eq 1 ]
+        [ "$ls_status" -eq 0 ]
+        ((elapsed_ms < 1000))
+        [ "$(cat "$BATS_TEST_TMPDIR/kill.out")" = frozen1 ]
+        [ "$(container wait frozen1)" = 137 ]
+        container rm frozen1
+}
+
 @test "system status and version" {
         run container system status
         [ "$status" -eq 0 ]

@@ -247,19 +247,28 @@ int runtime_client_start(RuntimeClient *c, const char *id) {
         return simple_id_call(c, "start", id, 0, NULL);
 }
 
+int runtime_client_kill_request(RuntimeClient *c, const char *id, const char *signal, cxpc_object **ret) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
+        int r;
+
+        assert_return(c && id && signal && ret, -EINVAL);
+        r = runtime_client_id_request(c, "kill", id, &m);
+        if (r < 0)
+                return r;
+        r = cxpc_dict_set_string(m, "signal", signal);
+        if (r < 0)
+                return runtime_client_set_local_error(c, r, "kill");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
 int runtime_client_kill(RuntimeClient *c, const char *id, const char *signal) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
         int r;
 
-        assert_return(c && id && signal, -EINVAL);
-        r = runtime_client_new_request(c, "kill", &m);
+        r = runtime_client_kill_request(c, id, signal, &m);
         if (r < 0)
                 return r;
-        r = cxpc_dict_set_string(m, "id", id);
-        if (r >= 0)
-                r = cxpc_dict_set_string(m, "signal", signal);
-        if (r < 0)
-                return runtime_client_set_local_error(c, r, "kill");
         return runtime_client_call(c, m, 0, NULL);
 }
 

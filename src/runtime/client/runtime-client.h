@@ -93,6 +93,7 @@ int runtime_client_bootstrap_request(RuntimeClient *c, const RuntimeStdio *stdio
 int runtime_client_id_request(RuntimeClient *c, const char *name, const char *id, cxpc_object **ret);
 int runtime_client_resize_request(RuntimeClient *c, const char *id, unsigned width, unsigned height,
                                   cxpc_object **ret);
+int runtime_client_kill_request(RuntimeClient *c, const char *id, const char *signal, cxpc_object **ret);
 
 /* Low level: send request (route set by the caller) and check the reply, keeping the error. */
 int runtime_client_call(RuntimeClient *c, cxpc_object *request, uint64_t timeout_usec,
