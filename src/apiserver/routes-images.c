@@ -49,7 +49,9 @@ int container_mount_image_rootfs(Container *c) {
                 return 0; /* still mounted (e.g. from before an API server restart) */
         r = image_store_mount_rootfs(
                 m->images, ref, c->id, target,
-                json_is_true(json_object_get(c->config, "readOnlyRoot")) ? IMAGE_MOUNT_READ_ONLY : 0);
+                (json_is_true(json_object_get(c->config, "readOnlyRoot")) ? IMAGE_MOUNT_READ_ONLY : 0) |
+                        /* removed on exit: its upper layer is never needed after a crash */
+                        (container_is_kept(c) ? 0 : IMAGE_MOUNT_VOLATILE));
         if (r < 0)
                 fprintf(stderr, "container-apiserver: %s: %s\n", c->id, image_store_last_error(m->images));
         return r;

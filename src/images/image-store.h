@@ -171,6 +171,11 @@ int image_store_unref_container(ImageStore *s, const char *container_id);
 
 enum {
         IMAGE_MOUNT_READ_ONLY = 1u << 0, /* lower layers only, no upper directory */
+        /* overlay's "volatile": the upper layer is never synced, neither by the container's
+         * fsync()/syncfs() nor at unmount, which otherwise syncs the whole filesystem the store is
+         * on (tens of ms, more with other dirty data). For containers removed on exit, whose upper
+         * layer cannot be needed after a crash. Ignored where the kernel lacks it (before 5.10). */
+        IMAGE_MOUNT_VOLATILE = 1u << 1,
 };
 /* References the image for container_id (as image_store_ref_container()) and mounts its root
  * filesystem at target (an existing directory): overlay of the layers, top first, with

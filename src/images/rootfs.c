@@ -17,7 +17,7 @@
 /* The new mount API takes one lower directory per call ("lowerdir+", Linux 6.8), so the number of
  * layers is not limited by the size of one option string. */
 static int mount_overlay_fsapi(char *const *lowers, const char *upper, const char *work, const char *target,
-                               bool read_only) {
+                               bool read_only, bool volatile_upper) {
         _cleanup_close_ int fs = -EBADF, mnt = -EBADF;
 
         fs = fsopen("overlay", FSOPEN_CLOEXEC);
@@ -28,6 +28,8 @@ static int mount_overlay_fsapi(char *const *lowers, const char *upper, const cha
                         return -errno;
         if (upper && (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upper, 0) < 0 ||
                       fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) < 0))
+                return -errno;
+        if (upper && volatile_upper && fsconfig(fs, FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0)
                 return -errno;
         if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
                 return -errno;
@@ -40,7 +42,7 @@ static int mount_overlay_fsapi(char *const *lowers, const char *upper, const cha
 }
 
 static int mount_overlay_legacy(char *const *lowers, const char *upper, const char *work, const char *target,
-                                bool read_only) {
+                                bool read_only, bool volatile_upper) {
         char opts[OVERLAY_OPTIONS_MAX];
         size_t n = 0;
         int k;
@@ -54,7 +56,8 @@ static int mount_overlay_legacy(char *const *lowers, const char *upper, const ch
                 n += (size_t) k;
         }
         if (upper) {
-                k = snprintf(opts + n, sizeof(opts) - n, ",upperdir=%s,workdir=%s", upper, work);
+                k = snprintf(opts + n, sizeof(opts) - n, ",upperdir=%s,workdir=%s%s", upper, work,
+                             volatile_upper ? ",volatile" : "");
                 if (k < 0 || (size_t) k >= sizeof(opts) - n)
                         return -E2BIG;
         }
@@ -82,7 +85,7 @@ _public_ int image_store_mount_rootfs(ImageStore *s, const char *ref, const char
         assert_return(ref, -EINVAL);
         assert_return(store_container_id_valid(container_id), -EINVAL);
         assert_return(target && target[0] == '/', -EINVAL);
-        assert_return((flags & ~IMAGE_MOUNT_READ_ONLY) == 0, -EINVAL);
+        assert_return((flags & ~(IMAGE_MOUNT_READ_ONLY | IMAGE_MOUNT_VOLATILE)) == 0, -EINVAL);
         s->error[0] = '\0';
         if (!path_ok_for_options(s->root))
                 return store_error(s, -EINVAL, "store path %s cannot be used in overlay options", s->root);
@@ -137,9 +140,12 @@ _public_ int image_store_mount_rootfs(ImageStore *s, const char *ref, const char
                         return -ENOMEM;
         }
 
-        r = mount_overlay_fsapi(lowers, upper, work, target, read_only);
+        bool volatile_upper = upper && (flags & IMAGE_MOUNT_VOLATILE);
+        r = mount_overlay_fsapi(lowers, upper, work, target, read_only, volatile_upper);
         if (r == -ENOSYS || r == -EINVAL)
-                r = mount_overlay_legacy(lowers, upper, work, target, read_only);
+                r = mount_overlay_legacy(lowers, upper, work, target, read_only, volatile_upper);
+        if (r == -EINVAL && volatile_upper) /* a kernel without "volatile" */
+                r = mount_overlay_legacy(lowers, upper, work, target, read_only, false);
         if (r < 0)
                 return store_error(s, r, "cannot mount overlay root filesystem at %s", target);
         return 0;

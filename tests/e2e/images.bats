@@ -195,6 +195,19 @@ teardown_file() {
         [[ $output == *one* ]]
 }
 
+@test "a --rm container's upper layer is volatile (never synced); a kept one's is not" {
+        # The root filesystem's mount options, as the container sees them ("fsync=volatile" since
+        # Linux 6.5, "volatile" before).
+        run container run --rm busybox awk '$2 == "/" { print $4 }' /proc/mounts
+        [ "$status" -eq 0 ]
+        [[ ,$output, == *,volatile,* || ,$output, == *,fsync=volatile,* ]]
+        run container run --name kept1 busybox awk '$2 == "/" { print $4 }' /proc/mounts
+        [ "$status" -eq 0 ]
+        [[ $output != *volatile* ]]
+        [[ $output == *upperdir=* ]]
+        container rm kept1
+}
+
 @test "--read-only mounts the image read-only" {
         run container run --rm --read-only busybox sh -c 'touch /x 2>&1; echo rc=$?'
         [ "$status" -eq 0 ]

@@ -4,6 +4,7 @@
  * works in its own temporary directory with a sentinel directory next to the store, and checks that
  * nothing was written to the sentinel and nothing partial remains in the store. */
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -688,9 +689,28 @@ static void test_docker_archive(void **state) {
         image_store_free(s2);
 }
 
+/* The super block options of the mount at target, from /proc/self/mountinfo ("" if none). */
+static void mount_super_options(const char *target, char *buf, size_t size) {
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[4096];
+
+        buf[0] = '\0';
+        assert_non_null(f);
+        while (fgets(line, sizeof(line), f)) {
+                char mnt[PATH_MAX], super[1024];
+                const char *dash = strstr(line, " - ");
+                /* id parent major:minor root mountpoint ... - fstype source super-options */
+                if (!dash || sscanf(line, "%*d %*d %*s %*s %4095s", mnt) != 1 || !streq(mnt, target) ||
+                    sscanf(dash + 3, "%*s %*s %1023s", super) != 1)
+                        continue;
+                snprintf(buf, size, ",%s,", super);
+        }
+        fclose(f);
+}
+
 static void test_overlay_independent_uppers(void **state) {
         Env *e = *state;
-        char path[256], t1[256], t2[256], p[512];
+        char path[256], t1[256], t2[256], t3[256], p[512], opts[2048];
         Member m1[] = {{"base", AE_IFREG, "base"}, {"shadowed", AE_IFREG, "old"}};
         Member m2[] = {{".wh.shadowed", AE_IFREG, ""}, {"top", AE_IFREG, "top"}};
         Layer l[] = {{m1, 2, true}, {m2, 2, false}};
@@ -710,6 +730,16 @@ static void test_overlay_independent_uppers(void **state) {
         mkdir(t2, 0755);
         assert_int_equal(image_store_mount_rootfs(e->s, "ov:1", "c1", t1, 0), 0);
         assert_int_equal(image_store_mount_rootfs(e->s, "ov:1", "c2", t2, IMAGE_MOUNT_READ_ONLY), 0);
+        /* A volatile upper layer ("fsync=volatile" since Linux 6.5, "volatile" before); the others
+         * are synced as usual. */
+        snprintf(t3, sizeof(t3), "%s/t3", e->dir);
+        mkdir(t3, 0755);
+        assert_int_equal(image_store_mount_rootfs(e->s, "ov:1", "c3", t3, IMAGE_MOUNT_VOLATILE), 0);
+        mount_super_options(t3, opts, sizeof(opts));
+        assert_true(strstr(opts, ",volatile,") || strstr(opts, ",fsync=volatile,"));
+        mount_super_options(t1, opts, sizeof(opts));
+        assert_true(strstr(opts, ",upperdir=") && !strstr(opts, "volatile"));
+        assert_int_equal(image_store_umount_rootfs(e->s, "c3", t3, IMAGE_UMOUNT_REMOVE), 0);
         snprintf(p, sizeof(p), "%s/top", t1);
         assert_int_equal(stat(p, &st), 0);
         snprintf(p, sizeof(p), "%s/shadowed", t1);
