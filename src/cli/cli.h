@@ -73,6 +73,7 @@ int verb_wait(int argc, char **argv);
 int verb_ls(int argc, char **argv);
 int verb_inspect(int argc, char **argv);
 int verb_stop(int argc, char **argv);
+int verb_restart(int argc, char **argv);
 int verb_kill(int argc, char **argv);
 int verb_rm(int argc, char **argv);
 int verb_stats(int argc, char **argv);

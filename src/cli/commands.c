@@ -195,6 +195,19 @@ int verb_inspect(int argc, char **argv) {
 }
 
 /* stop, kill and rm share a shape: options, then ids, one call each. */
+/* One request about one container; the error (with what) is printed. */
+static int call_for_id(cxpc_connection *conn, const char *id, const char *route, const char *verb,
+                       int (*fill)(cxpc_object *req, void *ud), void *ud, uint64_t timeout) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL;
+        char what[128];
+
+        snprintf(what, sizeof what, "%s %.64s", verb, id);
+        if (cli_request(route, id, &req) < 0 || (fill && fill(req, ud) < 0) ||
+            cli_call(conn, req, timeout, what, NULL) < 0)
+                return -EIO;
+        return 0;
+}
+
 static int for_each_id(int argc, char **argv, int first, const char *route, const char *verb,
                        int (*fill)(cxpc_object *req, void *ud), void *ud, uint64_t timeout) {
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
@@ -206,15 +219,12 @@ static int for_each_id(int argc, char **argv, int first, const char *route, cons
         if (cli_connect(true, &conn) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         for (int i = first; i < argc; i++) {
-                _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL;
-                char what[128];
-
-                snprintf(what, sizeof what, "%s %.64s", verb, argv[i]);
-                if (cli_request(route, argv[i], &req) < 0 || (fill && fill(req, ud) < 0) ||
-                    cli_call(conn, req, timeout, what, NULL) < 0)
+                if (call_for_id(conn, argv[i], route, verb, fill, ud, timeout) < 0)
                         ret = CONTAINER_EXIT_TOOL_FAILED;
-                else
+                else {
                         printf("%s\n", argv[i]);
+                        fflush(stdout); /* in order with the errors on stderr */
+                }
         }
         return ret;
 }
@@ -235,7 +245,8 @@ static int fill_stop(cxpc_object *req, void *ud) {
         return r;
 }
 
-int verb_stop(int argc, char **argv) {
+/* stop's and restart's options; false with the exit code in *ret when there is nothing to do. */
+static bool parse_stop_options(int argc, char **argv, const char *usage, StopArgs *a, int *ret) {
         static const struct option options[] = {
                 {"time", required_argument, NULL, 't'},
                 {"timeout", required_argument, NULL, 't'},
@@ -243,31 +254,76 @@ int verb_stop(int argc, char **argv) {
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        StopArgs a = {.timeout = -1};
         int c;
 
+        *a = (StopArgs){.timeout = -1};
         while ((c = getopt_long(argc, argv, "t:s:h", options, NULL)) >= 0)
                 switch (c) {
                 case 't': {
                         char *end;
-                        a.timeout = strtoll(optarg, &end, 10);
-                        if (*end || end == optarg || a.timeout < 0 || a.timeout > 86400)
-                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--time", "invalidArgument",
+                        a->timeout = strtoll(optarg, &end, 10);
+                        if (*end || end == optarg || a->timeout < 0 || a->timeout > 86400) {
+                                *ret = cli_error(CONTAINER_EXIT_TOOL_FAILED, "--time", "invalidArgument",
                                                  "\"%s\": seconds, 0 to 86400", optarg);
+                                return false;
+                        }
                         break;
                 }
                 case 's':
-                        a.signal = optarg;
+                        a->signal = optarg;
                         break;
                 case 'h':
-                        printf("Usage: container stop [-t SECONDS] [-s SIGNAL] CONTAINER...\n");
-                        return 0;
+                        printf("%s\n", usage);
+                        *ret = 0;
+                        return false;
                 default:
-                        return CONTAINER_EXIT_TOOL_FAILED;
+                        *ret = CONTAINER_EXIT_TOOL_FAILED;
+                        return false;
                 }
-        /* The server answers after the exit: our deadline covers its timeout and then some. */
+        return true;
+}
+
+/* The server answers stop after the exit: our deadline covers its timeout and then some. */
+static uint64_t stop_deadline(const StopArgs *a) {
+        return (uint64_t) ((a->timeout < 0 ? 10 : a->timeout) + 30) * USEC_PER_SEC;
+}
+
+int verb_stop(int argc, char **argv) {
+        StopArgs a;
+        int ret;
+
+        if (!parse_stop_options(argc, argv, "Usage: container stop [-t SECONDS] [-s SIGNAL] CONTAINER...",
+                                &a, &ret))
+                return ret;
         return for_each_id(argc, argv, optind, APISERVER_ROUTE_STOP, "stopping", fill_stop, &a,
-                           (uint64_t) ((a.timeout < 0 ? 10 : a.timeout) + 30) * USEC_PER_SEC);
+                           stop_deadline(&a));
+}
+
+/* docker restart: stop (as stop does: a stopped container stays stopped) then start, detached. */
+int verb_restart(int argc, char **argv) {
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        StopArgs a;
+        int ret = 0;
+
+        if (!parse_stop_options(argc, argv, "Usage: container restart [-t SECONDS] [-s SIGNAL] CONTAINER...",
+                                &a, &ret))
+                return ret;
+        if (optind >= argc)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "restarting", "invalidArgument",
+                                 "give at least one container");
+        if (cli_connect(true, &conn) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        for (int i = optind; i < argc; i++) {
+                if (call_for_id(conn, argv[i], APISERVER_ROUTE_STOP, "restarting", fill_stop, &a,
+                                stop_deadline(&a)) < 0 ||
+                    call_for_id(conn, argv[i], APISERVER_ROUTE_START, "restarting", NULL, NULL, 0) < 0)
+                        ret = CONTAINER_EXIT_TOOL_FAILED;
+                else {
+                        printf("%s\n", argv[i]);
+                        fflush(stdout); /* in order with the errors on stderr */
+                }
+        }
+        return ret;
 }
 
 static int fill_kill(cxpc_object *req, void *ud) {

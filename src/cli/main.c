@@ -40,6 +40,7 @@ static void help(FILE *f) {
               "  create     Create a container\n"
               "  start      Start created or stopped containers\n"
               "  stop       Stop running containers\n"
+              "  restart    Stop and start containers again\n"
               "  kill       Send a signal to containers\n"
               "  rm         Remove containers\n"
               "  ls, ps     List containers\n"
@@ -70,11 +71,12 @@ int main(int argc, char **argv) {
                 const char *name;
                 int (*fn)(int argc, char **argv);
         } verbs[] = {
-                {"start", verb_start}, {"exec", verb_exec},       {"logs", verb_logs},
-                {"wait", verb_wait},   {"ls", verb_ls},           {"ps", verb_ls},
-                {"list", verb_ls},     {"inspect", verb_inspect}, {"stop", verb_stop},
-                {"kill", verb_kill},   {"rm", verb_rm},           {"stats", verb_stats},
-                {"prune", verb_prune}, {"system", verb_system},   {"image", verb_image},
+                {"start", verb_start},     {"exec", verb_exec},       {"logs", verb_logs},
+                {"wait", verb_wait},       {"ls", verb_ls},           {"ps", verb_ls},
+                {"list", verb_ls},         {"inspect", verb_inspect}, {"stop", verb_stop},
+                {"restart", verb_restart}, {"kill", verb_kill},       {"rm", verb_rm},
+                {"stats", verb_stats},     {"prune", verb_prune},     {"system", verb_system},
+                {"image", verb_image},
         };
         int c;
 

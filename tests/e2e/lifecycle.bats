@@ -273,6 +273,23 @@ bats_require_minimum_version 1.5.0
         container rm frozen1
 }
 
+@test "restart stops and starts again; a stopped container is started; errors are per container" {
+        container run -d --name rs1 --rootfs "$ROOTFS" sleep 60
+        first=$(container inspect rs1 | jq -r '.[0].startedAt')
+        run container restart -t 0 rs1
+        [ "$status" -eq 0 ]
+        [ "$output" = rs1 ]
+        [ "$(container inspect rs1 | jq -r '.[0].status')" = running ]
+        [ "$(container inspect rs1 | jq -r '.[0].startedAt')" != "$first" ]
+        container stop -t 0 rs1
+        run container restart rs1 nosuch1
+        [ "$status" -eq 125 ]
+        [[ ${lines[0]} == rs1 ]]
+        [[ $output == *"restarting nosuch1: notFound: no such container: nosuch1"* ]]
+        [ "$(container inspect rs1 | jq -r '.[0].status')" = running ]
+        container rm -f rs1
+}
+
 @test "system status and version" {
         run container system status
         [ "$status" -eq 0 ]
