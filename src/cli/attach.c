@@ -408,7 +408,13 @@ static void run_help(bool create_only) {
                "      --rootfs DIR      use DIR as the root filesystem\n"
                "      --runtime crun|runc|PATH\n"
                "                        OCI runtime (default: the API server's, crun unless set)\n"
-               "      --stop-signal SIG signal that stop sends first (default: the image's, else TERM)\n",
+               "      --stop-signal SIG signal that stop sends first (default: the image's, else TERM)\n"
+               "      --cap-add CAP     add a capability to the default set (NET_ADMIN, ..., ALL)\n"
+               "      --cap-drop CAP    drop a capability (ALL: every one)\n"
+               "      --security-opt no-new-privileges[=true|false]\n"
+               "                        (default true: setuid programs gain nothing)\n"
+               "      --ulimit NAME=SOFT[:HARD]  resource limit (nofile, nproc, core, ...)\n"
+               "      --pids-limit N    at most N processes (0 or -1: no limit)\n",
                create_only ? "create" : "run");
 }
 
@@ -433,6 +439,11 @@ int verb_run(int argc, char **argv, bool create_only) {
                 OPT_HOSTNAME,
                 OPT_RUNTIME,
                 OPT_STOP_SIGNAL,
+                OPT_CAP_ADD,
+                OPT_CAP_DROP,
+                OPT_SECURITY_OPT,
+                OPT_ULIMIT,
+                OPT_PIDS_LIMIT,
         };
         static const struct option options[] = {
                 {"detach", no_argument, NULL, 'd'},
@@ -456,22 +467,28 @@ int verb_run(int argc, char **argv, bool create_only) {
                 {"hostname", required_argument, NULL, OPT_HOSTNAME},
                 {"runtime", required_argument, NULL, OPT_RUNTIME},
                 {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
+                {"cap-add", required_argument, NULL, OPT_CAP_ADD},
+                {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
+                {"security-opt", required_argument, NULL, OPT_SECURITY_OPT},
+                {"ulimit", required_argument, NULL, OPT_ULIMIT},
+                {"pids-limit", required_argument, NULL, OPT_PIDS_LIMIT},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(json_decrefp) json_t *cfg = NULL, *env = json_array(), *mounts = json_array(),
                                        *labels = json_object(), *args = json_array(),
-                                       *resources = json_object();
+                                       *resources = json_object(), *rlimits = json_array();
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
         _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL, *config = NULL;
         _cleanup_free_ char *text = NULL, *rootfs = NULL, *id = NULL, *runtime = NULL;
         const char *name = NULL, *workdir = NULL, *user = NULL, *entrypoint = NULL, *image = NULL,
                    *hostname = NULL, *stop_signal = NULL;
         bool detach = false, auto_remove = false, read_only = false, init = false;
+        RunSecurity security = RUN_SECURITY_INIT;
         AttachOptions ao = {};
         int c, r;
 
-        if (!env || !mounts || !labels || !args || !resources)
+        if (!env || !mounts || !labels || !args || !resources || !rlimits)
                 return CONTAINER_EXIT_TOOL_FAILED;
         if (json_array_append_new(env, json_string(DEFAULT_PATH_ENV)) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
@@ -565,6 +582,26 @@ int verb_run(int argc, char **argv, bool create_only) {
                                                  "invalidArgument", "unknown signal \"%s\"", optarg);
                         stop_signal = optarg;
                         break;
+                case OPT_CAP_ADD:
+                        if (!run_security_cap_add(&security, optarg))
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        break;
+                case OPT_CAP_DROP:
+                        if (!run_security_cap_drop(&security, optarg))
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        break;
+                case OPT_SECURITY_OPT:
+                        if (!run_security_opt(&security, optarg))
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        break;
+                case OPT_ULIMIT:
+                        if (!run_security_ulimit(&security, rlimits, optarg))
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        break;
+                case OPT_PIDS_LIMIT:
+                        if (!run_security_pids_limit(&security, optarg))
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        break;
                 case OPT_ROOTFS:
                         free(rootfs);
                         rootfs = realpath(optarg, NULL);
@@ -647,6 +684,9 @@ int verb_run(int argc, char **argv, bool create_only) {
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, argv[0], "internalError",
                                  "building the configuration");
         if (user && json_object_set_new(json_object_get(cfg, "process"), "user", json_string(user)) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (run_security_apply(&security, json_object_get(cfg, "process"), json_object_get(cfg, "resources"),
+                               rlimits) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         if (image && entrypoint && json_object_set_new(cfg, "entrypoint", json_string(entrypoint)) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "capabilities.h"
 #include "container-common.h"
 #include "macro.h"
 
@@ -186,6 +187,24 @@ static void test_oci_runtime_check(void **state) {
                 assert_int_equal(oci_runtime_check("crun", err, sizeof err), 0);
 }
 
+static void test_capabilities(void **state) {
+        assert_int_equal(capability_all_count, 41); /* up to CAP_CHECKPOINT_RESTORE */
+        assert_int_equal(capability_from_name("CAP_CHOWN"), 0);
+        assert_int_equal(capability_from_name("net_admin"), 12);
+        assert_int_equal(capability_from_name("Cap_Sys_Admin"), 21);
+        assert_int_equal(capability_from_name("CHECKPOINT_RESTORE"), 40);
+        assert_int_equal(capability_from_name("ALL"), -EINVAL); /* the CLI's word, not a capability */
+        assert_int_equal(capability_from_name("CAP_"), -EINVAL);
+        assert_int_equal(capability_from_name(""), -EINVAL);
+        assert_int_equal(capability_from_name(NULL), -EINVAL);
+        for (size_t i = 0; i < capability_all_count; i++)
+                assert_int_equal(capability_from_name(capability_all[i]), (int) i);
+        size_t n = 0;
+        for (const char *const *c = capability_default_set; *c; c++, n++)
+                assert_true(capability_from_name(*c) >= 0);
+        assert_int_equal(n, 14);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_id_validation),
@@ -193,6 +212,7 @@ int main(void) {
                 cmocka_unit_test(test_status_names),
                 cmocka_unit_test(test_rfc3339),
                 cmocka_unit_test(test_dirs),
+                cmocka_unit_test(test_capabilities),
                 cmocka_unit_test(test_atomic_write_and_rm_rf),
                 cmocka_unit_test(test_oci_runtime_check),
         };

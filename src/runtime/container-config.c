@@ -319,6 +319,18 @@ static int parse_process(json_t *j, ProcessConfig *p, const char **err) {
         return 0;
 }
 
+int process_config_inherit_security(ProcessConfig *p, const ProcessConfig *init, json_t *j) {
+        if (!json_object_get(j, "capabilities") && init->capabilities) {
+                p->capabilities = strv_free(p->capabilities);
+                p->capabilities = strv_copy((const char *const *) init->capabilities);
+                if (!p->capabilities)
+                        return -ENOMEM;
+        }
+        if (!json_object_get(j, "noNewPrivileges"))
+                p->no_new_privileges = init->no_new_privileges;
+        return 0;
+}
+
 int process_config_from_json(json_t *j, ProcessConfig **ret, const char **ret_error) {
         _cleanup_(process_config_freep) ProcessConfig *p = NULL;
         const char *err = "bad process configuration";

@@ -87,6 +87,10 @@ int container_config_load(const char *bundle, ContainerConfig **ret, const char 
  * following symlinks out of the rootfs. */
 int process_config_resolve_user(ProcessConfig *p, const char *rootfs, const char **ret_error);
 
+/* What an exec'd process j (its JSON) does not set of its capabilities and no-new-privileges
+ * comes from the container's init process, as in docker: --cap-drop cannot be undone by exec. */
+int process_config_inherit_security(ProcessConfig *p, const ProcessConfig *init, json_t *j);
+
 /* Appends "K=V" entries from env (overriding equal keys). */
 int process_config_merge_env(ProcessConfig *p, char *const *env);
 

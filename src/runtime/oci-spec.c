@@ -4,27 +4,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "capabilities.h"
 #include "macro.h"
 #include "oci-spec.h"
-
-/* Docker's default capability set. */
-static const char *const default_caps[] = {
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-        NULL,
-};
 
 /* crun's defaults. */
 static const char *const masked_paths[] = {
@@ -96,7 +78,7 @@ int oci_process_new(const ProcessConfig *p, json_t **ret) {
 
         assert_return(p && p->args && ret, -EINVAL);
 
-        cl = p->capabilities ? (const char *const *) p->capabilities : default_caps;
+        cl = p->capabilities ? (const char *const *) p->capabilities : capability_default_set;
         caps = json_pack("{s:o, s:o, s:o, s:o}", "bounding", json_strv(cl), "effective", json_strv(cl),
                          "permitted", json_strv(cl), "inheritable", json_array());
         rl = json_array();

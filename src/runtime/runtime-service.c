@@ -1184,7 +1184,7 @@ static int route_create_process(cxpc_connection *c, cxpc_object *m, void *userda
         json_error_t jerr;
         json_t *j;
         Proc *p;
-        int r;
+        int r, k;
 
         if (get_id(rt, c, m, &id) < 0)
                 return 0;
@@ -1206,6 +1206,13 @@ static int route_create_process(cxpc_connection *c, cxpc_object *m, void *userda
         if (!j)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "bad processConfig");
         r = process_config_from_json(j, &pc, &err);
+        if (r >= 0) {
+                k = process_config_inherit_security(pc, &rt->config->process, j);
+                if (k < 0) {
+                        json_decref(j);
+                        return k;
+                }
+        }
         json_decref(j);
         if (r < 0)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT, "processConfig: %s",

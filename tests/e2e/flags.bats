@@ -76,6 +76,53 @@ bats_require_minimum_version 1.5.0
         [ "$status" -eq 125 ]
 }
 
+@test "--cap-add, --cap-drop, --security-opt no-new-privileges; exec inherits them" {
+        status_field() { awk -v f="$1:" '$1 == f { print $2 }'; }
+        # docker's default set is 0xa80425fb; NET_RAW is bit 13, SYS_ADMIN 21, NET_BIND_SERVICE 10.
+        run container run --rm --rootfs "$ROOTFS" cat /proc/self/status
+        [ "$(status_field CapBnd <<<"$output")" = 00000000a80425fb ]
+        [ "$(status_field NoNewPrivs <<<"$output")" = 1 ]
+        run container run --rm --cap-drop net_raw --cap-add CAP_SYS_ADMIN --rootfs "$ROOTFS" cat /proc/self/status
+        [ "$(status_field CapEff <<<"$output")" = 00000000a82405fb ]
+        run container run --rm --cap-drop ALL --cap-add NET_BIND_SERVICE --security-opt no-new-privileges=false \
+                --rootfs "$ROOTFS" cat /proc/self/status
+        [ "$(status_field CapBnd <<<"$output")" = 0000000000000400 ]
+        [ "$(status_field NoNewPrivs <<<"$output")" = 0 ]
+        # exec gets the container's set, not the default one.
+        container run -d --name caps1 --cap-drop ALL --security-opt no-new-privileges:false --rootfs "$ROOTFS" \
+                sleep 60
+        run container exec caps1 cat /proc/self/status
+        [ "$(status_field CapBnd <<<"$output")" = 0000000000000000 ]
+        [ "$(status_field NoNewPrivs <<<"$output")" = 0 ]
+        container rm -f caps1
+        run container run --rm --cap-add NOT_A_CAP --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+        [[ $output == *'unknown capability "NOT_A_CAP"'* ]]
+        run container run --rm --security-opt seccomp=unconfined --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+        [[ $output == *"supported is no-new-privileges"* ]]
+}
+
+@test "--ulimit and --pids-limit" {
+        run container run --rm --ulimit nofile=512:1024 --ulimit core=0 --rootfs "$ROOTFS" \
+                sh -c 'echo $(ulimit -n) $(ulimit -Hn) $(ulimit -c)'
+        [ "$status" -eq 0 ]
+        [ "$output" = "512 1024 0" ]
+        container run -d --name pids1 --pids-limit 20 --rootfs "$ROOTFS" sleep 60
+        run container stats --no-stream --format json pids1
+        [ "$(jq -r '.[0].pidsLimit' <<<"$output")" = 20 ]
+        # The 21st process cannot be made.
+        run container exec pids1 sh -c 'for i in $(seq 30); do sleep 5 & done 2>&1; wait'
+        [[ $output == *"can't fork"* || $output == *"Resource temporarily unavailable"* ]]
+        container rm -f pids1
+        run container run --rm --ulimit nofile=2048:1024 --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+        run container run --rm --ulimit bogus=1 --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+        run container run --rm --pids-limit few --rootfs "$ROOTFS" true
+        [ "$status" -eq 125 ]
+}
+
 @test "--read-only" {
         run container run --rm --read-only --rootfs "$ROOTFS" sh -c 'touch /ro-test 2>/dev/null && echo rw || echo ro'
         [ "$output" = ro ]
