@@ -511,17 +511,14 @@ static int load_blob_json(ImageStore *s, const char *digest, json_t **ret) {
         return json_load_at(s->root_fd, p, ret);
 }
 
-_public_ int image_store_inspect(ImageStore *s, const char *ref, json_t **ret) {
-        _cleanup_(json_decrefp) json_t *index = NULL, *cfg = NULL, *out = NULL, *counts = NULL;
+/* The index, the image ref resolves to (its digest and index record) and its config blob. */
+static int image_load_config(ImageStore *s, const char *ref, json_t **ret_index, const char **ret_digest,
+                             json_t **ret_image, json_t **ret_config) {
+        _cleanup_(json_decrefp) json_t *index = NULL, *cfg = NULL;
         const char *digest, *cfgd;
-        json_t *img, *v, *layers;
-        size_t i;
+        json_t *img;
         int r;
 
-        assert_return(s, -EINVAL);
-        assert_return(ref, -EINVAL);
-        assert_return(ret, -EINVAL);
-        s->error[0] = '\0';
         r = store_index_load(s, &index);
         if (r < 0)
                 return r;
@@ -533,15 +530,37 @@ _public_ int image_store_inspect(ImageStore *s, const char *ref, json_t **ret) {
         r = load_blob_json(s, cfgd, &cfg);
         if (r < 0)
                 return store_error(s, r, "cannot read config %s of image %s", cfgd, ref);
+        /* digest and img point into index, which the caller now owns. */
+        *ret_digest = digest;
+        *ret_image = img;
+        *ret_config = TAKE_PTR(cfg);
+        *ret_index = TAKE_PTR(index);
+        return 0;
+}
+
+_public_ int image_store_inspect(ImageStore *s, const char *ref, json_t **ret) {
+        _cleanup_(json_decrefp) json_t *index = NULL, *cfg = NULL, *out = NULL, *counts = NULL;
+        const char *digest;
+        json_t *img, *v, *layers;
+        size_t i;
+        int r;
+
+        assert_return(s, -EINVAL);
+        assert_return(ref, -EINVAL);
+        assert_return(ret, -EINVAL);
+        s->error[0] = '\0';
+        r = image_load_config(s, ref, &index, &digest, &img, &cfg);
+        if (r < 0)
+                return r;
         counts = container_counts(s);
         layers = json_array();
         if (!counts || !layers)
                 return -ENOMEM;
         json_array_foreach(json_object_get(img, "layers"), i, v)
                 json_array_append(layers, json_object_get(v, "diff_id"));
-        out = json_pack("{s:s, s:s, s:O, s:O*, s:I, s:I, s:O*, s:O*, s:O*, s:O*, s:O, s:O, s:I}", "Id", cfgd,
-                        "Digest", digest, "RepoTags", json_object_get(img, "names"), "Created",
-                        json_object_get(cfg, "created"), "Size",
+        out = json_pack("{s:s, s:s, s:O, s:O*, s:I, s:I, s:O*, s:O*, s:O*, s:O*, s:O, s:O, s:I}", "Id",
+                        json_string_value(json_object_get(img, "config")), "Digest", digest, "RepoTags",
+                        json_object_get(img, "names"), "Created", json_object_get(cfg, "created"), "Size",
                         json_integer_value(json_object_get(img, "size")), "Loaded",
                         json_integer_value(json_object_get(img, "loaded")), "Architecture",
                         json_object_get(cfg, "architecture"), "Os", json_object_get(cfg, "os"), "Author",
@@ -557,23 +576,17 @@ _public_ int image_store_inspect(ImageStore *s, const char *ref, json_t **ret) {
 
 _public_ int image_store_get_config(ImageStore *s, const char *ref, ImageConfig **ret) {
         _cleanup_(json_decrefp) json_t *index = NULL, *cfg = NULL;
-        const char *digest, *cfgd;
+        const char *digest;
+        json_t *img;
         int r;
 
         assert_return(s, -EINVAL);
         assert_return(ref, -EINVAL);
         assert_return(ret, -EINVAL);
         s->error[0] = '\0';
-        r = store_index_load(s, &index);
+        r = image_load_config(s, ref, &index, &digest, &img, &cfg);
         if (r < 0)
                 return r;
-        r = index_resolve(s, index, ref, &digest, NULL);
-        if (r < 0)
-                return r;
-        cfgd = json_string_value(json_object_get(json_object_get(index_images(index), digest), "config"));
-        r = load_blob_json(s, cfgd, &cfg);
-        if (r < 0)
-                return store_error(s, r, "cannot read config %s of image %s", cfgd, ref);
         return image_config_from_json(json_object_get(cfg, "config"), ret);
 }
 
