@@ -191,6 +191,17 @@ static double elapsed(const struct timespec *t0) {
         return (double) (t1.tv_sec - t0->tv_sec) + (double) (t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* The frame header of a hand-made record of n bytes (header included). */
+static void put_record_header(uint8_t *rec, size_t n) {
+        cxpc_frame_header h = {
+                .magic = CXPC_FRAME_MAGIC,
+                .version = CXPC_PROTOCOL_VERSION,
+                .id = 1,
+                .body_size = (uint32_t) (n - CXPC_FRAME_HEADER_SIZE),
+        };
+        memcpy(rec, &h, sizeof(h));
+}
+
 static bool same_inode(int a, int b) {
         struct stat sa, sb;
         assert_int_equal(fstat(a, &sa), 0);
@@ -729,13 +740,7 @@ static void test_bad_utf8(void **state) {
         const uint8_t body[] = {CXPC_TYPE_DICTIONARY, 1, 0, 0, 0, 1,    0,   0, 0, 'k',
                                 CXPC_TYPE_STRING,     2, 0, 0, 0, 0xc0, 0x80};
         memcpy(rec + n, body, sizeof(body));
-        cxpc_frame_header h = {
-                .magic = CXPC_FRAME_MAGIC,
-                .version = CXPC_PROTOCOL_VERSION,
-                .id = 1,
-                .body_size = sizeof(body),
-        };
-        memcpy(rec, &h, sizeof(h));
+        put_record_header(rec, n + sizeof(body));
         assert_int_equal(cxpc_record_decode(rec, n + sizeof(body), NULL, 0, &o, NULL), -EBADMSG);
         rec[n + sizeof(body) - 2] = 'o';
         rec[n + sizeof(body) - 1] = 'k';
@@ -899,13 +904,7 @@ static void test_key_lengths(void **state) {
                         memcpy(rec + n, k, l), n += l;
                         rec[n++] = CXPC_TYPE_NULL;
                 }
-                cxpc_frame_header h = {
-                        .magic = CXPC_FRAME_MAGIC,
-                        .version = CXPC_PROTOCOL_VERSION,
-                        .id = 1,
-                        .body_size = (uint32_t) (n - CXPC_FRAME_HEADER_SIZE),
-                };
-                memcpy(rec, &h, sizeof(h));
+                put_record_header(rec, n);
                 cxpc_object *o = NULL;
                 assert_int_equal(cxpc_record_decode(rec, n, NULL, 0, &o, NULL), -EBADMSG);
                 assert_null(o);
@@ -1033,13 +1032,7 @@ static size_t make_record(uint8_t *rec, size_t n_entries, const char *const *key
                 rec[n++] = tags[i];
                 memcpy(rec + n, values[i], value_sizes[i]), n += value_sizes[i];
         }
-        cxpc_frame_header h = {
-                .magic = CXPC_FRAME_MAGIC,
-                .version = CXPC_PROTOCOL_VERSION,
-                .id = 1,
-                .body_size = (uint32_t) (n - CXPC_FRAME_HEADER_SIZE),
-        };
-        memcpy(rec, &h, sizeof(h));
+        put_record_header(rec, n);
         return n;
 }
 
