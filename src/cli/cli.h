@@ -102,3 +102,26 @@ bool run_security_ulimit(RunSecurity *s, json_t *rlimits, const char *value);
 bool run_security_pids_limit(RunSecurity *s, const char *value);
 /* Sets process.capabilities, process.noNewPrivileges, process.rlimits and resources.pids as given. */
 int run_security_apply(const RunSecurity *s, json_t *process, json_t *resources, json_t *rlimits);
+
+/* ls --filter (filter.c). */
+#define CLI_FILTER_VALUES_MAX 64u /* values of one key */
+typedef enum FilterKey {
+        FILTER_ID,
+        FILTER_NAME,
+        FILTER_LABEL,
+        FILTER_STATUS,
+        FILTER_ANCESTOR,
+        FILTER_EXITED,
+        _FILTER_KEY_MAX,
+} FilterKey;
+typedef struct ContainerFilter {
+        char **values[_FILTER_KEY_MAX];
+        size_t n[_FILTER_KEY_MAX];
+} ContainerFilter;
+/* Adds "KEY=VALUE"; an unknown key or a bad value is reported and returns a negative errno. */
+int container_filter_add(ContainerFilter *f, const char *spec);
+void container_filter_done(ContainerFilter *f);
+/* A status or exited filter looks at stopped containers too (ls -a implied, as in docker). */
+bool container_filter_wants_all(const ContainerFilter *f);
+/* Every key given has a value that matches (values of one key are alternatives). */
+bool container_filter_match(const ContainerFilter *f, json_t *container);

@@ -106,24 +106,27 @@ static void print_table_row(json_t *c) {
 
 int verb_ls(int argc, char **argv) {
         static const struct option options[] = {
-                {"all", no_argument, NULL, 'a'},
-                {"quiet", no_argument, NULL, 'q'},
-                {"format", required_argument, NULL, 'F'},
-                {"help", no_argument, NULL, 'h'},
-                {},
+                {"all", no_argument, NULL, 'a'},          {"quiet", no_argument, NULL, 'q'},
+                {"format", required_argument, NULL, 'F'}, {"filter", required_argument, NULL, 'f'},
+                {"help", no_argument, NULL, 'h'},         {},
         };
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
         _cleanup_(json_decrefp) json_t *list = NULL;
+        _cleanup_(container_filter_done) ContainerFilter filter = {};
         OutputFormat format = OUTPUT_TABLE;
         bool all = false, quiet = false;
         json_t *c;
         size_t i;
         int opt;
 
-        while ((opt = getopt_long(argc, argv, "aqh", options, NULL)) >= 0)
+        while ((opt = getopt_long(argc, argv, "aqf:h", options, NULL)) >= 0)
                 switch (opt) {
                 case 'a':
                         all = true;
+                        break;
+                case 'f':
+                        if (container_filter_add(&filter, optarg) < 0)
+                                return CONTAINER_EXIT_TOOL_FAILED;
                         break;
                 case 'q':
                         quiet = true;
@@ -133,7 +136,10 @@ int verb_ls(int argc, char **argv) {
                                 return CONTAINER_EXIT_TOOL_FAILED;
                         break;
                 case 'h':
-                        printf("Usage: container ls [-a] [-q] [--format table|json]\n");
+                        printf("Usage: container ls [-a] [-q] [-f|--filter KEY=VALUE]... [--format "
+                               "table|json]\n"
+                               "  KEY: id, name, label (K or K=V), status (created, running, exited),\n"
+                               "       ancestor (IMAGE[:TAG]), exited (exit code)\n");
                         return 0;
                 default:
                         return CONTAINER_EXIT_TOOL_FAILED;
@@ -141,8 +147,13 @@ int verb_ls(int argc, char **argv) {
         if (optind < argc)
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "ls", "invalidArgument",
                                  "unexpected argument %s", argv[optind]);
-        if (cli_connect(true, &conn) < 0 || list_containers(conn, all, &list) < 0)
+        if (cli_connect(true, &conn) < 0 ||
+            list_containers(conn, all || container_filter_wants_all(&filter), &list) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
+        for (i = json_array_size(list); i > 0; i--)
+                if (!container_filter_match(&filter, json_array_get(list, i - 1)) &&
+                    json_array_remove(list, i - 1) < 0)
+                        return CONTAINER_EXIT_TOOL_FAILED;
         if (quiet) {
                 json_array_foreach(list, i, c) printf("%s\n", json_string_value(json_object_get(c, "id")));
         } else if (format == OUTPUT_JSON) {

@@ -157,6 +157,29 @@ bats_require_minimum_version 1.5.0
         [ "$status" -eq 125 ]
 }
 
+@test "ls --filter: values of one key are alternatives, keys must all match" {
+        container run -d --name flt-a -l team=red -l keep --rootfs "$ROOTFS" sleep 60
+        container run -d --name flt-b -l team=blue --rootfs "$ROOTFS" sleep 60
+        run container run --name flt-c -l team=red --rootfs "$ROOTFS" sh -c 'exit 3'
+        [ "$status" -eq 3 ]
+        lsq() { container ls -q "$@" | grep '^flt-' | sort | tr '\n' ' '; }
+        [ "$(lsq --filter label=team=red)" = "flt-a " ] # flt-c has stopped: not without -a
+        [ "$(lsq -a --filter label=team=red)" = "flt-a flt-c " ]
+        [ "$(lsq -f label=team=red -f label=team=blue)" = "flt-a flt-b " ]
+        [ "$(lsq -f label=keep -f name=flt-)" = "flt-a " ]
+        [ "$(lsq -f status=exited)" = "flt-c " ] # a status filter looks at stopped ones too
+        [ "$(lsq -f exited=3)" = "flt-c " ]
+        [ "$(lsq -f exited=0)" = "" ]
+        [ "$(lsq -f status=running -f id=flt-b)" = "flt-b " ]
+        [ "$(container ls --format json -f label=team=blue | jq -r '.[].id')" = flt-b ]
+        run container ls -f colour=red
+        [ "$status" -eq 125 ]
+        [[ $output == *"KEY=VALUE with KEY one of"* ]]
+        run container ls -f status=paused
+        [ "$status" -eq 125 ]
+        container rm -f flt-a flt-b flt-c
+}
+
 @test "--rm removes after exit, -d prints the id" {
         run container run -d --rm --name rm1 --rootfs "$ROOTFS" sleep 0.2
         [ "$output" = rm1 ]

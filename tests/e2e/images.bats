@@ -140,6 +140,15 @@ teardown_file() {
         container image rm cfgbox:1 >/dev/null
 }
 
+@test "ls --filter ancestor= matches the image, with or without its tag" {
+        container run -d --name anc1 busybox sleep 60
+        [ "$(container ls -q -f ancestor=busybox)" = anc1 ]
+        [ "$(container ls -q -f ancestor=busybox:latest)" = anc1 ]
+        [ -z "$(container ls -q -f ancestor=busybox:other)" ]
+        [ -z "$(container ls -q -f ancestor=busy)" ]
+        container rm -f anc1
+}
+
 @test "--rootfs DIR and a directory argument still work" {
         run container run --rm --rootfs "$ROOTFS" echo fromdir
         [ "$status" -eq 0 ]
