@@ -105,6 +105,9 @@ typedef struct ForwardCall {
         const char *what;      /* context for an error: "killing container" */
         const char *reply_key; /* the value of the service's reply that ours carries, or NULL */
         cxpc_type reply_type;
+        /* Run when the service succeeded, before the client is answered; its failure is the
+         * client's answer. */
+        int (*on_success)(Container *c, cxpc_object *request);
 } ForwardCall;
 
 static void on_forward_reply(cxpc_connection *rconn, cxpc_object *reply, void *userdata) {
@@ -125,6 +128,10 @@ static void on_forward_reply(cxpc_connection *rconn, cxpc_object *reply, void *u
                 (void) cxpc_connection_reply_error(fc->conn, fc->request, CXPC_ERROR_INTERNAL_ERROR,
                                                    "%s %s: the runtime service's reply has no %s", fc->what,
                                                    id, fc->reply_key);
+        else if (fc->on_success && !fc->container->removed &&
+                 (r = fc->on_success(fc->container, fc->request)) < 0)
+                (void) cxpc_connection_reply_error(fc->conn, fc->request, cxpc_error_code_from_errno(-r),
+                                                   "%s %s: %s", fc->what, id, strerror(-r));
         else {
                 r = cxpc_reply_new(&ours);
                 if (r >= 0 && fc->reply_key)
@@ -143,9 +150,11 @@ static void on_forward_reply(cxpc_connection *rconn, cxpc_object *reply, void *u
 }
 
 /* Sends call to c's runtime service; m is answered when it replies (with its reply_key value of
- * type reply_type, if reply_key). Returns 0 (answered later) or negative errno (not sent). */
-static int forward_to_runtime(cxpc_connection *conn, cxpc_object *m, Container *c, cxpc_object *call,
-                              const char *what, const char *reply_key, cxpc_type reply_type) {
+ * type reply_type, if reply_key; after on_success, if given). Returns 0 (answered later) or
+ * negative errno (not sent). */
+static int forward_to_runtime_then(cxpc_connection *conn, cxpc_object *m, Container *c, cxpc_object *call,
+                                   const char *what, const char *reply_key, cxpc_type reply_type,
+                                   int (*on_success)(Container *c, cxpc_object *request)) {
         ForwardCall *fc;
         int r;
 
@@ -159,6 +168,7 @@ static int forward_to_runtime(cxpc_connection *conn, cxpc_object *m, Container *
                 .what = what,
                 .reply_key = reply_key,
                 .reply_type = reply_type,
+                .on_success = on_success,
         };
         /* The handler runs exactly once, also when the service goes away (interrupted). */
         r = cxpc_connection_call_async(runtime_client_get_connection(c->runtime), call,
@@ -172,6 +182,11 @@ static int forward_to_runtime(cxpc_connection *conn, cxpc_object *m, Container *
                                                    what, c->id, strerror(-r));
         }
         return 0;
+}
+
+static int forward_to_runtime(cxpc_connection *conn, cxpc_object *m, Container *c, cxpc_object *call,
+                              const char *what, const char *reply_key, cxpc_type reply_type) {
+        return forward_to_runtime_then(conn, m, c, call, what, reply_key, reply_type, NULL);
 }
 
 /* Looks up the "id" of a request; replies itself (invalidArgument/notFound) when there is none. */
@@ -866,6 +881,113 @@ static int route_resize(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         return forward_to_runtime(conn, m, c, call, "resizing the terminal of", NULL, CXPC_TYPE_NULL);
 }
 
+/* What a container/update asks for. */
+typedef struct UpdateLimits {
+        bool has_cpus, has_memory, has_pids;
+        double cpus;
+        int64_t memory_bytes;
+        int64_t pids; /* 0: no limit */
+} UpdateLimits;
+
+/* Parses and checks container/update's limits: NULL when they are fine, else why not. cpus may
+ * be given as an integer too. */
+static const char *update_limits_parse(cxpc_object *m, UpdateLimits *ret) {
+        UpdateLimits l = {};
+        int64_t whole;
+        int r;
+
+        r = cxpc_dict_get_double(m, "cpus", &l.cpus);
+        if (r == -EMEDIUMTYPE && cxpc_dict_get_int64(m, "cpus", &whole) >= 0) {
+                l.cpus = (double) whole;
+                r = 0;
+        }
+        if (r != -ENOENT && (r < 0 || !(l.cpus > 0) || l.cpus > APISERVER_UPDATE_CPUS_MAX))
+                return "cpus: a number above 0, at most 1024";
+        l.has_cpus = r >= 0;
+        r = cxpc_dict_get_int64(m, "memoryBytes", &l.memory_bytes);
+        if (r != -ENOENT && (r < 0 || l.memory_bytes < (int64_t) APISERVER_UPDATE_MEMORY_MIN))
+                return "memoryBytes: an integer of at least 4 MiB";
+        l.has_memory = r >= 0;
+        r = cxpc_dict_get_int64(m, "pids", &l.pids);
+        if (r != -ENOENT && (r < 0 || l.pids < 0))
+                return "pids: an integer, 0 for no limit";
+        l.has_pids = r >= 0;
+        if (!l.has_cpus && !l.has_memory && !l.has_pids)
+                return "nothing to update: give cpus, memoryBytes or pids";
+        *ret = l;
+        return NULL;
+}
+
+/* The request the runtime service gets: the same keys, cpus as a double. */
+static int update_limits_to_request(const UpdateLimits *l, cxpc_object *call) {
+        int r = 0;
+
+        if (l->has_cpus)
+                r = cxpc_dict_set_double(call, "cpus", l->cpus);
+        if (r >= 0 && l->has_memory)
+                r = cxpc_dict_set_int64(call, "memoryBytes", l->memory_bytes);
+        if (r >= 0 && l->has_pids)
+                r = cxpc_dict_set_int64(call, "pids", l->pids);
+        return r;
+}
+
+/* The limits of an update into the configuration (which the next start uses), saved. */
+static int update_apply(Container *c, cxpc_object *m) {
+        json_t *res = json_object_get(c->config, "resources");
+        UpdateLimits l;
+        int r = 0;
+
+        if (update_limits_parse(m, &l))
+                return -EINVAL; /* checked before */
+        if (!json_is_object(res)) {
+                res = json_object();
+                if (!res || json_object_set_new(c->config, "resources", res) < 0)
+                        return -ENOMEM;
+        }
+        if (l.has_cpus)
+                r = json_object_set_new(res, "cpus", json_real(l.cpus));
+        if (r >= 0 && l.has_memory)
+                r = json_object_set_new(res, "memoryBytes", json_integer(l.memory_bytes));
+        if (r >= 0 && l.has_pids)
+                r = l.pids > 0 ? json_object_set_new(res, "pids", json_integer(l.pids))
+                               : (json_object_del(res, "pids"), 0);
+        if (r < 0)
+                return -ENOMEM;
+        return container_save_config(c, WRITE_SYNC_FULL);
+}
+
+static int route_update(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *call = NULL;
+        Container *c = lookup(userdata, conn, m);
+        UpdateLimits l;
+        const char *why;
+        int r;
+
+        if (!c)
+                return 0;
+        if (c->status == CONTAINER_STATUS_BROKEN)
+                return refuse_broken(conn, m, c);
+        why = update_limits_parse(m, &l);
+        if (why)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_ARGUMENT, "%s", why);
+        if (c->starting)
+                return defer_until_started(conn, m, c, route_update);
+        if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime) {
+                r = update_apply(c, m);
+                if (r < 0)
+                        return cxpc_connection_reply_error(conn, m, cxpc_error_code_from_errno(-r),
+                                                           "updating %s: %s", c->id, strerror(-r));
+                return reply_empty(conn, m);
+        }
+        /* Running: the OCI runtime changes the cgroup first; the configuration follows. */
+        r = runtime_client_id_request(c->runtime, "update", c->id, &call);
+        if (r >= 0)
+                r = update_limits_to_request(&l, call);
+        if (r < 0)
+                return r;
+        return forward_to_runtime_then(conn, m, c, call, "updating", NULL, CXPC_TYPE_NULL, update_apply);
+}
+
 static int route_delete(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         Manager *mgr = userdata;
         Container *c = lookup(mgr, conn, m);
@@ -1034,6 +1156,7 @@ int manager_setup_routes(Manager *mgr) {
                 {APISERVER_ROUTE_ENDPOINT, route_endpoint},
                 {APISERVER_ROUTE_LOGS, route_logs},
                 {APISERVER_ROUTE_RESIZE, route_resize},
+                {APISERVER_ROUTE_UPDATE, route_update},
                 {APISERVER_ROUTE_PRUNE, route_prune},
                 {APISERVER_ROUTE_SYSTEM_STATUS, route_status},
                 {APISERVER_ROUTE_SYSTEM_SHUTDOWN, route_shutdown},

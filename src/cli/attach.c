@@ -240,49 +240,6 @@ static int env_file_load(json_t *env, const char *path) {
         return 0;
 }
 
-static int parse_size(const char *s, int64_t *ret) {
-        char *end;
-        double v;
-        int64_t mult = 1;
-
-        errno = 0;
-        v = strtod(s, &end);
-        if (errno || end == s || v < 0)
-                return -EINVAL;
-        switch (*end) {
-        case 0:
-                break;
-        case 'b':
-        case 'B':
-                mult = 1;
-                end++;
-                break;
-        case 'k':
-        case 'K':
-                mult = 1024;
-                end++;
-                break;
-        case 'm':
-        case 'M':
-                mult = 1024 * 1024;
-                end++;
-                break;
-        case 'g':
-        case 'G':
-                mult = 1024 * 1024 * 1024;
-                end++;
-                break;
-        default:
-                return -EINVAL;
-        }
-        if (*end == 'b' || *end == 'B')
-                end++;
-        if (*end)
-                return -EINVAL;
-        *ret = (int64_t) (v * (double) mult);
-        return 0;
-}
-
 static int volume_parse(json_t *mounts, const char *spec) {
         _cleanup_free_ char *copy = strdup(spec);
         char *src, *dst, *opts;
@@ -551,7 +508,7 @@ int verb_run(int argc, char **argv, bool create_only) {
                 }
                 case 'm': {
                         int64_t v;
-                        if (parse_size(optarg, &v) < 0 || v < 4 * 1024 * 1024)
+                        if (cli_parse_size(optarg, &v) < 0 || v < 4 * 1024 * 1024)
                                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--memory", "invalidArgument",
                                                  "\"%s\": a size of at least 4m (suffixes b, k, m, g)",
                                                  optarg);

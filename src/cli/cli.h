@@ -56,6 +56,8 @@ int cli_call_peer(cxpc_connection *c, const char *peer, cxpc_object *req, uint64
  * (container/endpoint), or a connection made from it. Failures are reported. */
 int cli_runtime_endpoint(const char *container, cxpc_object **ret_endpoint);
 int cli_runtime_connect(const char *container, cxpc_connection **ret);
+/* "SIZE" with an optional suffix b, k, m or g (k, m, g optionally followed by b): bytes. */
+int cli_parse_size(const char *s, int64_t *ret);
 /* A new request for route with "id" set (id may be NULL). */
 int cli_request(const char *route, const char *id, cxpc_object **ret);
 /* Converts a reply value to jansson. */
@@ -74,6 +76,7 @@ int verb_ls(int argc, char **argv);
 int verb_inspect(int argc, char **argv);
 int verb_stop(int argc, char **argv);
 int verb_restart(int argc, char **argv);
+int verb_update(int argc, char **argv);
 int verb_kill(int argc, char **argv);
 int verb_rm(int argc, char **argv);
 int verb_stats(int argc, char **argv);

@@ -337,6 +337,81 @@ int verb_restart(int argc, char **argv) {
         return ret;
 }
 
+typedef struct UpdateArgs {
+        bool has_cpus, has_memory, has_pids;
+        double cpus;
+        int64_t memory_bytes, pids; /* pids 0: no limit */
+} UpdateArgs;
+
+static int fill_update(cxpc_object *req, void *ud) {
+        UpdateArgs *a = ud;
+        int r = 0;
+
+        if (a->has_cpus)
+                r = cxpc_dict_set_double(req, "cpus", a->cpus);
+        if (r >= 0 && a->has_memory)
+                r = cxpc_dict_set_int64(req, "memoryBytes", a->memory_bytes);
+        if (r >= 0 && a->has_pids)
+                r = cxpc_dict_set_int64(req, "pids", a->pids);
+        return r;
+}
+
+/* docker update: the limits of running containers change at once (the OCI runtime's update), and
+ * every container's configuration keeps them for its next start. */
+int verb_update(int argc, char **argv) {
+        enum { OPT_CPUS = 0x100, OPT_PIDS_LIMIT };
+        static const struct option options[] = {
+                {"cpus", required_argument, NULL, OPT_CPUS},
+                {"memory", required_argument, NULL, 'm'},
+                {"pids-limit", required_argument, NULL, OPT_PIDS_LIMIT},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        UpdateArgs a = {};
+        char *end;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "m:h", options, NULL)) >= 0)
+                switch (c) {
+                case OPT_CPUS:
+                        errno = 0;
+                        a.cpus = strtod(optarg, &end);
+                        if (errno || *end || end == optarg || !(a.cpus > 0) || a.cpus > 1024)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--cpus", "invalidArgument",
+                                                 "\"%s\": a positive number of CPUs", optarg);
+                        a.has_cpus = true;
+                        break;
+                case 'm':
+                        if (cli_parse_size(optarg, &a.memory_bytes) < 0 || a.memory_bytes < 4 * 1024 * 1024)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--memory", "invalidArgument",
+                                                 "\"%s\": a size of at least 4m (suffixes b, k, m, g)",
+                                                 optarg);
+                        a.has_memory = true;
+                        break;
+                case OPT_PIDS_LIMIT:
+                        errno = 0;
+                        a.pids = strtoll(optarg, &end, 10);
+                        if (errno || *end || end == optarg || a.pids < -1)
+                                return cli_error(
+                                        CONTAINER_EXIT_TOOL_FAILED, "--pids-limit", "invalidArgument",
+                                        "\"%s\": a number of processes (0 or -1: no limit)", optarg);
+                        if (a.pids < 0)
+                                a.pids = 0;
+                        a.has_pids = true;
+                        break;
+                case 'h':
+                        printf("Usage: container update [--cpus N] [-m|--memory SIZE] [--pids-limit N] "
+                               "CONTAINER...\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        if (!a.has_cpus && !a.has_memory && !a.has_pids)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "update", "invalidArgument",
+                                 "give --cpus, --memory or --pids-limit");
+        return for_each_id(argc, argv, optind, APISERVER_ROUTE_UPDATE, "updating", fill_update, &a, 0);
+}
+
 static int fill_kill(cxpc_object *req, void *ud) {
         return cxpc_dict_set_string(req, "signal", ud);
 }

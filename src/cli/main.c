@@ -41,6 +41,7 @@ static void help(FILE *f) {
               "  start      Start created or stopped containers\n"
               "  stop       Stop running containers\n"
               "  restart    Stop and start containers again\n"
+              "  update     Change the CPU, memory and process limits of containers\n"
               "  kill       Send a signal to containers\n"
               "  rm         Remove containers\n"
               "  ls, ps     List containers\n"
@@ -74,9 +75,9 @@ int main(int argc, char **argv) {
                 {"start", verb_start},     {"exec", verb_exec},       {"logs", verb_logs},
                 {"wait", verb_wait},       {"ls", verb_ls},           {"ps", verb_ls},
                 {"list", verb_ls},         {"inspect", verb_inspect}, {"stop", verb_stop},
-                {"restart", verb_restart}, {"kill", verb_kill},       {"rm", verb_rm},
-                {"stats", verb_stats},     {"prune", verb_prune},     {"system", verb_system},
-                {"image", verb_image},
+                {"restart", verb_restart}, {"update", verb_update},   {"kill", verb_kill},
+                {"rm", verb_rm},           {"stats", verb_stats},     {"prune", verb_prune},
+                {"system", verb_system},   {"image", verb_image},
         };
         int c;
 

@@ -255,3 +255,46 @@ int parse_output_format(const char *s, OutputFormat *ret) {
                 return cli_error(-EINVAL, "--format", "invalidArgument", "\"%s\": use table or json", s);
         return 0;
 }
+
+int cli_parse_size(const char *s, int64_t *ret) {
+        char *end;
+        double v;
+        int64_t mult = 1;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno || end == s || v < 0)
+                return -EINVAL;
+        switch (*end) {
+        case 0:
+                break;
+        case 'b':
+        case 'B':
+                mult = 1;
+                end++;
+                break;
+        case 'k':
+        case 'K':
+                mult = 1024;
+                end++;
+                break;
+        case 'm':
+        case 'M':
+                mult = 1024 * 1024;
+                end++;
+                break;
+        case 'g':
+        case 'G':
+                mult = 1024 * 1024 * 1024;
+                end++;
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (*end == 'b' || *end == 'B')
+                end++;
+        if (*end)
+                return -EINVAL;
+        *ret = (int64_t) (v * (double) mult);
+        return 0;
+}

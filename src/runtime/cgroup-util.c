@@ -153,6 +153,14 @@ static int write_string(const char *path, const char *s) {
         return n < 0 ? negative_errno() : 0;
 }
 
+int cgroup_pids_unlimit(const char *id) {
+        char p[512];
+
+        assert_return(id, -EINVAL);
+        cgroup_path(p, sizeof(p), "pids", id, "pids.max");
+        return write_string(p, "max");
+}
+
 /* Kills the members of the cgroup; with pidfds, keeps a pidfd per process signalled (up to max),
  * through which it was signalled (no recycled pid can be hit) and which becomes readable when the
  * process has exited. Returns the number of processes signalled (cgroup.kill: 1). */

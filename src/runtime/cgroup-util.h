@@ -29,3 +29,7 @@ int cgroup_kill_all(const char *id);
  * (v1) or cgroup.events to say "populated 0" (v2, POLLPRI), not on a timer. Repeats for members
  * it could not wait for in one round. 0 when the cgroup is empty (or gone), -ETIMEDOUT. */
 int cgroup_kill_all_wait(const char *id, uint64_t timeout_usec);
+
+/* Lifts the container's process limit (pids.max "max"): OCI runtimes' update takes only numbers
+ * there (crun writes -1, which the kernel refuses). */
+int cgroup_pids_unlimit(const char *id);

@@ -47,6 +47,7 @@ typedef enum PendingKind {
         PENDING_KILL, /* reply {} at exit (SIGKILL) */
         PENDING_STOP, /* reply {} when stopped and cleaned up */
         PENDING_START,
+        PENDING_UPDATE, /* reply {} when the OCI runtime's update has run */
 } PendingKind;
 
 typedef struct Pending {
@@ -94,6 +95,7 @@ struct Child {
         OciInvocation inv;
         child_exit_t cb;
         Proc *proc;
+        Pending *request; /* the request the invocation answers, if any (cb takes it) */
         Child *next;
 };
 
@@ -410,8 +412,10 @@ static void proc_exited(Runtime *rt, Proc *p, int code) {
 
 /* ---- children: the OCI runtime invocations ---- */
 
+/* Runs the OCI runtime with argv; cb gets its exit. request (may be NULL) is what the invocation
+ * answers: taken on success only. */
 static int child_spawn(Runtime *rt, const char *const *argv, const int stdio[3], int pass_fd,
-                       child_exit_t cb, Proc *proc) {
+                       child_exit_t cb, Proc *proc, Pending *request) {
         Child *ch = calloc(1, sizeof(*ch));
         int r;
 
@@ -424,6 +428,7 @@ static int child_spawn(Runtime *rt, const char *const *argv, const int stdio[3],
         }
         ch->cb = cb;
         ch->proc = proc;
+        ch->request = request;
         ch->next = rt->children;
         rt->children = ch;
         return 0;
@@ -458,6 +463,7 @@ static void dispatch_exit(Runtime *rt, pid_t pid, int code) {
                 *i = ch->next;
                 _cleanup_free_ char *message = oci_invocation_finish(&ch->inv);
                 ch->cb(rt, ch, code, message);
+                pending_free(ch->request);
                 free(ch);
                 return;
         }
@@ -869,7 +875,7 @@ static int proc_start(Runtime *rt, Proc *p) {
         argv[n++] = rt->id;
         argv[n] = NULL;
 
-        r = child_spawn(rt, argv, console ? NULL : stdio, process_fd, on_run_done, p);
+        r = child_spawn(rt, argv, console ? NULL : stdio, process_fd, on_run_done, p, NULL);
         /* The container has its copies now; ours would hide EOF from the client. */
         close_many(stdio, 3);
         if (r < 0)
@@ -916,7 +922,7 @@ static void runtime_begin_cleanup(Runtime *rt) {
                 reply_stop_waiters(rt);
                 return;
         }
-        if (child_spawn(rt, argv, NULL, -EBADF, on_delete_done, NULL) < 0) {
+        if (child_spawn(rt, argv, NULL, -EBADF, on_delete_done, NULL, NULL) < 0) {
                 log_msg("cannot run %s delete", rt->runtime_bin);
                 reply_stop_waiters(rt);
                 return;
@@ -1750,6 +1756,93 @@ static int route_shutdown(cxpc_connection *c, cxpc_object *m, void *userdata) {
         return r;
 }
 
+/* ---- update: the running container's resource limits ---- */
+
+static void on_update_done(Runtime *rt, Child *ch, int code, const char *message) {
+        Pending *w = TAKE_PTR(ch->request);
+
+        int64_t pids;
+        int r;
+
+        if (code != 0)
+                (void) cxpc_connection_reply_error(w->conn, w->msg, CXPC_ERROR_INTERNAL_ERROR,
+                                                   "%s update: %s", rt->runtime_bin, message ?: "failed");
+        else if (cxpc_dict_get_int64(w->msg, "pids", &pids) >= 0 && pids == 0 &&
+                 (r = cgroup_pids_unlimit(rt->id)) < 0)
+                (void) cxpc_connection_reply_error(w->conn, w->msg, CXPC_ERROR_INTERNAL_ERROR,
+                                                   "lifting the process limit: %s", strerror(-r));
+        else
+                (void) reply_empty(w->conn, w->msg);
+        pending_free(w);
+}
+
+/* {id, cpus?, memoryBytes?, pids?}: the OCI runtime's update, answered when it has run. pids 0
+ * lifts the limit. */
+static int route_update(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        Runtime *rt = userdata;
+        char period[32], quota[32], memory[32], pids[32];
+        const char *argv[12], *id;
+        size_t n = 0;
+        Pending *request = NULL;
+        double cpus;
+        int64_t v;
+        int r;
+
+        if (get_id(rt, c, m, &id) < 0)
+                return 0;
+        if (!streq(id, rt->id))
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_NOT_FOUND, "no container %s here", id);
+        if (rt->state != RUNTIME_RUNNING)
+                return reply_invalid_state(rt, c, m);
+        argv[n++] = "update";
+        if (cxpc_dict_get_double(m, "cpus", &cpus) >= 0) {
+                if (!(cpus > 0) || cpus > RUNTIME_UPDATE_CPUS_MAX)
+                        return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                           "cpus must be above 0 and at most %u",
+                                                           RUNTIME_UPDATE_CPUS_MAX);
+                snprintf(period, sizeof period, "%u", OCI_CPU_PERIOD_USEC);
+                snprintf(quota, sizeof quota, "%" PRIi64, (int64_t) (cpus * OCI_CPU_PERIOD_USEC + 0.5));
+                argv[n++] = "--cpu-period";
+                argv[n++] = period;
+                argv[n++] = "--cpu-quota";
+                argv[n++] = quota;
+        }
+        if (cxpc_dict_get_int64(m, "memoryBytes", &v) >= 0) {
+                if (v < (int64_t) RUNTIME_UPDATE_MEMORY_MIN)
+                        return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                           "memoryBytes must be at least %u",
+                                                           RUNTIME_UPDATE_MEMORY_MIN);
+                snprintf(memory, sizeof memory, "%" PRIi64, v);
+                argv[n++] = "--memory";
+                argv[n++] = memory;
+        }
+        if (cxpc_dict_get_int64(m, "pids", &v) >= 0) {
+                if (v < 0)
+                        return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                           "pids must be 0 (no limit) or more");
+                if (v > 0) { /* 0: on_update_done() lifts it */
+                        snprintf(pids, sizeof pids, "%" PRIi64, v);
+                        argv[n++] = "--pids-limit";
+                        argv[n++] = pids;
+                }
+        }
+        if (n == 1 && !cxpc_dict_get(m, "pids"))
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
+                                                   "nothing to update: give cpus, memoryBytes or pids");
+        argv[n++] = rt->id;
+        argv[n] = NULL;
+
+        r = pending_add(&request, PENDING_UPDATE, c, m);
+        if (r < 0)
+                return r;
+        r = child_spawn(rt, argv, NULL, -EBADF, on_update_done, NULL, request);
+        if (r < 0) {
+                pending_free(request);
+                return r;
+        }
+        return 0; /* answered when it has run */
+}
+
 static const struct {
         const char *name;
         cxpc_route_handler_t handler;
@@ -1760,6 +1853,7 @@ static const struct {
         {"createProcess", route_create_process},
         {"kill", route_kill},
         {"resize", route_resize},
+        {"update", route_update},
         {"wait", route_wait},
         {"stop", route_stop},
         {"state", route_state},
@@ -1911,6 +2005,7 @@ static void runtime_free(Runtime *rt) {
         for (Child *ch = rt->children, *n; ch; ch = n) {
                 n = ch->next;
                 safe_close(ch->inv.log_fd);
+                pending_free(ch->request);
                 free(ch);
         }
         for (Pending *w = rt->stop_waiters, *n; w; w = n) {

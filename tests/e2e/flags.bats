@@ -123,6 +123,31 @@ bats_require_minimum_version 1.5.0
         [ "$status" -eq 125 ]
 }
 
+@test "update changes a running container's limits at once, and a stopped one's for its next start" {
+        container run -d --name upd1 -m 64m --rootfs "$ROOTFS" sleep 60
+        run container update -m 32m --cpus 0.5 --pids-limit 10 upd1
+        [ "$status" -eq 0 ]
+        [ "$output" = upd1 ]
+        stats() { container stats --no-stream --format json upd1 | jq -c ".[0] | [.memoryLimitBytes, .pidsLimit]"; }
+        [ "$(stats)" = "[33554432,10]" ]
+        [ "$(container inspect upd1 | jq -c '.[0].configuration.resources | [.memoryBytes, .cpus, .pids]')" = "[33554432,0.5,10]" ]
+        # 0 lifts the process limit (-1: none).
+        container update --pids-limit 0 upd1
+        [ "$(stats)" = "[33554432,-1]" ]
+        container stop -t 0 upd1
+        container update -m 48m --pids-limit 5 upd1
+        container start upd1
+        [ "$(stats)" = "[50331648,5]" ]
+        run container update -m 1m upd1
+        [ "$status" -eq 125 ]
+        run container update upd1
+        [ "$status" -eq 125 ]
+        run container update -m 32m nosuch2
+        [ "$status" -eq 125 ]
+        [[ $output == *"no such container: nosuch2"* ]]
+        container rm -f upd1
+}
+
 @test "--read-only" {
         run container run --rm --read-only --rootfs "$ROOTFS" sh -c 'touch /ro-test 2>/dev/null && echo rw || echo ro'
         [ "$output" = ro ]
