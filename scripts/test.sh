@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs what is missing, builds with
 # -Werror, runs every test in a normal build, again under ASan+UBSan, the unit tests under
-# valgrind, a bounded fuzzing run, and the end-to-end suites. Prints "N passed, N failed" last.
+# valgrind, a bounded fuzzing run, and the end-to-end suites (also against the sanitizer build,
+# as one check). Prints "N passed, N failed" last.
 #
 #   FUZZ_SECONDS=60   how long the codec fuzzer runs (0 skips it)
 #   SKIP_ASAN=1       skip the sanitizer build (quicker local runs)
@@ -109,6 +110,29 @@ if compgen -G "tests/e2e/*.bats" >/dev/null; then
         s=$(grep -c -E '^ok .*# skip' <<<"$out")
         passed=$((passed + p - s)); failed=$((failed + f)); skipped=$((skipped + s))
         ((f == 0)) || failures+=("bats: $f failed")
+fi
+
+if [[ -z ${SKIP_ASAN:-} && -x build-asan/src/cli/container ]] && compgen -G "tests/e2e/*.bats" >/dev/null; then
+        # The same suites against the sanitizer build: the API server, the runtime services, the
+        # CLI and its helpers all run instrumented. Reports go to files (a daemon's stderr is a
+        # log); any report fails this step, as does any failed test.
+        step "end-to-end (bats) under ASan+UBSan"
+        reports=$(mktemp -d)
+        out=$(ASAN_OPTIONS=detect_leaks=1:log_path=$reports/asan:log_exe_name=1 \
+                LSAN_OPTIONS=suppressions=$top/tests/e2e/lsan.supp:print_suppressions=0 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan:log_exe_name=1 \
+                BUILD_DIR=$top/build-asan bats --tap tests/e2e 2>&1)
+        p=$(grep -c -E '^ok ' <<<"$out"); f=$(grep -c -E '^not ok ' <<<"$out")
+        n_reports=$(grep -l -r -E 'ERROR: |runtime error' "$reports" | wc -l)
+        echo "$p ok, $f not ok, $n_reports sanitizer report(s)"
+        if ((f == 0 && n_reports == 0)); then
+                passed=$((passed + 1))
+        else
+                grep -A3 -E '^not ok ' <<<"$out" | head -40
+                grep -l -r -E 'ERROR: |runtime error' "$reports" | xargs -r head -30 | head -80
+                failed=$((failed + 1)); failures+=("bats under ASan: $f failed, $n_reports sanitizer report(s)")
+        fi
+        rm -rf "$reports"
 fi
 
 step "summary"
