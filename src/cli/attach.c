@@ -1263,6 +1263,8 @@ int verb_wait(int argc, char **argv) {
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
         int ret = 0;
 
+        if (cli_help_requested(argc, argv, "Usage: container wait CONTAINER...  (prints each exit code)"))
+                return 0;
         if (argc < 2)
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "wait", "invalidArgument",
                                  "give at least one container");

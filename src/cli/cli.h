@@ -58,6 +58,9 @@ int cli_runtime_endpoint(const char *container, cxpc_object **ret_endpoint);
 int cli_runtime_connect(const char *container, cxpc_connection **ret);
 /* "SIZE" with an optional suffix b, k, m or g (k, m, g optionally followed by b): bytes. */
 int cli_parse_size(const char *s, int64_t *ret);
+/* For commands without options of their own: true (after printing usage) when argv[1] is -h or
+ * --help, which must never be taken as a container or image name, nor do anything. */
+bool cli_help_requested(int argc, char **argv, const char *usage);
 /* A new request for route with "id" set (id may be NULL). */
 int cli_request(const char *route, const char *id, cxpc_object **ret);
 /* Converts a reply value to jansson. */

@@ -173,6 +173,8 @@ int verb_inspect(int argc, char **argv) {
         _cleanup_(json_decrefp) json_t *out = json_array();
         int ret = 0, first = 1;
 
+        if (cli_help_requested(argc, argv, "Usage: container inspect [--format json] CONTAINER..."))
+                return 0;
         /* --format json is the only shape; accepted for symmetry with ls. */
         if (argc > first + 1 && streq(argv[first], "--format")) {
                 if (!streq(argv[first + 1], "json"))
@@ -471,6 +473,8 @@ int verb_prune(int argc, char **argv) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
         cxpc_object *removed;
 
+        if (cli_help_requested(argc, argv, "Usage: container prune [-f]  (removes every stopped container)"))
+                return 0;
         for (int i = 1; i < argc; i++)
                 if (!streq(argv[i], "-f") && !streq(argv[i], "--force"))
                         return cli_error(CONTAINER_EXIT_TOOL_FAILED, "prune", "invalidArgument",
@@ -680,8 +684,20 @@ static int system_status(bool quiet_if_down) {
         return 0;
 }
 
+#define SYSTEM_USAGE                                                                      \
+        "Usage: container system COMMAND\n"                                               \
+        "  start     start the API server if it is not running, and show its status\n"    \
+        "  stop      stop the API server (containers keep running)\n"                     \
+        "  status    show whether the API server runs, its pid, root and run directory\n" \
+        "  version   show the versions of the CLI and the API server"
+
 int verb_system(int argc, char **argv) {
         const char *what = argc > 1 ? argv[1] : "";
+
+        /* "system --help" and "system start --help": usage, never the action. */
+        if (cli_help_requested(argc, argv, SYSTEM_USAGE) ||
+            (argc > 2 && cli_help_requested(argc - 1, argv + 1, SYSTEM_USAGE)))
+                return 0;
 
         if (streq(what, "start")) {
                 _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;

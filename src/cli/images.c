@@ -479,6 +479,8 @@ static int image_inspect(int argc, char **argv) {
         _cleanup_(json_decrefp) json_t *out = json_array();
         int ret = 0;
 
+        if (cli_help_requested(argc, argv, "Usage: container image inspect IMAGE..."))
+                return 0;
         if (argc < 2)
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "image inspect", "invalidArgument",
                                  "give an image");
@@ -507,6 +509,8 @@ static int image_inspect(int argc, char **argv) {
 static int image_tag(int argc, char **argv) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL;
 
+        if (cli_help_requested(argc, argv, "Usage: container image tag IMAGE NAME[:TAG]"))
+                return 0;
         if (argc != 3)
                 return cli_error(CONTAINER_EXIT_TOOL_FAILED, "image tag", "invalidArgument",
                                  "usage: container image tag IMAGE NAME[:TAG]");
@@ -524,6 +528,9 @@ static int image_prune(int argc, char **argv) {
         bool all = false;
         char size[32];
 
+        if (cli_help_requested(argc, argv,
+                               "Usage: container image prune [-a] [-f]  (-a: every unused image)"))
+                return 0;
         for (int i = 1; i < argc; i++) {
                 if (streq(argv[i], "-a") || streq(argv[i], "--all"))
                         all = true;

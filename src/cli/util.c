@@ -298,3 +298,10 @@ int cli_parse_size(const char *s, int64_t *ret) {
         *ret = (int64_t) (v * (double) mult);
         return 0;
 }
+
+bool cli_help_requested(int argc, char **argv, const char *usage) {
+        if (argc < 2 || (!streq(argv[1], "--help") && !streq(argv[1], "-h")))
+                return false;
+        printf("%s\n", usage);
+        return true;
+}

@@ -290,6 +290,21 @@ bats_require_minimum_version 1.5.0
         container rm -f rs1
 }
 
+@test "every command answers --help with its usage and does nothing else" {
+        local cmds=(run create start stop restart kill rm ls ps exec logs inspect stats cp export prune wait
+                update image "image load" "image ls" "image rm" "image inspect" "image tag" "image prune"
+                "image save" system "system start" "system stop" "system status" "system version")
+        for cmd in "${cmds[@]}"; do
+                # shellcheck disable=SC2086 # "image ls" is two words
+                run container $cmd --help
+                [ "$status" -eq 0 ] || { echo "$cmd --help: exit $status: $output"; false; }
+                [[ $output == Usage:* ]] || { echo "$cmd --help: $output"; false; }
+        done
+        # "system stop --help" did not stop the server.
+        run container system status
+        [[ $output == *"is running"* ]]
+}
+
 @test "system status and version" {
         run container system status
         [ "$status" -eq 0 ]
