@@ -61,6 +61,10 @@ int cli_parse_size(const char *s, int64_t *ret);
 /* For commands without options of their own: true (after printing usage) when argv[1] is -h or
  * --help, which must never be taken as a container or image name, nor do anything. */
 bool cli_help_requested(int argc, char **argv, const char *usage);
+/* prune's options: -f/--force (accepted: we never ask), and -a/--all when ret_all is given. */
+int cli_prune_options(int argc, char **argv, const char *what, bool *ret_all);
+/* image/prune, printing what went (images.c). */
+int cli_image_prune(bool all);
 /* A new request for route with "id" set (id may be NULL). */
 int cli_request(const char *route, const char *id, cxpc_object **ret);
 /* Converts a reply value to jansson. */

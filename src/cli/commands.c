@@ -475,10 +475,8 @@ int verb_prune(int argc, char **argv) {
 
         if (cli_help_requested(argc, argv, "Usage: container prune [-f]  (removes every stopped container)"))
                 return 0;
-        for (int i = 1; i < argc; i++)
-                if (!streq(argv[i], "-f") && !streq(argv[i], "--force"))
-                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "prune", "invalidArgument",
-                                         "unexpected argument %s", argv[i]);
+        if (cli_prune_options(argc, argv, "prune", NULL) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
         if (cli_connect(true, &conn) < 0 || cli_request(APISERVER_ROUTE_PRUNE, NULL, &req) < 0 ||
             cli_call(conn, req, 0, "pruning containers", &reply) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
@@ -689,7 +687,8 @@ static int system_status(bool quiet_if_down) {
         "  start     start the API server if it is not running, and show its status\n"    \
         "  stop      stop the API server (containers keep running)\n"                     \
         "  status    show whether the API server runs, its pid, root and run directory\n" \
-        "  version   show the versions of the CLI and the API server"
+        "  version   show the versions of the CLI and the API server\n"                   \
+        "  prune [-a] [-f]  remove stopped containers and unnamed images (-a: every unused image)"
 
 int verb_system(int argc, char **argv) {
         const char *what = argc > 1 ? argv[1] : "";
@@ -699,6 +698,18 @@ int verb_system(int argc, char **argv) {
             (argc > 2 && cli_help_requested(argc - 1, argv + 1, SYSTEM_USAGE)))
                 return 0;
 
+        if (streq(what, "prune")) {
+                /* docker system prune: stopped containers, then unnamed images (-a: every unused
+                 * one); networks and build caches we do not have. */
+                char *container_prune[] = {(char *) "prune", NULL};
+                bool all;
+                int r;
+
+                if (cli_prune_options(argc - 1, argv + 1, "system prune", &all) < 0)
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                r = verb_prune(1, container_prune);
+                return r != 0 ? r : cli_image_prune(all);
+        }
         if (streq(what, "start")) {
                 _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
                 return cli_connect(true, &conn) < 0 ? CONTAINER_EXIT_TOOL_FAILED : system_status(false);
@@ -739,5 +750,5 @@ int verb_system(int argc, char **argv) {
                 return 0;
         }
         return cli_error(CONTAINER_EXIT_TOOL_FAILED, "system", "invalidArgument",
-                         "use start, stop, status or version");
+                         "use start, stop, status, version or prune");
 }

@@ -522,24 +522,11 @@ static int image_tag(int argc, char **argv) {
         return 0;
 }
 
-static int image_prune(int argc, char **argv) {
+int cli_image_prune(bool all) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
         int64_t removed = 0, freed = 0;
-        bool all = false;
         char size[32];
 
-        if (cli_help_requested(argc, argv,
-                               "Usage: container image prune [-a] [-f]  (-a: every unused image)"))
-                return 0;
-        for (int i = 1; i < argc; i++) {
-                if (streq(argv[i], "-a") || streq(argv[i], "--all"))
-                        all = true;
-                else if (streq(argv[i], "-f") || streq(argv[i], "--force"))
-                        ; /* docker's "no confirmation": we never ask */
-                else
-                        return cli_error(CONTAINER_EXIT_TOOL_FAILED, "image prune", "invalidArgument",
-                                         "unexpected argument %s", argv[i]);
-        }
         if (cli_request(APISERVER_ROUTE_IMAGE_PRUNE, NULL, &req) < 0 ||
             cxpc_dict_set_bool(req, "all", all) < 0 ||
             call_simple(APISERVER_ROUTE_IMAGE_PRUNE, req, 0, "pruning images", &reply) < 0)
@@ -549,6 +536,34 @@ static int image_prune(int argc, char **argv) {
         size_string(freed, size, sizeof size);
         printf("Deleted images: %lld\nTotal reclaimed space: %s\n", (long long) removed, size);
         return fflush(stdout) == 0 ? 0 : CONTAINER_EXIT_TOOL_FAILED;
+}
+
+int cli_prune_options(int argc, char **argv, const char *what, bool *ret_all) {
+        bool all = false;
+
+        for (int i = 1; i < argc; i++) {
+                if (ret_all && (streq(argv[i], "-a") || streq(argv[i], "--all")))
+                        all = true;
+                else if (streq(argv[i], "-f") || streq(argv[i], "--force"))
+                        ; /* docker's "no confirmation": we never ask */
+                else
+                        return cli_error(-EINVAL, what, "invalidArgument", "unexpected argument %s",
+                                         argv[i]);
+        }
+        if (ret_all)
+                *ret_all = all;
+        return 0;
+}
+
+static int image_prune(int argc, char **argv) {
+        bool all;
+
+        if (cli_help_requested(argc, argv,
+                               "Usage: container image prune [-a] [-f]  (-a: every unused image)"))
+                return 0;
+        if (cli_prune_options(argc, argv, "image prune", &all) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        return cli_image_prune(all);
 }
 
 static int image_save(int argc, char **argv) {

@@ -54,7 +54,7 @@ static void help(FILE *f) {
               "  prune      Remove all stopped containers\n"
               "  wait       Wait for containers to exit and print their exit codes\n"
               "  image      load | ls | rm | inspect | tag | prune | save images\n"
-              "  system     start | stop | status | version of the API server\n"
+              "  system     start | stop | status | version of the API server; prune\n"
               "\n"
               "Exit codes: the container process's own; 125 the tool failed; 126 the command\n"
               "cannot be executed; 127 the command was not found. See docs/cli.md.\n",

@@ -149,6 +149,28 @@ teardown_file() {
         container rm -f anc1
 }
 
+@test "system prune removes stopped containers, then unnamed images, and every unused one with -a" {
+        container run -d --name sp-run busybox sleep 60
+        container run --name sp-stopped busybox true
+        run container system prune
+        [ "$status" -eq 0 ]
+        [ "${lines[0]}" = sp-stopped ]
+        [[ $output == *"Deleted images: 0"* ]]
+        run container inspect sp-stopped
+        [ "$status" -ne 0 ]
+        [ "$(container inspect sp-run | jq -r '.[0].status')" = running ]
+        # busybox is in use: even -a keeps it.
+        container system prune -a >/dev/null
+        [ "$(container image ls --format json | jq length)" = 1 ]
+        container rm -f sp-run
+        run container system prune -a -f
+        [ "$status" -eq 0 ]
+        [[ $output == *"Deleted images: 1"* ]]
+        [ "$(container image ls --format json | jq length)" = 0 ]
+        run container system prune --everything
+        [ "$status" -eq 125 ]
+}
+
 @test "--rootfs DIR and a directory argument still work" {
         run container run --rm --rootfs "$ROOTFS" echo fromdir
         [ "$status" -eq 0 ]
