@@ -821,6 +821,25 @@ static int read_scalar64(reader *r, cxpc_type type, cxpc_object **ret) {
         return 0;
 }
 
+/* Decoding fills a fresh dictionary and must refuse duplicate keys. Each key sets one bit of a
+ * 64-bit set by a cheap fingerprint: a key whose bit no earlier key set cannot be one of them, so
+ * the usual entry skips the search; only a fingerprint collision takes the searching path. */
+static _always_inline_ uint64_t key_fingerprint_bit(const char *key, size_t len) {
+        return UINT64_C(1) << ((len + (uint8_t) key[0] + 3u * (uint8_t) key[len - 1]) & 63u);
+}
+
+/* Keys and short strings of at most this many bytes are copied as two words when the body has
+ * that many bytes from their start (the bytes past them land in unused room). */
+#define DECODE_COPY_WORDS_MAX 16u
+_Static_assert(DECODE_COPY_WORDS_MAX < CXPC_DICT_KEY_INLINE, "key words and NUL fit inline");
+_Static_assert(DECODE_COPY_WORDS_MAX < CXPC_STRING_INLINE_CACHED, "string words and NUL fit");
+
+static _always_inline_ void copy_two_words(void *dst, const void *src) {
+        uint64_t a = load_u64(src), b = load_u64((const uint8_t *) src + 8);
+        memcpy(dst, &a, 8);
+        memcpy((uint8_t *) dst + 8, &b, 8);
+}
+
 /* A string value (after its tag). */
 static _always_inline_ int read_string_value(reader *r, cxpc_object **ret) {
         const uint8_t *b;
@@ -832,11 +851,43 @@ static _always_inline_ int read_string_value(reader *r, cxpc_object **ret) {
                 return -EBADMSG;
         if (len > CXPC_STRING_SHORT_MAX)
                 return cxpc_string_new_checked((const char *) b, len, ret);
-        cxpc_object *o = string_new_short((const char *) b, len);
+        if (r->size - (size_t) (b - r->p) < DECODE_COPY_WORDS_MAX) {
+                cxpc_object *o = string_new_short((const char *) b, len);
+                if (!o)
+                        return -ENOMEM;
+                *ret = o;
+                return 0;
+        }
+        /* string_new_short() with the bytes moved as two words */
+        cxpc_object *o = object_new(CXPC_TYPE_STRING, OBJECT_CLASS_STRING);
         if (!o)
                 return -ENOMEM;
+        o->string.ptr = (char *) (o + 1);
+        copy_two_words(o->string.ptr, b);
+        o->string.ptr[len] = 0;
+        o->string.len = len;
         *ret = o;
         return 0;
+}
+
+/* The entry for a key (1 <= len, checked) known not to be in the decoded dictionary d yet, with
+ * the key written: what dict_put_slot() does without the search. NULL when d needs the general
+ * path (index, no inline room left, long key). avail: body bytes from key on. */
+static _always_inline_ cxpc_dict_entry *dict_append_fresh(cxpc_object *d, const char *key, size_t len,
+                                                          size_t avail) {
+        if (d->dict.index || d->dict.n >= d->dict.allocated || d->dict.n >= CXPC_DICT_LINEAR_MAX ||
+            len >= CXPC_DICT_KEY_INLINE)
+                return NULL;
+        cxpc_dict_entry *e = &d->dict.entries[d->dict.n];
+        e->heap_key = NULL;
+        e->key_len = (uint32_t) len;
+        e->hash = 0;
+        if (len <= DECODE_COPY_WORDS_MAX && avail >= DECODE_COPY_WORDS_MAX)
+                copy_two_words(e->inline_key, key);
+        else
+                bytes_copy_short(e->inline_key, key, len);
+        e->inline_key[len] = 0;
+        return e;
 }
 
 static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object **ret) {
@@ -876,6 +927,7 @@ static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object
                  * alias the reader, which would otherwise be reloaded after each. */
                 const uint8_t *p = r->p;
                 size_t size = r->size;
+                uint64_t seen = 0; /* key_fingerprint_bit() of the keys so far */
                 for (uint32_t i = 0; i < n; i++) {
                         size_t pos = r->pos;
                         if (size - pos < 4)
@@ -885,9 +937,13 @@ static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object
                         if (key_len > CXPC_KEY_SIZE_MAX || size - pos < key_len)
                                 return -EBADMSG;
                         const char *key = (const char *) p + pos;
+                        size_t key_avail = size - pos;
                         pos += key_len;
                         if (key_len == 0 || !utf8_is_valid_short(key, key_len))
                                 return -EBADMSG;
+                        uint64_t fp = key_fingerprint_bit(key, key_len);
+                        bool fresh = !(seen & fp);
+                        seen |= fp;
                         cxpc_object *v = NULL;
                         uint8_t tag = pos < size ? p[pos] : UINT8_MAX;
                         if (type_is_inline_scalar(tag)) {
@@ -905,6 +961,13 @@ static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object
                                         bits = p[pos++];
                                 }
                                 r->pos = pos;
+                                cxpc_dict_entry *e =
+                                        fresh ? dict_append_fresh(c, key, key_len, key_avail) : NULL;
+                                if (e) {
+                                        dict_entry_set_scalar(e, tag, bits);
+                                        c->dict.n++;
+                                        continue;
+                                }
                                 k = dict_put_scalar(c, key, key_len, tag, bits, /* replace= */ false);
                                 if (k == -EEXIST) /* duplicate key: ambiguous, refuse */
                                         return -EBADMSG;
@@ -920,6 +983,12 @@ static int read_container(reader *r, cxpc_type type, unsigned depth, cxpc_object
                                 k = read_value(r, depth + 1, &v);
                         if (k < 0)
                                 return k;
+                        cxpc_dict_entry *e = fresh ? dict_append_fresh(c, key, key_len, key_avail) : NULL;
+                        if (e) {
+                                dict_entry_set_object(e, v);
+                                c->dict.n++;
+                                continue;
+                        }
                         k = dict_put_take(c, key, key_len, v, /* replace= */ false);
                         if (k == -EEXIST) /* duplicate key: ambiguous, refuse */
                                 return -EBADMSG;

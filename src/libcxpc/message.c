@@ -47,17 +47,6 @@ _public_ const char *cxpc_message_get_route(const cxpc_object *message) {
         return route;
 }
 
-int message_get_route(const cxpc_object *message, const char **ret, size_t *ret_len) {
-        const cxpc_object *o = dict_get_len_inline(message, CXPC_KEY_ROUTE, CXPC_KEY_ROUTE_LEN);
-        if (!o || o->type != CXPC_TYPE_STRING)
-                return -ENOENT;
-        if (ret)
-                *ret = o->string.ptr;
-        if (ret_len)
-                *ret_len = o->string.len;
-        return 0;
-}
-
 _public_ cxpc_object *cxpc_message_get_error(const cxpc_object *message) {
         cxpc_object *e = cxpc_dict_get(message, CXPC_KEY_ERROR);
         return cxpc_object_get_type(e) == CXPC_TYPE_ERROR ? e : NULL;

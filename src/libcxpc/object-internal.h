@@ -533,8 +533,18 @@ static inline int cxpc_message_mark_replied(cxpc_object *m) {
 }
 
 #define CXPC_KEY_ROUTE_LEN (sizeof(CXPC_KEY_ROUTE) - 1)
-/* The route string of a message and its length; -ENOENT when there is none (or not a string). */
-int message_get_route(const cxpc_object *message, const char **ret, size_t *ret_len);
+/* The route string of a message and its length; -ENOENT when there is none (or not a string).
+ * Inline: the router asks for every message. */
+static inline int message_get_route(const cxpc_object *message, const char **ret, size_t *ret_len) {
+        const cxpc_object *o = dict_get_len_inline(message, CXPC_KEY_ROUTE, CXPC_KEY_ROUTE_LEN);
+        if (!o || o->type != CXPC_TYPE_STRING)
+                return -ENOENT;
+        if (ret)
+                *ret = o->string.ptr;
+        if (ret_len)
+                *ret_len = o->string.len;
+        return 0;
+}
 
 /* Endpoint objects wrap the connector socket of an anonymous listener (docs/libcxpc.md). */
 int cxpc_endpoint_new_take_fd(int fd, cxpc_object **ret);

@@ -1211,17 +1211,47 @@ static inline size_t key_length(const char *key) {
         return 16 + strlen(key + 16);
 }
 
+/* Keys up to this long are looked up by the typed getters without any call. */
+#define DICT_LOOKUP_SHORT_MAX 16u
+
+/* The general lookup of the typed getters: the entry of key, or NULL. Out of line, so that the
+ * inline fast path needs no stack frame. */
+static __attribute__((noinline)) const cxpc_dict_entry *dict_lookup_slow(const cxpc_object *dict,
+                                                                         const char *key) {
+        size_t len = key_length(key);
+        ssize_t i = dict->dict.index ? dict_find_any(dict, key, len) : dict_find_linear(dict, key, len);
+        return i < 0 ? NULL : &dict->dict.entries[i];
+}
+
+/* The entry of key, or NULL. Handlers read a few short keys of small dictionaries per message:
+ * those are measured and compared inline. */
+static _always_inline_ const cxpc_dict_entry *dict_lookup(const cxpc_object *dict, const char *key) {
+        size_t len = 0;
+        while (key[len] != 0)
+                if (++len > DICT_LOOKUP_SHORT_MAX)
+                        return dict_lookup_slow(dict, key);
+        if (dict->dict.index)
+                return dict_lookup_slow(dict, key);
+        for (size_t i = 0; i < dict->dict.n; i++) {
+                const cxpc_dict_entry *e = &dict->dict.entries[i];
+                if (e->key_len != len)
+                        continue;
+                const char *k = dict_entry_key(e);
+                if (k[0] == key[0] && bytes_equal_short(k, key, len))
+                        return e;
+        }
+        return NULL;
+}
+
 /* The typed getters look up directly (the type and key checks are done once, here). */
-#define DICT_LOOKUP(dict, key, e)                                                  \
-        do {                                                                       \
-                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);                            \
-                assert_return(key, -EINVAL);                                       \
-                size_t _len = key_length(key);                                     \
-                ssize_t _i = dict->dict.index ? dict_find_any(dict, key, _len)     \
-                                              : dict_find_linear(dict, key, _len); \
-                if (_i < 0)                                                        \
-                        return -ENOENT;                                            \
-                e = &dict->dict.entries[_i];                                       \
+#define DICT_LOOKUP(dict, key, e)                                   \
+        do {                                                        \
+                CHECK_TYPE(dict, CXPC_TYPE_DICTIONARY);             \
+                assert_return(key, -EINVAL);                        \
+                const cxpc_dict_entry *_f = dict_lookup(dict, key); \
+                if (!_f)                                            \
+                        return -ENOENT;                             \
+                e = _f;                                             \
         } while (false)
 
 /* Scalars are read from their entry; object entries never hold a scalar (dict_entry_set_object()),

@@ -27,6 +27,10 @@ struct cxpc_router {
         size_t n_routes;
         uint32_t *index; /* route position + 1, 0 = empty; size a power of two, at most half full */
         size_t index_size;
+        /* The route the last dispatch found, position + 1 (0: none): consecutive messages mostly
+         * take the same route, and one comparison is cheaper than hashing the name. Routes are
+         * never removed, so a position stays valid. Relaxed atomics: a router may be shared. */
+        size_t last;
 };
 
 static uint32_t route_hash(const char *s, size_t len) {
@@ -74,6 +78,20 @@ static Route *router_find(cxpc_router *r, const char *name, size_t len) {
         }
 }
 
+/* router_find() trying the route of the previous dispatch first. */
+static Route *router_find_cached(cxpc_router *r, const char *name, size_t len) {
+        size_t last = __atomic_load_n(&r->last, __ATOMIC_RELAXED);
+        if (last > 0) {
+                Route *e = &r->routes[last - 1];
+                if (e->len == len && bytes_equal_short(e->name, name, len))
+                        return e;
+        }
+        Route *e = router_find(r, name, len);
+        if (e)
+                __atomic_store_n(&r->last, (size_t) (e - r->routes) + 1, __ATOMIC_RELAXED);
+        return e;
+}
+
 static bool route_is_introspect(const char *name, size_t len) {
         return len == sizeof(CXPC_ROUTE_INTROSPECT) - 1 && memcmp(name, CXPC_ROUTE_INTROSPECT, len) == 0;
 }
@@ -97,18 +115,24 @@ _public_ cxpc_router *cxpc_router_ref(cxpc_router *r) {
         return r;
 }
 
+static void router_free(cxpc_router *r);
+
 _public_ cxpc_router *cxpc_router_unref(cxpc_router *r) {
         if (!r)
                 return NULL;
         assert(r->n_ref > 0);
         if (--r->n_ref > 0)
                 return NULL;
+        router_free(r);
+        return NULL;
+}
+
+static void router_free(cxpc_router *r) {
         for (size_t i = 0; i < r->n_routes; i++)
                 free(r->routes[i].name);
         free(r->routes);
         free(r->index);
         free(r);
-        return NULL;
 }
 
 _public_ int cxpc_router_add(cxpc_router *r, const char *route, cxpc_route_handler_t handler,
@@ -209,7 +233,7 @@ _public_ int cxpc_router_dispatch(cxpc_router *r, cxpc_connection *c, cxpc_objec
         if (route_is_introspect(route, len))
                 return router_introspect(r, c, message);
 
-        Route *e = router_find(r, route, len);
+        Route *e = router_find_cached(r, route, len);
         if (!e) {
                 if (wants_reply)
                         (void) cxpc_connection_reply_error(c, message, CXPC_ERROR_UNSUPPORTED,
@@ -217,10 +241,13 @@ _public_ int cxpc_router_dispatch(cxpc_router *r, cxpc_connection *c, cxpc_objec
                 return 0;
         }
 
-        /* Keep the router alive even if the handler drops the connection's reference. */
-        cxpc_router_ref(r);
+        /* Keep the router alive even if the handler drops the connection's reference (what
+         * cxpc_router_ref()/cxpc_router_unref() do, without the calls). */
+        r->n_ref++;
         k = e->handler(c, message, e->userdata);
-        cxpc_router_unref(r);
+        assert(r->n_ref > 0);
+        if (--r->n_ref == 0)
+                router_free(r);
         if (k < 0 && wants_reply && !message_is_replied(message) &&
             cxpc_connection_get_state(c) == CXPC_CONNECTION_CONNECTED)
                 (void) connection_reply_errno(c, message, k);

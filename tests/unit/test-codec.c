@@ -1280,6 +1280,142 @@ static void test_inline_scalars(void **state) {
         }
 }
 
+/* An entry of a hand-made dictionary record: a key and a null, int64 or string value. */
+typedef struct DecodeEntry {
+        const char *key;
+        uint8_t tag; /* CXPC_TYPE_NULL, CXPC_TYPE_INT64 or CXPC_TYPE_STRING */
+        int64_t i;
+        const char *str;
+} DecodeEntry;
+
+/* The record of one dictionary of the given entries; returns its size (header included). */
+static size_t make_dict_record(uint8_t *rec, size_t cap, const DecodeEntry *e, size_t n_entries) {
+        size_t n = CXPC_FRAME_HEADER_SIZE;
+        uint32_t count = (uint32_t) n_entries;
+        rec[n++] = CXPC_TYPE_DICTIONARY;
+        memcpy(rec + n, &count, 4), n += 4;
+        for (size_t i = 0; i < n_entries; i++) {
+                uint32_t l = (uint32_t) strlen(e[i].key);
+                assert_true(n + 4 + l + 1 + 8 + 4 + (e[i].str ? strlen(e[i].str) : 0) <= cap);
+                memcpy(rec + n, &l, 4), n += 4;
+                memcpy(rec + n, e[i].key, l), n += l;
+                rec[n++] = e[i].tag;
+                if (e[i].tag == CXPC_TYPE_INT64)
+                        memcpy(rec + n, &e[i].i, 8), n += 8;
+                else if (e[i].tag == CXPC_TYPE_STRING) {
+                        uint32_t sl = (uint32_t) strlen(e[i].str);
+                        memcpy(rec + n, &sl, 4), n += 4;
+                        memcpy(rec + n, e[i].str, sl), n += sl;
+                }
+        }
+        put_record_header(rec, n);
+        return n;
+}
+
+/* Decodes a record of the entries and checks every entry reads back. */
+static void check_dict_record(const DecodeEntry *e, size_t n_entries) {
+        uint8_t rec[4096];
+        size_t n = make_dict_record(rec, sizeof(rec), e, n_entries);
+        cxpc_object *o = NULL;
+        assert_int_equal(cxpc_record_decode(rec, n, NULL, 0, &o, NULL), 0);
+        assert_int_equal(cxpc_dict_get_count(o), n_entries);
+        for (size_t i = 0; i < n_entries; i++) {
+                cxpc_object *v = cxpc_dict_get(o, e[i].key);
+                assert_non_null(v);
+                assert_int_equal(cxpc_object_get_type(v), e[i].tag);
+                if (e[i].tag == CXPC_TYPE_INT64) {
+                        int64_t x;
+                        assert_int_equal(cxpc_dict_get_int64(o, e[i].key, &x), 0);
+                        assert_int_equal(x, e[i].i);
+                } else if (e[i].tag == CXPC_TYPE_STRING) {
+                        const char *p;
+                        assert_int_equal(cxpc_string_get(v, &p), 0);
+                        assert_string_equal(p, e[i].str);
+                }
+        }
+        /* the keys are stored NUL-terminated: the encoder gives back the same bytes */
+        _cleanup_(cxpc_frame_freep) cxpc_frame *f = NULL;
+        assert_int_equal(cxpc_frame_encode(o, 1, 0, 0, &f), 0);
+        assert_int_equal(f->record_size, n);
+        assert_memory_equal(f->body, rec + CXPC_FRAME_HEADER_SIZE, n - CXPC_FRAME_HEADER_SIZE);
+        cxpc_object_unref(o);
+}
+
+static void check_dict_record_refused(const DecodeEntry *e, size_t n_entries) {
+        uint8_t rec[4096];
+        size_t n = make_dict_record(rec, sizeof(rec), e, n_entries);
+        cxpc_object *o = NULL;
+        assert_int_equal(cxpc_record_decode(rec, n, NULL, 0, &o, NULL), -EBADMSG);
+        assert_null(o);
+}
+
+/* Boundaries of the decoder's fast paths: keys of 1..24 bytes (the two-word copy covers up to 16
+ * bytes, inline keys go up to 23) and short string values of 0..20 bytes (two words up to 16),
+ * each ending the body (fewer than 16 bytes left from its start: the byte-wise copy) or followed
+ * by more; first, middle or last of the dictionary; and each key repeated is refused. */
+static void test_decode_boundary_keys(void **state) {
+        char key[32], text[32];
+        for (size_t len = 1; len <= 24; len++) {
+                for (size_t i = 0; i < len; i++)
+                        key[i] = (char) ('A' + (i * 7 + len) % 26);
+                key[len] = 0;
+                for (uint8_t tag = CXPC_TYPE_NULL; tag <= CXPC_TYPE_STRING; tag++) {
+                        if (tag != CXPC_TYPE_NULL && tag != CXPC_TYPE_INT64 && tag != CXPC_TYPE_STRING)
+                                continue;
+                        for (size_t slen = 0; slen <= (tag == CXPC_TYPE_STRING ? 20u : 0u); slen++) {
+                                memset(text, 'a' + (char) (slen % 26), slen);
+                                text[slen] = 0;
+                                DecodeEntry k = {key, tag, -(int64_t) len, text};
+                                DecodeEntry a = {"a", CXPC_TYPE_INT64, 1, NULL};
+                                DecodeEntry z = {"zz", CXPC_TYPE_STRING, 0, "route/x"};
+                                DecodeEntry last[] = {a, z, k}, first[] = {k, a, z}, mid[] = {a, k, z},
+                                            alone[] = {k};
+                                check_dict_record(last, 3);
+                                check_dict_record(first, 3);
+                                check_dict_record(mid, 3);
+                                check_dict_record(alone, 1);
+                                DecodeEntry dup1[] = {k, k}, dup2[] = {k, a, k}, dup3[] = {a, k, z, k};
+                                check_dict_record_refused(dup1, 2);
+                                check_dict_record_refused(dup2, 3);
+                                check_dict_record_refused(dup3, 4);
+                        }
+                }
+        }
+}
+
+/* Duplicate keys are refused at every position of dictionaries of 1..20 entries (inline entries,
+ * grown arrays, hashed ones), with keys whose cheap fingerprints differ and keys whose
+ * fingerprints all collide (same length, first and last byte); distinct colliding keys are
+ * accepted. Values alternate between inline scalars and strings (both insertion paths). */
+static void test_decode_boundary_duplicates(void **state) {
+        static const char *const distinct[] = {"a",  "b",   "c",   "route", "id",  "x1",      "x2",
+                                               "y",  "foo", "bar", "baz",   "q",   "rr",      "sss",
+                                               "tt", "u",   "v",   "wwww",  "xyz", "zzzzzzzz"};
+        char colliding[20][8];
+        for (size_t i = 0; i < 20; i++)
+                snprintf(colliding[i], sizeof(colliding[i]), "k%c%ck", 'a' + (int) (i % 26),
+                         'A' + (int) (i / 26));
+        for (int set = 0; set < 2; set++)
+                for (size_t n = 1; n <= 20; n++) {
+                        DecodeEntry e[20];
+                        for (size_t i = 0; i < n; i++)
+                                e[i] = (DecodeEntry){
+                                        .key = set == 0 ? distinct[i] : colliding[i],
+                                        .tag = i % 2 ? CXPC_TYPE_STRING : CXPC_TYPE_INT64,
+                                        .i = (int64_t) i,
+                                        .str = "s",
+                                };
+                        check_dict_record(e, n);
+                        for (size_t i = 0; i < n; i++)
+                                for (size_t j = i + 1; j < n; j++) {
+                                        DecodeEntry d[20];
+                                        memcpy(d, e, sizeof(d[0]) * n);
+                                        d[j].key = d[i].key;
+                                        check_dict_record_refused(d, n);
+                                }
+                }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_all_types),
@@ -1303,6 +1439,8 @@ int main(void) {
                 cmocka_unit_test(test_string_sizes),
                 cmocka_unit_test(test_short_string_values),
                 cmocka_unit_test(test_inline_scalars),
+                cmocka_unit_test(test_decode_boundary_keys),
+                cmocka_unit_test(test_decode_boundary_duplicates),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -195,11 +195,115 @@ static void test_router_lookup(void **state) {
         close(sv[1]);
 }
 
+static int on_route_drop_router(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        cxpc_router **r = userdata;
+        *r = cxpc_router_unref(*r); /* the last reference but the dispatch's own */
+        return 0;
+}
+
+/* The router tries the route of the previous dispatch first: alternating routes, a miss of the
+ * same length as the remembered one (differing in the last byte only), routes added after one was
+ * remembered (the table moves), and a handler dropping the last reference to the router. */
+static void test_router_boundary_last_route(void **state) {
+        static const char *const names[] = {"svc/alpha", "svc/alphb", "svc/beta",
+                                            "svc/alpha/long/route/name"};
+        size_t hits[ELEMENTSOF(names) + 40] = {};
+        cxpc_router *r = NULL;
+        cxpc_connection *c = NULL;
+        cxpc_object *m;
+        int sv[2];
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(cxpc_connection_new_from_fd(sv[0], &c), 0);
+        assert_int_equal(cxpc_router_new(&r), 0);
+        assert_int_equal(cxpc_router_add(r, names[0], on_route, &hits[0]), 0);
+        assert_int_equal(cxpc_router_add(r, names[2], on_route, &hits[2]), 0);
+        assert_int_equal(cxpc_router_add(r, names[3], on_route, &hits[3]), 0);
+
+        static const size_t order[] = {0, 0, 2, 0, 3, 3, 1, 0, 1, 2};
+        for (size_t i = 0; i < ELEMENTSOF(order); i++) {
+                assert_int_equal(cxpc_message_new_request(names[order[i]], &m), 0);
+                assert_int_equal(cxpc_router_dispatch(r, c, m), 0);
+                cxpc_object_unref(m);
+        }
+        assert_int_equal(hits[0], 4);
+        assert_int_equal(hits[1], 0); /* "svc/alphb" is no route, though "svc/alpha" was last */
+        assert_int_equal(hits[2], 2);
+        assert_int_equal(hits[3], 2);
+
+        /* many more routes: the table is reallocated after the last route was remembered */
+        char extra[40][16];
+        for (size_t i = 0; i < 40; i++) {
+                snprintf(extra[i], sizeof(extra[i]), "svc/x%zu", i);
+                assert_int_equal(cxpc_router_add(r, extra[i], on_route, &hits[ELEMENTSOF(names) + i]), 0);
+        }
+        for (size_t i = 0; i < 40; i++)
+                for (size_t k = 0; k < 2; k++) {
+                        assert_int_equal(cxpc_message_new_request(k ? names[0] : extra[i], &m), 0);
+                        assert_int_equal(cxpc_router_dispatch(r, c, m), 0);
+                        cxpc_object_unref(m);
+                }
+        for (size_t i = 0; i < 40; i++)
+                assert_int_equal(hits[ELEMENTSOF(names) + i], 1);
+        assert_int_equal(hits[0], 44);
+
+        /* a handler that drops the caller's reference: the router lives until the dispatch ends */
+        cxpc_router *held = r;
+        assert_int_equal(cxpc_router_add(r, "svc/drop", on_route_drop_router, &held), 0);
+        assert_int_equal(cxpc_message_new_request("svc/drop", &m), 0);
+        assert_int_equal(cxpc_router_dispatch(r, c, m), 0);
+        cxpc_object_unref(m);
+        assert_null(held);
+
+        cxpc_connection_close_unref(c);
+        close(sv[1]);
+}
+
+/* The typed getters measure and compare keys up to 16 bytes inline: keys of 15, 16 and 17 bytes
+ * (and longer), hits and misses differing in the last byte, in a small dictionary and in one with
+ * a hash index. */
+static void test_getter_boundary_key_lengths(void **state) {
+        for (size_t n_extra = 0; n_extra <= 20; n_extra += 20) {
+                cxpc_object *d;
+                char keys[6][32];
+                static const size_t lens[] = {1, 15, 16, 17, 23, 24};
+                assert_int_equal(cxpc_dict_new(&d), 0);
+                for (size_t i = 0; i < n_extra; i++) {
+                        char k[16];
+                        snprintf(k, sizeof(k), "extra%zu", i);
+                        assert_int_equal(cxpc_dict_set_bool(d, k, true), 0);
+                }
+                for (size_t i = 0; i < ELEMENTSOF(lens); i++) {
+                        memset(keys[i], 'k', lens[i]);
+                        keys[i][lens[i]] = 0;
+                        assert_int_equal(cxpc_dict_set_int64(d, keys[i], (int64_t) lens[i]), 0);
+                }
+                for (size_t i = 0; i < ELEMENTSOF(lens); i++) {
+                        int64_t v = 0;
+                        bool b;
+                        assert_int_equal(cxpc_dict_get_int64(d, keys[i], &v), 0);
+                        assert_int_equal(v, (int64_t) lens[i]);
+                        assert_int_equal(cxpc_dict_get_bool(d, keys[i], &b), -EMEDIUMTYPE);
+                        keys[i][lens[i] - 1] = 'x';
+                        assert_int_equal(cxpc_dict_get_int64(d, keys[i], &v), -ENOENT);
+                        keys[i][lens[i] - 1] = 'k';
+                }
+                assert_int_equal(cxpc_dict_get_int64(d, "", NULL), -ENOENT);
+                assert_int_equal(cxpc_dict_get_int64(d, NULL, NULL), -EINVAL);
+                cxpc_object_unref(d);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_error_codes), cmocka_unit_test(test_getters),
-                cmocka_unit_test(test_big_dict),    cmocka_unit_test(test_copy_equal_fds),
-                cmocka_unit_test(test_messages),    cmocka_unit_test(test_router_lookup),
+                cmocka_unit_test(test_error_codes),
+                cmocka_unit_test(test_getters),
+                cmocka_unit_test(test_big_dict),
+                cmocka_unit_test(test_copy_equal_fds),
+                cmocka_unit_test(test_messages),
+                cmocka_unit_test(test_router_lookup),
+                cmocka_unit_test(test_router_boundary_last_route),
+                cmocka_unit_test(test_getter_boundary_key_lengths),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
