@@ -511,7 +511,8 @@ static int load_blob_json(ImageStore *s, const char *digest, json_t **ret) {
         return json_load_at(s->root_fd, p, ret);
 }
 
-/* The index, the image ref resolves to (its digest and index record) and its config blob. */
+/* The index, the image ref resolves to (its digest and index record) and its config blob. Starts
+ * a public call: checks s and ref and clears the last error. */
 static int image_load_config(ImageStore *s, const char *ref, json_t **ret_index, const char **ret_digest,
                              json_t **ret_image, json_t **ret_config) {
         _cleanup_(json_decrefp) json_t *index = NULL, *cfg = NULL;
@@ -519,6 +520,9 @@ static int image_load_config(ImageStore *s, const char *ref, json_t **ret_index,
         json_t *img;
         int r;
 
+        assert_return(s, -EINVAL);
+        assert_return(ref, -EINVAL);
+        s->error[0] = '\0';
         r = store_index_load(s, &index);
         if (r < 0)
                 return r;
@@ -545,10 +549,7 @@ _public_ int image_store_inspect(ImageStore *s, const char *ref, json_t **ret) {
         size_t i;
         int r;
 
-        assert_return(s, -EINVAL);
-        assert_return(ref, -EINVAL);
         assert_return(ret, -EINVAL);
-        s->error[0] = '\0';
         r = image_load_config(s, ref, &index, &digest, &img, &cfg);
         if (r < 0)
                 return r;
@@ -580,10 +581,7 @@ _public_ int image_store_get_config(ImageStore *s, const char *ref, ImageConfig 
         json_t *img;
         int r;
 
-        assert_return(s, -EINVAL);
-        assert_return(ref, -EINVAL);
         assert_return(ret, -EINVAL);
-        s->error[0] = '\0';
         r = image_load_config(s, ref, &index, &digest, &img, &cfg);
         if (r < 0)
                 return r;
