@@ -284,18 +284,19 @@ static inline bool utf8_is_valid_short(const char *s, size_t len) {
         return cxpc_utf8_is_valid(s, len);
 }
 
+/* ASCII bytes of a key measured inline before the general path takes over. */
+#define KEY_SCAN_ASCII_MAX 32u
+
 /* The length of a key from an API caller, which must be valid UTF-8: false otherwise. Short ASCII
  * keys are measured and checked in one pass. */
 static inline bool key_length_valid(const char *key, size_t *ret_len) {
         size_t i = 0;
-        for (; i < 32; i++) {
-                uint8_t c = (uint8_t) key[i];
-                if (c == 0) {
-                        *ret_len = i;
-                        return true;
-                }
-                if (c >= 0x80)
-                        break;
+        /* One compare per byte: NUL and non-ASCII both wrap to >= 0x7f; sort them out after. */
+        while (i < KEY_SCAN_ASCII_MAX && (uint8_t) ((uint8_t) key[i] - 1) < 0x7f)
+                i++;
+        if (i < KEY_SCAN_ASCII_MAX && key[i] == 0) {
+                *ret_len = i;
+                return true;
         }
         size_t len = i + strlen(key + i);
         if (!cxpc_utf8_is_valid(key, len))

@@ -294,6 +294,64 @@ static void test_getter_boundary_key_lengths(void **state) {
         }
 }
 
+/* key_length_valid(): the inline ASCII scan ends at KEY_SCAN_ASCII_MAX bytes; keys around that
+ * limit, DEL, and non-ASCII bytes at either end of it take the right path. */
+static void test_key_length_valid_boundaries(void **state) {
+        static const size_t lens[] = {0,
+                                      1,
+                                      KEY_SCAN_ASCII_MAX - 1,
+                                      KEY_SCAN_ASCII_MAX,
+                                      KEY_SCAN_ASCII_MAX + 1,
+                                      2 * KEY_SCAN_ASCII_MAX};
+        char key[2 * KEY_SCAN_ASCII_MAX + 8];
+        size_t len;
+
+        for (size_t i = 0; i < ELEMENTSOF(lens); i++) {
+                memset(key, 'k', lens[i]);
+                key[lens[i]] = 0;
+                len = SIZE_MAX;
+                assert_true(key_length_valid(key, &len));
+                assert_int_equal(len, lens[i]);
+                if (lens[i] > 0) {
+                        key[lens[i] - 1] = 0x7f; /* DEL is ASCII */
+                        assert_true(key_length_valid(key, &len));
+                        assert_int_equal(len, lens[i]);
+                }
+        }
+        /* A two-byte UTF-8 sequence (é) straddling and following the scan limit. */
+        for (size_t at = 0; at <= KEY_SCAN_ASCII_MAX + 1; at++) {
+                memset(key, 'k', at);
+                key[at] = (char) 0xc3;
+                key[at + 1] = (char) 0xa9;
+                key[at + 2] = 'z';
+                key[at + 3] = 0;
+                assert_true(key_length_valid(key, &len));
+                assert_int_equal(len, at + 3);
+                key[at + 1] = 'z'; /* truncated sequence */
+                assert_false(key_length_valid(key, &len));
+        }
+
+        cxpc_object *d;
+        assert_int_equal(cxpc_dict_new(&d), 0);
+        memset(key, 'k', KEY_SCAN_ASCII_MAX);
+        key[KEY_SCAN_ASCII_MAX] = (char) 0xff;
+        key[KEY_SCAN_ASCII_MAX + 1] = 0;
+        assert_int_equal(cxpc_dict_set_int64(d, key, 1), -EILSEQ);
+        key[KEY_SCAN_ASCII_MAX] = 0;
+        assert_int_equal(cxpc_dict_set_int64(d, key, 2), 0);
+        int64_t v = 0;
+        assert_int_equal(cxpc_dict_get_int64(d, key, &v), 0);
+        assert_int_equal(v, 2);
+        assert_int_equal(cxpc_dict_set_int64(d, "", 3), -EINVAL);
+        cxpc_object_unref(d);
+
+        cxpc_object *m;
+        assert_int_equal(cxpc_message_new_request("\xc3\xa9/route", &m), 0);
+        assert_string_equal(cxpc_message_get_route(m), "\xc3\xa9/route");
+        cxpc_object_unref(m);
+        assert_int_equal(cxpc_message_new_request("bad\xff", &m), -EILSEQ);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_codes),
@@ -304,6 +362,7 @@ int main(void) {
                 cmocka_unit_test(test_router_lookup),
                 cmocka_unit_test(test_router_boundary_last_route),
                 cmocka_unit_test(test_getter_boundary_key_lengths),
+                cmocka_unit_test(test_key_length_valid_boundaries),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
