@@ -18,8 +18,6 @@
 #define APISERVER_CONTAINERS_MAX 4096u
 /* Requests parked on one container (wait, stop, rm -f) before new ones are refused. */
 #define APISERVER_PENDING_PER_CONTAINER_MAX 1024u
-#define APISERVER_UPDATE_CPUS_MAX           1024u                /* container/update: cpus */
-#define APISERVER_UPDATE_MEMORY_MIN         (4u * 1024u * 1024u) /* container/update: memoryBytes */
 /* Attempts at finding an unused generated id. */
 #define APISERVER_ID_ATTEMPTS 8
 /* How long the API server gives a runtime service for quick calls and for a stop beyond its own timeout. */

@@ -15,6 +15,7 @@
 
 #include "signal-util.h"
 #include "apiserver.h"
+#include "resource-limits.h"
 
 int pending_add_redispatch(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request,
                            cxpc_route_handler_t handler) {
@@ -901,11 +902,11 @@ static const char *update_limits_parse(cxpc_object *m, UpdateLimits *ret) {
                 l.cpus = (double) whole;
                 r = 0;
         }
-        if (r != -ENOENT && (r < 0 || !(l.cpus > 0) || l.cpus > APISERVER_UPDATE_CPUS_MAX))
+        if (r != -ENOENT && (r < 0 || !(l.cpus > 0) || l.cpus > CONTAINER_CPUS_MAX))
                 return "cpus: a number above 0, at most 1024";
         l.has_cpus = r >= 0;
         r = cxpc_dict_get_int64(m, "memoryBytes", &l.memory_bytes);
-        if (r != -ENOENT && (r < 0 || l.memory_bytes < (int64_t) APISERVER_UPDATE_MEMORY_MIN))
+        if (r != -ENOENT && (r < 0 || l.memory_bytes < (int64_t) CONTAINER_MEMORY_MIN))
                 return "memoryBytes: an integer of at least 4 MiB";
         l.has_memory = r >= 0;
         r = cxpc_dict_get_int64(m, "pids", &l.pids);

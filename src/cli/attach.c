@@ -498,20 +498,16 @@ int verb_run(int argc, char **argv, bool create_only) {
                         entrypoint = optarg;
                         break;
                 case OPT_CPUS: {
-                        char *end;
-                        double v = strtod(optarg, &end);
-                        if (*end || end == optarg || !(v > 0) || v > 1024)
-                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--cpus", "invalidArgument",
-                                                 "\"%s\": a positive number of CPUs", optarg);
+                        double v;
+                        if (cli_parse_cpus(optarg, &v) < 0)
+                                return CONTAINER_EXIT_TOOL_FAILED;
                         r = json_object_set_new(resources, "cpus", json_real(v));
                         break;
                 }
                 case 'm': {
                         int64_t v;
-                        if (cli_parse_size(optarg, &v) < 0 || v < 4 * 1024 * 1024)
-                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--memory", "invalidArgument",
-                                                 "\"%s\": a size of at least 4m (suffixes b, k, m, g)",
-                                                 optarg);
+                        if (cli_parse_memory(optarg, &v) < 0)
+                                return CONTAINER_EXIT_TOOL_FAILED;
                         r = json_object_set_new(resources, "memoryBytes", json_integer(v));
                         break;
                 }

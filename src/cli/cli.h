@@ -58,6 +58,9 @@ int cli_runtime_endpoint(const char *container, cxpc_object **ret_endpoint);
 int cli_runtime_connect(const char *container, cxpc_connection **ret);
 /* "SIZE" with an optional suffix b, k, m or g (k, m, g optionally followed by b): bytes. */
 int cli_parse_size(const char *s, int64_t *ret);
+/* --cpus and --memory of run, create and update, within resource-limits.h; errors are reported. */
+int cli_parse_cpus(const char *s, double *ret);
+int cli_parse_memory(const char *s, int64_t *ret);
 /* For commands without options of their own: true (after printing usage) when argv[1] is -h or
  * --help, which must never be taken as a container or image name, nor do anything. */
 bool cli_help_requested(int argc, char **argv, const char *usage);

@@ -376,18 +376,13 @@ int verb_update(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "m:h", options, NULL)) >= 0)
                 switch (c) {
                 case OPT_CPUS:
-                        errno = 0;
-                        a.cpus = strtod(optarg, &end);
-                        if (errno || *end || end == optarg || !(a.cpus > 0) || a.cpus > 1024)
-                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--cpus", "invalidArgument",
-                                                 "\"%s\": a positive number of CPUs", optarg);
+                        if (cli_parse_cpus(optarg, &a.cpus) < 0)
+                                return CONTAINER_EXIT_TOOL_FAILED;
                         a.has_cpus = true;
                         break;
                 case 'm':
-                        if (cli_parse_size(optarg, &a.memory_bytes) < 0 || a.memory_bytes < 4 * 1024 * 1024)
-                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--memory", "invalidArgument",
-                                                 "\"%s\": a size of at least 4m (suffixes b, k, m, g)",
-                                                 optarg);
+                        if (cli_parse_memory(optarg, &a.memory_bytes) < 0)
+                                return CONTAINER_EXIT_TOOL_FAILED;
                         a.has_memory = true;
                         break;
                 case OPT_PIDS_LIMIT:

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "resource-limits.h"
 
 const char *arg_root = NULL;
 const char *arg_run_dir = NULL;
@@ -304,4 +305,27 @@ bool cli_help_requested(int argc, char **argv, const char *usage) {
                 return false;
         printf("%s\n", usage);
         return true;
+}
+
+int cli_parse_cpus(const char *s, double *ret) {
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno || *end || end == s || !(v > 0) || v > CONTAINER_CPUS_MAX)
+                return cli_error(-EINVAL, "--cpus", "invalidArgument", "\"%s\": a positive number of CPUs",
+                                 s);
+        *ret = v;
+        return 0;
+}
+
+int cli_parse_memory(const char *s, int64_t *ret) {
+        int64_t v;
+
+        if (cli_parse_size(s, &v) < 0 || v < (int64_t) CONTAINER_MEMORY_MIN)
+                return cli_error(-EINVAL, "--memory", "invalidArgument",
+                                 "\"%s\": a size of at least 4m (suffixes b, k, m, g)", s);
+        *ret = v;
+        return 0;
 }

@@ -192,10 +192,10 @@ static int build_resources(const ContainerConfig *c, json_t **ret) {
         if (!res)
                 return -ENOMEM;
         if (c->cpus > 0) {
-                int64_t quota = (int64_t) (c->cpus * OCI_CPU_PERIOD_USEC + 0.5);
                 if (json_object_set_new(res, "cpu",
-                                        json_pack("{s:I, s:I}", "quota", (json_int_t) MAX(quota, 1000),
-                                                  "period", (json_int_t) OCI_CPU_PERIOD_USEC)) < 0)
+                                        json_pack("{s:I, s:I}", "quota",
+                                                  (json_int_t) oci_cpu_quota_usec(c->cpus), "period",
+                                                  (json_int_t) OCI_CPU_PERIOD_USEC)) < 0)
                         goto oom;
         }
         if (c->memory_bytes > 0 &&

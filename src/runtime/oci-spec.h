@@ -2,6 +2,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "container-config.h"
 
@@ -9,6 +10,14 @@
 #define OCI_DEFAULT_NOFILE  1024u
 #define OCI_CGROUP_PARENT   "/container"
 #define OCI_CPU_PERIOD_USEC 100000u
+/* The kernel's smallest CFS quota. */
+#define OCI_CPU_QUOTA_MIN_USEC 1000u
+
+/* The CFS quota per OCI_CPU_PERIOD_USEC for a number of CPUs (at create and at update). */
+static inline int64_t oci_cpu_quota_usec(double cpus) {
+        int64_t quota = (int64_t) (cpus * OCI_CPU_PERIOD_USEC + 0.5);
+        return quota < (int64_t) OCI_CPU_QUOTA_MIN_USEC ? (int64_t) OCI_CPU_QUOTA_MIN_USEC : quota;
+}
 
 /* The OCI process object for p. rlimits are clamped to our own hard limits, because nothing
  * in this process tree may raise them (no CAP_SYS_RESOURCE): asking for more makes the OCI

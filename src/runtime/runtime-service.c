@@ -40,6 +40,7 @@
 #endif
 #include "macro.h"
 #include "oci-spec.h"
+#include "resource-limits.h"
 #include "runtime.h"
 
 typedef enum PendingKind {
@@ -1760,7 +1761,6 @@ static int route_shutdown(cxpc_connection *c, cxpc_object *m, void *userdata) {
 
 static void on_update_done(Runtime *rt, Child *ch, int code, const char *message) {
         Pending *w = TAKE_PTR(ch->request);
-
         int64_t pids;
         int r;
 
@@ -1796,22 +1796,22 @@ static int route_update(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 return reply_invalid_state(rt, c, m);
         argv[n++] = "update";
         if (cxpc_dict_get_double(m, "cpus", &cpus) >= 0) {
-                if (!(cpus > 0) || cpus > RUNTIME_UPDATE_CPUS_MAX)
+                if (!(cpus > 0) || cpus > CONTAINER_CPUS_MAX)
                         return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                            "cpus must be above 0 and at most %u",
-                                                           RUNTIME_UPDATE_CPUS_MAX);
+                                                           CONTAINER_CPUS_MAX);
                 snprintf(period, sizeof period, "%u", OCI_CPU_PERIOD_USEC);
-                snprintf(quota, sizeof quota, "%" PRIi64, (int64_t) (cpus * OCI_CPU_PERIOD_USEC + 0.5));
+                snprintf(quota, sizeof quota, "%" PRIi64, oci_cpu_quota_usec(cpus));
                 argv[n++] = "--cpu-period";
                 argv[n++] = period;
                 argv[n++] = "--cpu-quota";
                 argv[n++] = quota;
         }
         if (cxpc_dict_get_int64(m, "memoryBytes", &v) >= 0) {
-                if (v < (int64_t) RUNTIME_UPDATE_MEMORY_MIN)
+                if (v < (int64_t) CONTAINER_MEMORY_MIN)
                         return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_ARGUMENT,
                                                            "memoryBytes must be at least %u",
-                                                           RUNTIME_UPDATE_MEMORY_MIN);
+                                                           CONTAINER_MEMORY_MIN);
                 snprintf(memory, sizeof memory, "%" PRIi64, v);
                 argv[n++] = "--memory";
                 argv[n++] = memory;

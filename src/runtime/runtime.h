@@ -26,9 +26,7 @@
 /* How long the reaper waits for the container's processes to die after its SIGKILL. */
 #define RUNTIME_REAPER_KILL_TIMEOUT_USEC (5U * 1000U * 1000U)
 #define RUNTIME_PROCESS_ID_MAX           256u
-#define RUNTIME_ENDPOINTS_MAX            256u                 /* anonymous listeners kept alive */
-#define RUNTIME_UPDATE_CPUS_MAX          1024u                /* runtime/update: cpus */
-#define RUNTIME_UPDATE_MEMORY_MIN        (4u * 1024u * 1024u) /* runtime/update: memoryBytes */
+#define RUNTIME_ENDPOINTS_MAX            256u /* anonymous listeners kept alive */
 
 typedef enum RuntimeState {
         RUNTIME_CREATED,
