@@ -1232,15 +1232,8 @@ static _always_inline_ const cxpc_dict_entry *dict_lookup(const cxpc_object *dic
                         return dict_lookup_slow(dict, key);
         if (dict->dict.index)
                 return dict_lookup_slow(dict, key);
-        for (size_t i = 0; i < dict->dict.n; i++) {
-                const cxpc_dict_entry *e = &dict->dict.entries[i];
-                if (e->key_len != len)
-                        continue;
-                const char *k = dict_entry_key(e);
-                if (k[0] == key[0] && bytes_equal_short(k, key, len))
-                        return e;
-        }
-        return NULL;
+        ssize_t i = dict_find_linear(dict, key, len);
+        return i < 0 ? NULL : &dict->dict.entries[i];
 }
 
 /* The typed getters look up directly (the type and key checks are done once, here). */
