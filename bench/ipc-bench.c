@@ -110,10 +110,11 @@ static uint64_t ping_p50(int fd, bool with_control) {
         return median(samples, BENCH_PINGS);
 }
 
-static uint64_t raw_p50(void) {
+/* ping_p50() against a new server process running serve. */
+static uint64_t served_p50(_noreturn_ void (*serve)(int fd), bool with_control) {
         int fd;
-        pid_t pid = fork_server(raw_server, &fd);
-        uint64_t p50 = ping_p50(fd, false);
+        pid_t pid = fork_server(serve, &fd);
+        uint64_t p50 = ping_p50(fd, with_control);
 
         close(fd);
         waitpid(pid, NULL, 0);
@@ -173,16 +174,6 @@ static _noreturn_ void floor_server(int fd) {
         if (sd_event_new(&e) < 0 || sd_event_add_io(e, NULL, fd, EPOLLIN, on_floor_io, NULL) < 0)
                 _exit(1);
         _exit(sd_event_loop(e) < 0 ? 1 : 0);
-}
-
-static uint64_t sd_event_floor_p50(void) {
-        int fd;
-        pid_t pid = fork_server(floor_server, &fd);
-        uint64_t p50 = ping_p50(fd, true);
-
-        close(fd);
-        waitpid(pid, NULL, 0);
-        return p50;
 }
 
 /* ---- libcxpc ---- */
@@ -453,9 +444,9 @@ int main(void) {
                 else if (streq(only, "cxpc-tput"))
                         printf("%.0f msg/s\n", cxpc_throughput());
                 else if (streq(only, "raw-p50"))
-                        printf("%.2f us\n", (double) raw_p50() / 1e3);
+                        printf("%.2f us\n", (double) served_p50(raw_server, false) / 1e3);
                 else if (streq(only, "floor-p50"))
-                        printf("%.2f us\n", (double) sd_event_floor_p50() / 1e3);
+                        printf("%.2f us\n", (double) served_p50(floor_server, true) / 1e3);
                 else if (streq(only, "cxpc-p50"))
                         printf("%.2f us\n", (double) cxpc_p50() / 1e3);
                 else if (streq(only, "data")) {
@@ -468,8 +459,8 @@ int main(void) {
 
         /* Interleave the two so that drift in machine load hits both alike. */
         for (size_t i = 0; i < BENCH_ROUNDS; i++) {
-                raw[i] = raw_p50();
-                floor_p50[i] = sd_event_floor_p50();
+                raw[i] = served_p50(raw_server, false);
+                floor_p50[i] = served_p50(floor_server, true);
                 lib[i] = cxpc_p50();
                 raw_tp[i] = raw_throughput();
                 lib_tp[i] = cxpc_throughput();
