@@ -490,19 +490,26 @@ static void run_exec_stop(Fixture *f) {
 /* --runtime-exe-fd: the API server's sealed copy of the OCI runtime is kept and used for every
  * call; a copy without the seals is refused (closed) and each call makes its own, so the
  * container runs either way. */
+/* A container whose service got exe_fd (closed here once passed) runs, execs and stops; the
+ * service kept that copy, or not. */
+static void run_with_exe_fd(bool expect_kept) {
+        Fixture f;
+
+        fixture_start(&f, "{\"args\":[\"/bin/sleep\",\"1000\"]}");
+        exe_fd = safe_close(exe_fd);
+        run_exec_stop(&f);
+        assert_int_equal(service_holds_exe_copy(&f), expect_kept);
+        assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
+}
+
 static void test_runtime_exe_fd(void **state) {
         char path[256];
-        Fixture f;
 
         oci_runtime_path(path, sizeof(path));
         assert_int_equal(sealed_exe_copy(path, &exe_fd), 0);
         assert_int_equal(sealed_exe_check(exe_fd), 0);
-        fixture_start(&f, "{\"args\":[\"/bin/sleep\",\"1000\"]}");
-        exe_fd = safe_close(exe_fd);
-        run_exec_stop(&f);
-        assert_true(service_holds_exe_copy(&f));
-        assert_int_equal(runtime_client_shutdown(f.client), 0);
-        fixture_finish(&f, true);
+        run_with_exe_fd(true);
 
         /* The same bytes, unsealed: a writer could change them under the runtime. */
         {
@@ -515,12 +522,7 @@ static void test_runtime_exe_fd(void **state) {
                 assert_int_equal(sendfile(exe_fd, src, NULL, (size_t) st.st_size), st.st_size);
         }
         assert_int_equal(sealed_exe_check(exe_fd), -EPERM);
-        fixture_start(&f, "{\"args\":[\"/bin/sleep\",\"1000\"]}");
-        exe_fd = safe_close(exe_fd);
-        run_exec_stop(&f);
-        assert_false(service_holds_exe_copy(&f));
-        assert_int_equal(runtime_client_shutdown(f.client), 0);
-        fixture_finish(&f, true);
+        run_with_exe_fd(false);
 }
 
 /* An init that cannot start: start fails with the OCI runtime's message (not its log format),
