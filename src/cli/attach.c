@@ -536,24 +536,19 @@ int verb_run(int argc, char **argv, bool create_only) {
                         stop_signal = optarg;
                         break;
                 case OPT_CAP_ADD:
-                        if (!run_security_cap_add(&security, optarg))
-                                return CONTAINER_EXIT_TOOL_FAILED;
+                        r = run_security_cap_add(&security, optarg);
                         break;
                 case OPT_CAP_DROP:
-                        if (!run_security_cap_drop(&security, optarg))
-                                return CONTAINER_EXIT_TOOL_FAILED;
+                        r = run_security_cap_drop(&security, optarg);
                         break;
                 case OPT_SECURITY_OPT:
-                        if (!run_security_opt(&security, optarg))
-                                return CONTAINER_EXIT_TOOL_FAILED;
+                        r = run_security_opt(&security, optarg);
                         break;
                 case OPT_ULIMIT:
-                        if (!run_security_ulimit(&security, rlimits, optarg))
-                                return CONTAINER_EXIT_TOOL_FAILED;
+                        r = run_security_ulimit(&security, rlimits, optarg);
                         break;
                 case OPT_PIDS_LIMIT:
-                        if (!run_security_pids_limit(&security, optarg))
-                                return CONTAINER_EXIT_TOOL_FAILED;
+                        r = run_security_pids_limit(&security, optarg);
                         break;
                 case OPT_ROOTFS:
                         free(rootfs);

@@ -99,7 +99,7 @@ int verb_system(int argc, char **argv);
 int verb_image(int argc, char **argv);
 
 /* run/create's --cap-add, --cap-drop, --security-opt, --ulimit and --pids-limit (run-security.c).
- * The parsers print their error and return false for a bad value. */
+ * The parsers print their error and return -EINVAL for a bad value. */
 typedef struct RunSecurity {
         bool caps_changed, add_all, drop_all;
         uint64_t add, drop;    /* bit n: capability n (capability_all) */
@@ -108,11 +108,11 @@ typedef struct RunSecurity {
         int64_t pids_limit; /* 0: none given */
 } RunSecurity;
 #define RUN_SECURITY_INIT ((RunSecurity){.no_new_privileges = -1})
-bool run_security_cap_add(RunSecurity *s, const char *value);
-bool run_security_cap_drop(RunSecurity *s, const char *value);
-bool run_security_opt(RunSecurity *s, const char *value);
-bool run_security_ulimit(RunSecurity *s, json_t *rlimits, const char *value);
-bool run_security_pids_limit(RunSecurity *s, const char *value);
+int run_security_cap_add(RunSecurity *s, const char *value);
+int run_security_cap_drop(RunSecurity *s, const char *value);
+int run_security_opt(RunSecurity *s, const char *value);
+int run_security_ulimit(RunSecurity *s, json_t *rlimits, const char *value);
+int run_security_pids_limit(RunSecurity *s, const char *value);
 /* Sets process.capabilities, process.noNewPrivileges, process.rlimits and resources.pids as given. */
 int run_security_apply(const RunSecurity *s, json_t *process, json_t *resources, json_t *rlimits);
 

@@ -12,36 +12,36 @@
 #include "capabilities.h"
 #include "cli.h"
 
-/* "ALL" or one capability name: false (and an error printed) for an unknown one. */
-static bool capability_option(const char *option, const char *value, bool *all, uint64_t *mask) {
+/* "ALL" or one capability name: -EINVAL (and an error printed) for an unknown one. */
+static int capability_option(const char *option, const char *value, bool *all, uint64_t *mask) {
         int n;
 
         if (strcasecmp(value, "ALL") == 0) {
                 *all = true;
-                return true;
+                return 0;
         }
         n = capability_from_name(value);
         if (n < 0) {
                 (void) cli_error(-EINVAL, option, "invalidArgument",
                                  "unknown capability \"%s\" (names as NET_ADMIN or CAP_NET_ADMIN, or ALL)",
                                  value);
-                return false;
+                return -EINVAL;
         }
         *mask |= UINT64_C(1) << n;
-        return true;
+        return 0;
 }
 
-bool run_security_cap_add(RunSecurity *s, const char *value) {
+int run_security_cap_add(RunSecurity *s, const char *value) {
         s->caps_changed = true;
         return capability_option("--cap-add", value, &s->add_all, &s->add);
 }
 
-bool run_security_cap_drop(RunSecurity *s, const char *value) {
+int run_security_cap_drop(RunSecurity *s, const char *value) {
         s->caps_changed = true;
         return capability_option("--cap-drop", value, &s->drop_all, &s->drop);
 }
 
-bool run_security_opt(RunSecurity *s, const char *value) {
+int run_security_opt(RunSecurity *s, const char *value) {
         /* docker accepts both "no-new-privileges=false" and "no-new-privileges:false". */
         size_t n = strlen("no-new-privileges");
         if (strncmp(value, "no-new-privileges", n) == 0) {
@@ -49,12 +49,12 @@ bool run_security_opt(RunSecurity *s, const char *value) {
                 if ((value[n] == '\0' || value[n] == '=' || value[n] == ':') &&
                     (streq(v, "true") || streq(v, "false"))) {
                         s->no_new_privileges = streq(v, "true") ? 1 : 0;
-                        return true;
+                        return 0;
                 }
         }
         (void) cli_error(-EINVAL, "--security-opt", "invalidArgument",
                          "\"%s\": supported is no-new-privileges[=true|false]", value);
-        return false;
+        return -EINVAL;
 }
 
 /* ulimit names (docker's, which are setrlimit's without RLIMIT_). */
@@ -63,7 +63,7 @@ static const char *const ulimit_names[] = {
         "nice", "nofile", "nproc", "rss",  "rtprio", "rttime", "sigpending", "stack",
 };
 
-bool run_security_ulimit(RunSecurity *s, json_t *rlimits, const char *value) {
+int run_security_ulimit(RunSecurity *s, json_t *rlimits, const char *value) {
         const char *eq = strchr(value, '=');
         char type[32], *end;
         int64_t soft, hard;
@@ -80,7 +80,7 @@ bool run_security_ulimit(RunSecurity *s, json_t *rlimits, const char *value) {
                                  "locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, "
                                  "sigpending, stack",
                                  value);
-                return false;
+                return -EINVAL;
         }
         errno = 0;
         soft = strtoll(eq + 1, &end, 10);
@@ -90,17 +90,19 @@ bool run_security_ulimit(RunSecurity *s, json_t *rlimits, const char *value) {
         if (errno || *end || end == eq + 1 || soft < 0 || hard < soft) {
                 (void) cli_error(-EINVAL, "--ulimit", "invalidArgument",
                                  "\"%s\": limits are numbers with SOFT <= HARD", value);
-                return false;
+                return -EINVAL;
         }
         snprintf(type, sizeof type, "RLIMIT_%.*s", (int) (eq - value), value);
         for (char *p = type; *p; p++)
                 *p = (char) (*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
         s->has_rlimits = true;
-        return json_array_append_new(rlimits, json_pack("{s:s, s:I, s:I}", "type", type, "soft",
-                                                        (json_int_t) soft, "hard", (json_int_t) hard)) >= 0;
+        if (json_array_append_new(rlimits, json_pack("{s:s, s:I, s:I}", "type", type, "soft",
+                                                     (json_int_t) soft, "hard", (json_int_t) hard)) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
-bool run_security_pids_limit(RunSecurity *s, const char *value) {
+int run_security_pids_limit(RunSecurity *s, const char *value) {
         char *end;
         int64_t v;
 
@@ -110,10 +112,10 @@ bool run_security_pids_limit(RunSecurity *s, const char *value) {
         if (errno || *end || end == value || v < -1) {
                 (void) cli_error(-EINVAL, "--pids-limit", "invalidArgument",
                                  "\"%s\": a number of processes (0 or -1: no limit)", value);
-                return false;
+                return -EINVAL;
         }
         s->pids_limit = v > 0 ? v : 0;
-        return true;
+        return 0;
 }
 
 int run_security_apply(const RunSecurity *s, json_t *process, json_t *resources, json_t *rlimits) {
