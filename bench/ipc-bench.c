@@ -3,10 +3,12 @@
 /* libcxpc against a raw AF_UNIX SOCK_SEQPACKET ping-pong, measured in one run (run it through
  * bench/ipc, which pins everything to one CPU). Prints the figures and, last, exactly:
  *   p50_ratio=X tput_ratio=Y data_mb_s=Z
- * X: libcxpc p50 round trip / raw p50 round trip (request: dict{route, a, b}; reply: dict{sum}).
- *    Printed too: the floor of any sd-event server (an io source answering with recvmsg()/send(),
+ * X: libcxpc p50 round trip / raw p50 round trip (request: dict{route, a, b}; reply: dict{sum}),
+ *    the median over BENCH_ROUNDS rounds of each round's ratio; within a round the two are
+ *    measured in interleaved blocks against servers that stay up. Printed too: the floor of any sd-event server (an io source answering with recvmsg()/send(),
  *    no codec) against the same raw baseline.
- * Y: libcxpc pipelined throughput (64 in flight) / raw pipelined throughput.
+ * Y: libcxpc pipelined throughput (64 in flight) / raw pipelined throughput, the median of the
+ *    rounds' ratios.
  * Z: MB/s (10^6 bytes) of a 64 MiB data value created from a malloc'd buffer, sent and echoed
  *    back, counting the value once per round trip (the conservative reading). Creating the value
  *    is inside the timing: it is the one copy a sender pays (large values then travel as sealed
@@ -31,6 +33,7 @@
 #define BENCH_ROUNDS            7 /* interleaved; the VM wakes tasks bimodally, so medians need several */
 #define BENCH_WARMUP            2000
 #define BENCH_PINGS             20000
+#define BENCH_BLOCK             100 /* pings of one kind before the next kind's turn */
 #define BENCH_PIPELINE_DEPTH    64
 #define BENCH_PIPELINE_MESSAGES 100000
 #define BENCH_DATA_SIZE         (64u * 1024u * 1024u)
@@ -51,6 +54,17 @@ static int cmp_u64(const void *a, const void *b) {
 
 static uint64_t median(uint64_t *v, size_t n) {
         qsort(v, n, sizeof(*v), cmp_u64);
+        return v[n / 2];
+}
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Sorts v: the rounds' ratios are printed before this is called. */
+static double median_double(double *v, size_t n) {
+        qsort(v, n, sizeof(*v), cmp_double);
         return v[n / 2];
 }
 
@@ -88,37 +102,19 @@ static pid_t fork_server(_noreturn_ void (*serve)(int fd), int *ret_fd) {
         return pid;
 }
 
-/* The p50 of BENCH_PINGS round trips on fd: send() the request, then recv(), or recvmsg() with
- * room for fds as libcxpc's client does (with_control). */
-static uint64_t ping_p50(int fd, bool with_control) {
+/* One round trip on fd in ns: send() the request, then recv(), or recvmsg() with room for fds as
+ * libcxpc's client does (with_control). */
+static uint64_t raw_ping(int fd, bool with_control) {
         char req[RAW_REQUEST_SIZE] = {}, buf[RAW_REPLY_SIZE * 2], control[CMSG_SPACE(sizeof(int) * 64)];
-        static uint64_t samples[BENCH_PINGS];
+        struct iovec iov = {buf, sizeof(buf)};
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
 
-        for (size_t i = 0; i < BENCH_WARMUP + BENCH_PINGS; i++) {
-                struct iovec iov = {buf, sizeof(buf)};
-                struct msghdr mh = {.msg_iov = &iov,
-                                    .msg_iovlen = 1,
-                                    .msg_control = control,
-                                    .msg_controllen = sizeof(control)};
-                uint64_t t0 = now_ns();
-                if (send(fd, req, sizeof(req), MSG_NOSIGNAL) < 0 ||
-                    (with_control ? recvmsg(fd, &mh, MSG_CMSG_CLOEXEC) : recv(fd, buf, sizeof(buf), 0)) <= 0)
-                        die("ping", errno);
-                if (i >= BENCH_WARMUP)
-                        samples[i - BENCH_WARMUP] = now_ns() - t0;
-        }
-        return median(samples, BENCH_PINGS);
-}
-
-/* ping_p50() against a new server process running serve. */
-static uint64_t served_p50(_noreturn_ void (*serve)(int fd), bool with_control) {
-        int fd;
-        pid_t pid = fork_server(serve, &fd);
-        uint64_t p50 = ping_p50(fd, with_control);
-
-        close(fd);
-        waitpid(pid, NULL, 0);
-        return p50;
+        uint64_t t0 = now_ns();
+        if (send(fd, req, sizeof(req), MSG_NOSIGNAL) < 0 ||
+            (with_control ? recvmsg(fd, &mh, MSG_CMSG_CLOEXEC) : recv(fd, buf, sizeof(buf), 0)) <= 0)
+                die("ping", errno);
+        return now_ns() - t0;
 }
 
 static double raw_throughput(void) {
@@ -261,30 +257,74 @@ static int make_ping(int64_t i, cxpc_object **ret) {
         return 0;
 }
 
-static uint64_t cxpc_p50(void) {
-        cxpc_connection *c;
-        pid_t pid = fork_cxpc_server(&c);
-        static uint64_t samples[BENCH_PINGS];
+/* One libcxpc round trip in ns: build the request, call, read the reply. */
+static uint64_t cxpc_ping(cxpc_connection *c, int64_t i) {
+        uint64_t t0 = now_ns();
+        _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL, *reply = NULL;
+        int64_t sum;
+        int r = make_ping(i, &m);
+        if (r < 0)
+                die("request", r);
+        r = cxpc_connection_call(c, m, CXPC_DEFAULT_TIMEOUT_USEC, &reply);
+        if (r < 0)
+                die("call", r);
+        r = cxpc_dict_get_int64(reply, "sum", &sum);
+        if (r < 0 || sum != i + 1)
+                die("reply", r < 0 ? r : -EBADMSG);
+        return now_ns() - t0;
+}
 
-        for (size_t i = 0; i < BENCH_WARMUP + BENCH_PINGS; i++) {
-                uint64_t t0 = now_ns();
-                _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL, *reply = NULL;
-                int64_t sum;
-                int r = make_ping((int64_t) i, &m);
-                if (r < 0)
-                        die("request", r);
-                r = cxpc_connection_call(c, m, CXPC_DEFAULT_TIMEOUT_USEC, &reply);
-                if (r < 0)
-                        die("call", r);
-                r = cxpc_dict_get_int64(reply, "sum", &sum);
-                if (r < 0 || sum != (int64_t) i + 1)
-                        die("reply", r < 0 ? r : -EBADMSG);
-                if (i >= BENCH_WARMUP)
-                        samples[i - BENCH_WARMUP] = now_ns() - t0;
-        }
+typedef enum PingKind {
+        PING_RAW,   /* raw_server, recv() */
+        PING_FLOOR, /* floor_server, recvmsg() with room for fds */
+        PING_CXPC,
+        _PING_KIND_MAX,
+} PingKind;
+
+typedef struct p50_result {
+        uint64_t p50[_PING_KIND_MAX];
+} p50_result;
+
+/* The p50 round trip of each kind, against servers that all stay up, in blocks of BENCH_BLOCK
+ * pings taken in turn (the order rotating): the VM changes speed in phases that last longer than
+ * a block, and interleaving makes each phase weigh the same in every kind. only_kind limits the
+ * run to one kind (profiling), or is _PING_KIND_MAX. */
+static p50_result p50_interleaved(PingKind only_kind) {
+        static uint64_t samples[_PING_KIND_MAX][BENCH_PINGS];
+        int raw_fd, floor_fd;
+        cxpc_connection *c;
+        pid_t raw_pid = fork_server(raw_server, &raw_fd);
+        pid_t floor_pid = fork_server(floor_server, &floor_fd);
+        pid_t cxpc_pid = fork_cxpc_server(&c);
+        size_t n_blocks = (BENCH_WARMUP + BENCH_PINGS) / BENCH_BLOCK;
+        int64_t cxpc_i = 0;
+
+        for (size_t block = 0; block < n_blocks; block++)
+                for (size_t turn = 0; turn < _PING_KIND_MAX; turn++) {
+                        PingKind kind = (PingKind) ((block + turn) % _PING_KIND_MAX);
+                        if (only_kind != _PING_KIND_MAX && kind != only_kind)
+                                continue;
+                        for (size_t i = 0; i < BENCH_BLOCK; i++) {
+                                uint64_t dt = kind == PING_RAW     ? raw_ping(raw_fd, false)
+                                              : kind == PING_FLOOR ? raw_ping(floor_fd, true)
+                                                                   : cxpc_ping(c, cxpc_i++);
+                                size_t sample = block * BENCH_BLOCK + i;
+                                if (sample >= BENCH_WARMUP)
+                                        samples[kind][sample - BENCH_WARMUP] = dt;
+                        }
+                }
+        close(raw_fd);
+        close(floor_fd);
         cxpc_connection_close_unref(c);
-        waitpid(pid, NULL, 0);
-        return median(samples, BENCH_PINGS);
+        waitpid(raw_pid, NULL, 0);
+        waitpid(floor_pid, NULL, 0);
+        waitpid(cxpc_pid, NULL, 0);
+
+        p50_result result = {};
+        for (size_t kind = 0; kind < _PING_KIND_MAX; kind++)
+                if (only_kind == _PING_KIND_MAX || kind == only_kind)
+                        result.p50[kind] = median(samples[kind], BENCH_PINGS);
+        return result;
 }
 
 typedef struct pipeline {
@@ -431,9 +471,6 @@ static data_result cxpc_data_mb_s(void) {
 }
 
 int main(void) {
-        uint64_t raw[BENCH_ROUNDS], lib[BENCH_ROUNDS], floor_p50[BENCH_ROUNDS];
-        double raw_tp[BENCH_ROUNDS], lib_tp[BENCH_ROUNDS];
-
         signal(SIGPIPE, SIG_IGN);
 
         /* For profiling one part at a time: IPC_BENCH_ONLY=raw-tput|cxpc-tput|raw-p50|floor-p50|cxpc-p50|data */
@@ -444,11 +481,11 @@ int main(void) {
                 else if (streq(only, "cxpc-tput"))
                         printf("%.0f msg/s\n", cxpc_throughput());
                 else if (streq(only, "raw-p50"))
-                        printf("%.2f us\n", (double) served_p50(raw_server, false) / 1e3);
+                        printf("%.2f us\n", (double) p50_interleaved(PING_RAW).p50[PING_RAW] / 1e3);
                 else if (streq(only, "floor-p50"))
-                        printf("%.2f us\n", (double) served_p50(floor_server, true) / 1e3);
+                        printf("%.2f us\n", (double) p50_interleaved(PING_FLOOR).p50[PING_FLOOR] / 1e3);
                 else if (streq(only, "cxpc-p50"))
-                        printf("%.2f us\n", (double) cxpc_p50() / 1e3);
+                        printf("%.2f us\n", (double) p50_interleaved(PING_CXPC).p50[PING_CXPC] / 1e3);
                 else if (streq(only, "data")) {
                         data_result d = cxpc_data_mb_s();
                         printf("%.0f MB/s (memfd fill floor %.0f MB/s)\n", d.created_mb_s, d.floor_mb_s);
@@ -457,42 +494,36 @@ int main(void) {
                 return 0;
         }
 
-        /* Interleave the two so that drift in machine load hits both alike. */
+        /* Each round measures libcxpc and its baseline side by side (the p50s in interleaved
+         * blocks), and the figures are the medians of the rounds' ratios: the VM's speed changes
+         * between rounds, but within one round it is the same for both. */
+        double p50_ratio[BENCH_ROUNDS], floor_ratio[BENCH_ROUNDS], tput_ratio[BENCH_ROUNDS];
         for (size_t i = 0; i < BENCH_ROUNDS; i++) {
-                raw[i] = served_p50(raw_server, false);
-                floor_p50[i] = served_p50(floor_server, true);
-                lib[i] = cxpc_p50();
-                raw_tp[i] = raw_throughput();
-                lib_tp[i] = cxpc_throughput();
-                printf("round %zu: raw p50 %.2f us, sd-event floor %.2f us, libcxpc p50 %.2f us; raw %.0f "
-                       "msg/s, libcxpc %.0f msg/s\n",
-                       i, (double) raw[i] / 1e3, (double) floor_p50[i] / 1e3, (double) lib[i] / 1e3,
-                       raw_tp[i], lib_tp[i]);
+                p50_result p50 = p50_interleaved(_PING_KIND_MAX);
+                double raw_tp = raw_throughput(), lib_tp = cxpc_throughput();
+                p50_ratio[i] = (double) p50.p50[PING_CXPC] / (double) p50.p50[PING_RAW];
+                floor_ratio[i] = (double) p50.p50[PING_FLOOR] / (double) p50.p50[PING_RAW];
+                tput_ratio[i] = lib_tp / raw_tp;
+                printf("round %zu: p50 raw %.2f us, sd-event floor %.2f us (%.3f x), libcxpc %.2f us (%.3f "
+                       "x); "
+                       "pipelined raw %.0f msg/s, libcxpc %.0f msg/s (%.3f x)\n",
+                       i, (double) p50.p50[PING_RAW] / 1e3, (double) p50.p50[PING_FLOOR] / 1e3,
+                       floor_ratio[i], (double) p50.p50[PING_CXPC] / 1e3, p50_ratio[i], raw_tp, lib_tp,
+                       tput_ratio[i]);
                 fflush(stdout);
         }
-        uint64_t raw_med = median(raw, BENCH_ROUNDS), lib_med = median(lib, BENCH_ROUNDS);
-        uint64_t floor_med = median(floor_p50, BENCH_ROUNDS);
-        uint64_t raw_tp_k[BENCH_ROUNDS], lib_tp_k[BENCH_ROUNDS];
-        for (size_t i = 0; i < BENCH_ROUNDS; i++) {
-                raw_tp_k[i] = (uint64_t) raw_tp[i];
-                lib_tp_k[i] = (uint64_t) lib_tp[i];
-        }
-        double raw_tp_med = (double) median(raw_tp_k, BENCH_ROUNDS);
-        double lib_tp_med = (double) median(lib_tp_k, BENCH_ROUNDS);
         data_result d = cxpc_data_mb_s();
 
-        printf("raw p50 %.2f us, libcxpc p50 %.2f us\n", (double) raw_med / 1e3, (double) lib_med / 1e3);
         /* Not a target: what any server on an sd-event loop pays here before it decodes anything. */
-        printf("sd-event floor (io source answering with recvmsg/send, no codec): p50 %.2f us, %.3f x raw\n",
-               (double) floor_med / 1e3, (double) floor_med / (double) raw_med);
-        printf("raw pipelined %.0f msg/s, libcxpc pipelined %.0f msg/s\n", raw_tp_med, lib_tp_med);
+        printf("sd-event floor (io source answering with recvmsg/send, no codec): %.3f x raw\n",
+               median_double(floor_ratio, BENCH_ROUNDS));
         printf("64 MiB value created, sent and echoed: %.0f MB/s\n", d.created_mb_s);
         printf("64 MiB existing value sent and echoed (no copy: sealed memfd passed along): %.0f MB/s\n",
                d.existing_mb_s);
         /* Not a target: the one copy into a new memfd that any sender of new bytes pays here. */
         printf("memfd fill floor (memfd_create + one write() of 64 MiB + seals, no IPC): %.0f MB/s\n",
                d.floor_mb_s);
-        printf("p50_ratio=%.3f tput_ratio=%.3f data_mb_s=%.0f\n", (double) lib_med / (double) raw_med,
-               lib_tp_med / raw_tp_med, d.created_mb_s);
+        printf("p50_ratio=%.3f tput_ratio=%.3f data_mb_s=%.0f\n", median_double(p50_ratio, BENCH_ROUNDS),
+               median_double(tput_ratio, BENCH_ROUNDS), d.created_mb_s);
         return 0;
 }
