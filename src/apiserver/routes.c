@@ -15,6 +15,7 @@
 
 #include "signal-util.h"
 #include "apiserver.h"
+#include "sysctl.h"
 #include "resource-limits.h"
 
 int pending_add_redispatch(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request,
@@ -257,6 +258,21 @@ static int validate_config(json_t *cfg, bool check_rootfs, char *err, size_t err
             (!json_is_string(stop_signal) || signal_from_string(json_string_value(stop_signal)) < 0)) {
                 snprintf(err, errsize, "stopSignal: not a signal name or number");
                 return -EINVAL;
+        }
+        json_t *sysctls = json_object_get(cfg, "sysctls");
+        if (sysctls && !json_is_null(sysctls)) {
+                const char *name, *reason;
+                json_t *value;
+                if (!json_is_object(sysctls) || json_object_size(sysctls) > CONTAINER_SYSCTLS_MAX) {
+                        snprintf(err, errsize, "sysctls must be an object of at most %u strings",
+                                 CONTAINER_SYSCTLS_MAX);
+                        return -EINVAL;
+                }
+                json_object_foreach(sysctls, name,
+                                    value) if (sysctl_check(name, json_string_value(value), &reason) < 0) {
+                        snprintf(err, errsize, "sysctl %s: %s", name, reason);
+                        return -EINVAL;
+                }
         }
         if (!check_rootfs)
                 return 0;

@@ -361,6 +361,8 @@ static void run_help(bool create_only) {
                "      --read-only       read-only root filesystem\n"
                "      --init            run an init process that forwards signals and reaps\n"
                "  -l, --label K=V       label (repeatable)\n"
+               "      --sysctl K=V      kernel parameter of the container's own namespaces (net.*,\n"
+               "                        fs.mqueue.*, kernel.shm*, kernel.msg*, kernel.sem; repeatable)\n"
                "      --hostname NAME\n"
                "      --rootfs DIR      use DIR as the root filesystem\n"
                "      --runtime crun|runc|PATH\n"
@@ -401,6 +403,7 @@ int verb_run(int argc, char **argv, bool create_only) {
                 OPT_SECURITY_OPT,
                 OPT_ULIMIT,
                 OPT_PIDS_LIMIT,
+                OPT_SYSCTL,
         };
         static const struct option options[] = {
                 {"detach", no_argument, NULL, 'd'},
@@ -429,12 +432,14 @@ int verb_run(int argc, char **argv, bool create_only) {
                 {"security-opt", required_argument, NULL, OPT_SECURITY_OPT},
                 {"ulimit", required_argument, NULL, OPT_ULIMIT},
                 {"pids-limit", required_argument, NULL, OPT_PIDS_LIMIT},
+                {"sysctl", required_argument, NULL, OPT_SYSCTL},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(json_decrefp) json_t *cfg = NULL, *env = json_array(), *mounts = json_array(),
                                        *labels = json_object(), *args = json_array(),
-                                       *resources = json_object(), *rlimits = json_array();
+                                       *resources = json_object(), *rlimits = json_array(),
+                                       *sysctls = json_object();
         _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
         _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL, *config = NULL;
         _cleanup_free_ char *text = NULL, *rootfs = NULL, *id = NULL, *runtime = NULL;
@@ -445,7 +450,7 @@ int verb_run(int argc, char **argv, bool create_only) {
         AttachOptions ao = {};
         int c, r;
 
-        if (!env || !mounts || !labels || !args || !resources || !rlimits)
+        if (!env || !mounts || !labels || !args || !resources || !rlimits || !sysctls)
                 return CONTAINER_EXIT_TOOL_FAILED;
         if (json_array_append_new(env, json_string(DEFAULT_PATH_ENV)) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
@@ -527,6 +532,19 @@ int verb_run(int argc, char **argv, bool create_only) {
                         if (!k)
                                 return CONTAINER_EXIT_TOOL_FAILED;
                         r = json_object_set_new(labels, k, json_string(eq ? eq + 1 : ""));
+                        break;
+                }
+                case OPT_SYSCTL: {
+                        /* Only the syntax here: the API server decides which names a container may set. */
+                        const char *eq = strchr(optarg, '=');
+                        _cleanup_free_ char *k = NULL;
+                        if (!eq || eq == optarg)
+                                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "--sysctl", "invalidArgument",
+                                                 "\"%s\": expected NAME=VALUE", optarg);
+                        k = strndup(optarg, (size_t) (eq - optarg));
+                        if (!k)
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        r = json_object_set_new(sysctls, k, json_string(eq + 1));
                         break;
                 }
                 case OPT_STOP_SIGNAL:
@@ -639,6 +657,8 @@ int verb_run(int argc, char **argv, bool create_only) {
         if (image && entrypoint && json_object_set_new(cfg, "entrypoint", json_string(entrypoint)) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
         if (stop_signal && json_object_set_new(cfg, "stopSignal", json_string(stop_signal)) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (json_object_size(sysctls) > 0 && json_object_set(cfg, "sysctls", sysctls) < 0)
                 return CONTAINER_EXIT_TOOL_FAILED;
 
         text = json_dumps(cfg, JSON_COMPACT);

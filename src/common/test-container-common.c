@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "capabilities.h"
+#include "sysctl.h"
 #include "container-common.h"
 #include "macro.h"
 
@@ -205,6 +206,53 @@ static void test_capabilities(void **state) {
         assert_int_equal(n, 14);
 }
 
+static void test_sysctl_check(void **state) {
+        const char *reason = NULL;
+        char name[CONTAINER_SYSCTL_NAME_MAX + 2], value[CONTAINER_SYSCTL_VALUE_MAX + 2];
+
+        assert_int_equal(sysctl_check("net.ipv4.ip_forward", "1", &reason), 0);
+        assert_int_equal(sysctl_check("net.ipv4.conf.all.rp_filter", "0", &reason), 0);
+        assert_int_equal(sysctl_check("net.ipv4.ip_local_port_range", "40000\t50000", &reason), 0);
+        assert_int_equal(sysctl_check("fs.mqueue.msg_max", "20", &reason), 0);
+        assert_int_equal(sysctl_check("kernel.shm_rmid_forced", "1", &reason), 0);
+        assert_int_equal(sysctl_check("kernel.domainname", "example", &reason), 0);
+        /* Not the container's: the host's own, or a near miss of a namespaced name. */
+        reason = NULL;
+        assert_int_equal(sysctl_check("kernel.core_pattern", "x", &reason), -EPERM);
+        assert_non_null(reason);
+        assert_int_equal(sysctl_check("kernel.hostname", "x", &reason), -EPERM);
+        assert_non_null(strstr(reason, "--hostname"));
+        assert_int_equal(sysctl_check("vm.swappiness", "10", &reason), -EPERM);
+        assert_int_equal(sysctl_check("kernel.shmmaxx", "1", &reason), -EPERM);
+        assert_int_equal(sysctl_check("netx.y", "1", &reason), -EPERM);
+        assert_int_equal(sysctl_check("fs.mqueue", "1", &reason), -EPERM);
+        /* Malformed names: no path tricks, no empty components. */
+        assert_int_equal(sysctl_check("net.ipv4..ip_forward", "1", &reason), -EINVAL);
+        assert_int_equal(sysctl_check("net/ipv4/ip_forward", "1", &reason), -EINVAL);
+        assert_int_equal(sysctl_check("net.ipv4.conf.../x", "1", &reason), -EINVAL);
+        assert_int_equal(sysctl_check(".net.x", "1", &reason), -EINVAL);
+        assert_int_equal(sysctl_check("net.x.", "1", &reason), -EINVAL);
+        assert_int_equal(sysctl_check("", "1", &reason), -EINVAL);
+        assert_int_equal(sysctl_check(NULL, "1", &reason), -EINVAL);
+        memset(name, 'a', sizeof name - 1);
+        memcpy(name, "net.", 4);
+        name[CONTAINER_SYSCTL_NAME_MAX] = 0;
+        assert_int_equal(sysctl_check(name, "1", &reason), 0);
+        name[CONTAINER_SYSCTL_NAME_MAX] = 'a';
+        name[CONTAINER_SYSCTL_NAME_MAX + 1] = 0;
+        assert_int_equal(sysctl_check(name, "1", &reason), -EINVAL);
+        /* Values: one non-empty line, bounded. */
+        assert_int_equal(sysctl_check("net.ipv4.ip_forward", "", &reason), -EINVAL);
+        assert_int_equal(sysctl_check("net.ipv4.ip_forward", NULL, &reason), -EINVAL);
+        assert_int_equal(sysctl_check("net.ipv4.ip_forward", "1\n0", &reason), -EINVAL);
+        memset(value, '1', sizeof value - 1);
+        value[CONTAINER_SYSCTL_VALUE_MAX] = 0;
+        assert_int_equal(sysctl_check("net.core.x", value, &reason), 0);
+        value[CONTAINER_SYSCTL_VALUE_MAX] = '1';
+        value[CONTAINER_SYSCTL_VALUE_MAX + 1] = 0;
+        assert_int_equal(sysctl_check("net.core.x", value, &reason), -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_id_validation),
@@ -213,6 +261,7 @@ int main(void) {
                 cmocka_unit_test(test_rfc3339),
                 cmocka_unit_test(test_dirs),
                 cmocka_unit_test(test_capabilities),
+                cmocka_unit_test(test_sysctl_check),
                 cmocka_unit_test(test_atomic_write_and_rm_rf),
                 cmocka_unit_test(test_oci_runtime_check),
         };

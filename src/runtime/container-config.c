@@ -10,6 +10,7 @@
 
 #include "container-config.h"
 #include "macro.h"
+#include "sysctl.h"
 
 static const char *const default_env[] = {
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -476,9 +477,18 @@ static int container_config_parse(json_t *j, const char *bundle, ContainerConfig
                         *err = "sysctls must be an object of strings";
                         return -EINVAL;
                 }
-                json_object_foreach(v, k, s) if (!json_is_string(s)) {
-                        *err = "sysctls must be an object of strings";
+                if (json_object_size(v) > CONTAINER_SYSCTLS_MAX) {
+                        *err = "sysctls: too many";
                         return -EINVAL;
+                }
+                json_object_foreach(v, k, s) {
+                        if (!json_is_string(s)) {
+                                *err = "sysctls must be an object of strings";
+                                return -EINVAL;
+                        }
+                        /* Again here: a configuration on disk may not have come through the API server. */
+                        if (sysctl_check(k, json_string_value(s), err) < 0)
+                                return -EINVAL;
                 }
                 c->sysctls = json_incref(v);
         }
