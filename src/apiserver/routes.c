@@ -1082,6 +1082,25 @@ static int route_endpoint(cxpc_connection *conn, cxpc_object *m, void *userdata)
                                   CXPC_TYPE_ENDPOINT);
 }
 
+static int route_top(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *call = NULL;
+        Container *c = lookup(userdata, conn, m);
+        int r;
+
+        if (!c)
+                return 0;
+        if (c->status == CONTAINER_STATUS_BROKEN)
+                return refuse_broken(conn, m, c);
+        if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is not running", c->id);
+        r = runtime_client_id_request(c->runtime, "top", NULL, &call);
+        if (r < 0)
+                return r;
+        return forward_to_runtime(conn, m, c, call, "listing the processes of", "processes",
+                                  CXPC_TYPE_ARRAY);
+}
+
 static int route_logs(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
         _cleanup_free_ char *path = NULL;
@@ -1173,6 +1192,7 @@ int manager_setup_routes(Manager *mgr) {
                 {APISERVER_ROUTE_ENDPOINT, route_endpoint},
                 {APISERVER_ROUTE_LOGS, route_logs},
                 {APISERVER_ROUTE_RESIZE, route_resize},
+                {APISERVER_ROUTE_TOP, route_top},
                 {APISERVER_ROUTE_UPDATE, route_update},
                 {APISERVER_ROUTE_PRUNE, route_prune},
                 {APISERVER_ROUTE_SYSTEM_STATUS, route_status},

@@ -90,6 +90,7 @@ int verb_update(int argc, char **argv);
 int verb_kill(int argc, char **argv);
 int verb_rm(int argc, char **argv);
 int verb_stats(int argc, char **argv);
+int verb_top(int argc, char **argv);
 /* cp and export are in the container-archive helper (archive.c), which the CLI executes: libarchive
  * and what it pulls in (libxml2, ICU, libstdc++) are never loaded by the other commands. */
 int verb_cp(int argc, char **argv);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* ls, inspect, stop, kill, rm, stats, cp, export, prune, system. */
+/* ls, inspect, stop, kill, rm, stats, top, cp, export, prune, system. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -640,6 +640,122 @@ int verb_stats(int argc, char **argv) {
                         return ret;
                 (void) usleep(STATS_INTERVAL_USEC);
         }
+}
+
+/* ---- top ---- */
+
+/* STIME as ps prints it: the time of day when it was today, else the month and day (the year
+ * when it was another year). */
+static void format_stime(int64_t nsec, char *buf, size_t size) {
+        time_t then = (time_t) (nsec / (int64_t) NSEC_PER_SEC), now = time(NULL);
+        struct tm t, n;
+
+        if (!localtime_r(&then, &t) || !localtime_r(&now, &n)) {
+                snprintf(buf, size, "?");
+                return;
+        }
+        if (t.tm_year == n.tm_year && t.tm_yday == n.tm_yday)
+                strftime(buf, size, "%H:%M", &t);
+        else if (t.tm_year == n.tm_year)
+                strftime(buf, size, "%b%d", &t);
+        else
+                strftime(buf, size, "%Y", &t);
+}
+
+/* TIME as ps prints it: [DD-]HH:MM:SS of CPU time. */
+static void format_cpu_time(uint64_t ns, char *buf, size_t size) {
+        uint64_t s = ns / NSEC_PER_SEC;
+
+        if (s >= 86400)
+                snprintf(buf, size, "%" PRIu64 "-%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64, s / 86400,
+                         s / 3600 % 24, s / 60 % 60, s % 60);
+        else
+                snprintf(buf, size, "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64, s / 3600, s / 60 % 60, s % 60);
+}
+
+int verb_top(int argc, char **argv) {
+        static const struct option options[] = {
+                {"format", required_argument, NULL, 'F'},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *conn = NULL;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *req = NULL, *reply = NULL;
+        _cleanup_(json_decrefp) json_t *out = NULL;
+        OutputFormat format = OUTPUT_TABLE;
+        cxpc_object *procs;
+        char what[128];
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'F':
+                        if (parse_output_format(optarg, &format) < 0)
+                                return CONTAINER_EXIT_TOOL_FAILED;
+                        break;
+                case 'h':
+                        printf("Usage: container top [--format table|json] CONTAINER\n");
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        if (argc - optind != 1)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, "top", "invalidArgument",
+                                 "give exactly one container");
+        snprintf(what, sizeof what, "top %.64s", argv[optind]);
+        if (cli_connect(true, &conn) < 0 || cli_request(APISERVER_ROUTE_TOP, argv[optind], &req) < 0 ||
+            cli_call(conn, req, 0, what, &reply) < 0)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        procs = cxpc_dict_get(reply, "processes");
+        if (cxpc_object_get_type(procs) != CXPC_TYPE_ARRAY)
+                return cli_error(CONTAINER_EXIT_TOOL_FAILED, what, "internalError",
+                                 "the reply has no processes");
+
+        out = json_array();
+        if (!out)
+                return CONTAINER_EXIT_TOOL_FAILED;
+        if (format == OUTPUT_TABLE)
+                printf("%-8s %-8s %-8s %-8s %-4s %-5s %-10s %s\n", "UID", "PID", "PPID", "CPID", "STAT",
+                       "STIME", "TIME", "CMD");
+        for (size_t i = 0; i < cxpc_array_get_count(procs); i++) {
+                cxpc_object *p = cxpc_array_get(procs, i);
+                int64_t pid = 0, cpid = 0, ppid = 0, uid = 0, started = 0;
+                uint64_t cpu = 0;
+                const char *state = "?", *command = "";
+                char stime[32], cputime[32], date[64], cpid_s[24] = "-";
+
+                (void) cxpc_dict_get_int64(p, "pid", &pid);
+                (void) cxpc_dict_get_int64(p, "containerPid", &cpid);
+                (void) cxpc_dict_get_int64(p, "ppid", &ppid);
+                (void) cxpc_dict_get_int64(p, "uid", &uid);
+                (void) cxpc_dict_get_string(p, "state", &state);
+                (void) cxpc_dict_get_date(p, "startedAt", &started);
+                (void) cxpc_dict_get_uint64(p, "cpuTimeNs", &cpu);
+                (void) cxpc_dict_get_string(p, "command", &command);
+                if (format == OUTPUT_JSON) {
+                        if (format_rfc3339(started, date, sizeof date) < 0)
+                                date[0] = 0;
+                        (void) json_array_append_new(
+                                out, json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:s}", "pid",
+                                               (json_int_t) pid, "containerPid", (json_int_t) cpid, "ppid",
+                                               (json_int_t) ppid, "uid", (json_int_t) uid, "state", state,
+                                               "startedAt", date, "cpuTimeNs", (json_int_t) cpu, "command",
+                                               command));
+                        continue;
+                }
+                format_stime(started, stime, sizeof stime);
+                format_cpu_time(cpu, cputime, sizeof cputime);
+                /* 0: status had no NSpid line */
+                if (cpid > 0)
+                        snprintf(cpid_s, sizeof cpid_s, "%" PRIi64, cpid);
+                printf("%-8" PRIi64 " %-8" PRIi64 " %-8" PRIi64 " %-8s %-4s %-5s %-10s %s\n", uid, pid, ppid,
+                       cpid_s, state, stime, cputime, command);
+        }
+        if (format == OUTPUT_JSON) {
+                (void) json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                putchar('\n');
+        }
+        return 0;
 }
 
 /* ---- system ---- */

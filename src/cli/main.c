@@ -49,6 +49,7 @@ static void help(FILE *f) {
               "  logs       Show a container's output\n"
               "  inspect    Show containers as JSON\n"
               "  stats      Show resource usage\n"
+              "  top        Show the processes of a container\n"
               "  cp         Copy files between a container and the host\n"
               "  export     Write a container's root filesystem as a tar archive\n"
               "  prune      Remove all stopped containers\n"
@@ -76,8 +77,8 @@ int main(int argc, char **argv) {
                 {"wait", verb_wait},       {"ls", verb_ls},           {"ps", verb_ls},
                 {"list", verb_ls},         {"inspect", verb_inspect}, {"stop", verb_stop},
                 {"restart", verb_restart}, {"update", verb_update},   {"kill", verb_kill},
-                {"rm", verb_rm},           {"stats", verb_stats},     {"prune", verb_prune},
-                {"system", verb_system},   {"image", verb_image},
+                {"rm", verb_rm},           {"stats", verb_stats},     {"top", verb_top},
+                {"prune", verb_prune},     {"system", verb_system},   {"image", verb_image},
         };
         int c;
 

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -151,6 +152,38 @@ static int write_string(const char *path, const char *s) {
         n = write(fd, s, strlen(s));
         safe_close(fd);
         return n < 0 ? negative_errno() : 0;
+}
+
+int cgroup_list_pids(const char *id, pid_t *pids, size_t max, size_t *ret_n, bool *ret_truncated) {
+        char p[512], line[32];
+        size_t n = 0;
+        bool truncated = false;
+        FILE *f;
+
+        assert_return(id && (pids || max == 0) && ret_n, -EINVAL);
+
+        cgroup_path(p, sizeof(p), cgroup_is_unified() ? "" : "pids", id, "cgroup.procs");
+        f = fopen(p, "re");
+        if (!f)
+                return negative_errno();
+        /* One pid a line; a line that does not fit the buffer is no pid. */
+        while (fgets(line, sizeof line, f)) {
+                char *end;
+                long v = strtol(line, &end, 10);
+
+                if (end == line || (*end != '\n' && *end != 0) || v <= 0 || v > INT32_MAX)
+                        continue;
+                if (n >= max) {
+                        truncated = true;
+                        break;
+                }
+                pids[n++] = (pid_t) v;
+        }
+        fclose(f);
+        *ret_n = n;
+        if (ret_truncated)
+                *ret_truncated = truncated;
+        return 0;
 }
 
 int cgroup_pids_unlimit(const char *id) {

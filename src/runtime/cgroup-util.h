@@ -30,6 +30,10 @@ int cgroup_kill_all(const char *id);
  * it could not wait for in one round. 0 when the cgroup is empty (or gone), -ETIMEDOUT. */
 int cgroup_kill_all_wait(const char *id, uint64_t timeout_usec);
 
+/* The processes of the container's cgroup (cgroup.procs), at most max of them; *ret_truncated says
+ * whether there were more. -ENOENT when the cgroup is gone. */
+int cgroup_list_pids(const char *id, pid_t *pids, size_t max, size_t *ret_n, bool *ret_truncated);
+
 /* Lifts the container's process limit (pids.max "max"): OCI runtimes' update takes only numbers
  * there (crun writes -1, which the kernel refuses). */
 int cgroup_pids_unlimit(const char *id);

@@ -29,6 +29,7 @@
 #include "oci-runtime-dirs.h"
 #include "sealed-exe.h"
 #include "cgroup-util.h"
+#include "proc-util.h"
 #ifndef HAVE_RUNTIME_IO
 #define HAVE_RUNTIME_IO 0
 #endif
@@ -1521,6 +1522,75 @@ static int route_statistics(cxpc_connection *c, cxpc_object *m, void *userdata) 
         return cxpc_connection_reply(c, m, reply);
 }
 
+/* The processes of the container's cgroup (not the service, not the OCI runtime: they are outside
+ * it), read from /proc. One that exits between the listing and the reading is left out. */
+static int route_top(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        Runtime *rt = userdata;
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL, *procs = NULL;
+        _cleanup_free_ pid_t *pids = NULL;
+        bool truncated = false;
+        size_t n = 0;
+        int r;
+
+        if (rt->state != RUNTIME_RUNNING && rt->state != RUNTIME_STOPPING)
+                return reply_invalid_state(rt, c, m);
+        pids = calloc(PROC_TOP_PROCESSES_MAX, sizeof *pids);
+        if (!pids)
+                return -ENOMEM;
+        r = cgroup_list_pids(rt->id, pids, PROC_TOP_PROCESSES_MAX, &n, &truncated);
+        if (r < 0)
+                return cxpc_connection_reply_error(c, m, cxpc_error_code_from_errno(-r),
+                                                   "reading the processes of cgroup %s: %s", rt->id,
+                                                   strerror(-r));
+        if (truncated)
+                log_msg("%s: top lists the first %u processes only", rt->id, PROC_TOP_PROCESSES_MAX);
+        r = cxpc_array_new(&procs);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(cxpc_object_unrefp) cxpc_object *d = NULL;
+                char state[2];
+                ProcInfo info;
+
+                r = proc_info_read(pids[i], &info);
+                if (r == -ESRCH)
+                        continue;
+                if (r < 0) {
+                        log_msg("%s: reading /proc/%d: %s", rt->id, (int) pids[i], strerror(-r));
+                        continue;
+                }
+                state[0] = info.state > ' ' && info.state < 0x7f ? info.state : '?';
+                state[1] = 0;
+                r = cxpc_dict_new(&d);
+                if (r >= 0)
+                        r = cxpc_dict_set_int64(d, "pid", info.pid);
+                if (r >= 0)
+                        r = cxpc_dict_set_int64(d, "containerPid", info.ns_pid);
+                if (r >= 0)
+                        r = cxpc_dict_set_int64(d, "ppid", info.ppid);
+                if (r >= 0)
+                        r = cxpc_dict_set_int64(d, "uid", info.uid);
+                if (r >= 0)
+                        r = cxpc_dict_set_string(d, "state", state);
+                if (r >= 0)
+                        r = cxpc_dict_set_date(d, "startedAt", info.started_at_ns);
+                if (r >= 0)
+                        r = cxpc_dict_set_uint64(d, "cpuTimeNs", info.cpu_time_ns);
+                if (r >= 0)
+                        r = cxpc_dict_set_string(d, "command", info.command);
+                if (r >= 0)
+                        r = cxpc_array_append(procs, d);
+                if (r < 0)
+                        return r;
+        }
+        r = cxpc_reply_new(&reply);
+        if (r >= 0)
+                r = cxpc_dict_set(reply, "processes", procs);
+        if (r < 0)
+                return r;
+        return cxpc_connection_reply(c, m, reply);
+}
+
 static int route_resize(cxpc_connection *c, cxpc_object *m, void *userdata) {
         Runtime *rt = userdata;
         int64_t w, h;
@@ -1858,6 +1928,7 @@ static const struct {
         {"stop", route_stop},
         {"state", route_state},
         {"statistics", route_statistics},
+        {"top", route_top},
 #if HAVE_RUNTIME_IO
         {"copyIn", route_copy},
         {"copyOut", route_copy},
