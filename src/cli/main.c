@@ -43,6 +43,8 @@ static void help(FILE *f) {
               "  restart    Stop and start containers again\n"
               "  update     Change the CPU, memory and process limits of containers\n"
               "  kill       Send a signal to containers\n"
+              "  pause      Freeze the processes of containers\n"
+              "  unpause    Thaw paused containers\n"
               "  rm         Remove containers\n"
               "  ls, ps     List containers\n"
               "  exec       Run a command in a running container\n"
@@ -77,7 +79,8 @@ int main(int argc, char **argv) {
                 {"list", verb_ls},         {"inspect", verb_inspect}, {"stop", verb_stop},
                 {"restart", verb_restart}, {"update", verb_update},   {"kill", verb_kill},
                 {"rm", verb_rm},           {"stats", verb_stats},     {"prune", verb_prune},
-                {"system", verb_system},   {"image", verb_image},
+                {"system", verb_system},   {"image", verb_image},     {"pause", verb_pause},
+                {"unpause", verb_unpause},
         };
         int c;
 
