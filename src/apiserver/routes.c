@@ -892,9 +892,12 @@ static int route_pause_unpause(cxpc_connection *conn, cxpc_object *m, void *user
                 return refuse_broken(conn, m, c);
         if (c->starting)
                 return defer_until_started(conn, m, c, route_pause_unpause);
-        if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime || c->n_stoppers > 0)
+        if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
                                                    "container %s is not running", c->id);
+        if (c->n_stoppers > 0)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is stopping", c->id);
         r = runtime_client_id_request(c->runtime, pause ? "pause" : "resume", c->id, &call);
         if (r < 0)
                 return r;
