@@ -64,6 +64,10 @@ struct Container {
         bool starting;       /* a start in flight: its runtime service is starting the container */
         bool remove_on_exit; /* rm -f of a running container in flight */
         bool removed;        /* gone from the registry; late callbacks only clean up */
+        /* Running, with its cgroup frozen (container/pause). Not a status of its own: everything
+         * that applies to a running container (stop, kill, rm -f, re-attach) applies; its runtime
+         * service is the truth, asked again at re-attach. */
+        bool paused;
 };
 
 /* A sealed copy of an OCI runtime's binary (oci-exe-cache.c). */
@@ -147,6 +151,8 @@ int manager_remove_container(Manager *m, Container *c);
 int manager_scan(Manager *m);
 /* The stable JSON shape of `inspect` and `ls --format json` (docs/apiserver.md). */
 json_t *container_to_json(Container *c);
+/* The status clients see: a paused container is "paused", otherwise its ContainerStatus. */
+const char *container_display_status(Container *c);
 
 /* The container runs from an image of the store (its "image" is set and "rootfs" is ours). */
 bool container_uses_image(Container *c);

@@ -394,14 +394,20 @@ int manager_scan(Manager *m) {
         return 0;
 }
 
+const char *container_display_status(Container *c) {
+        if (c->status == CONTAINER_STATUS_RUNNING && c->paused)
+                return "paused";
+        return container_status_to_string(c->status);
+}
+
 json_t *container_to_json(Container *c) {
         json_t *process = json_object_get(c->config, "process");
         json_t *j;
 
         j = json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:o, s:o, s:o, s:o, s:o, s:O?, s:O?, s:o}", "id", c->id,
-                      "status", container_status_to_string(c->status), "image",
-                      json_object_get(c->config, "image"), "rootfs", json_object_get(c->config, "rootfs"),
-                      "command", json_object_get(process, "args"), "createdAt", date_or_null(c->created_at),
+                      "status", container_display_status(c), "image", json_object_get(c->config, "image"),
+                      "rootfs", json_object_get(c->config, "rootfs"), "command",
+                      json_object_get(process, "args"), "createdAt", date_or_null(c->created_at),
                       "startedAt", date_or_null(c->started_at), "exitCode",
                       c->exit_code >= 0 ? json_integer(c->exit_code) : json_null(), "exitedAt",
                       date_or_null(c->exited_at), "pid", c->pid > 0 ? json_integer(c->pid) : json_null(),

@@ -666,6 +666,9 @@ static int route_start(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (c->remove_on_exit)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
                                                    "container %s is being removed", c->id);
+        if (c->paused)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is paused: unpause it instead", c->id);
         if (c->status == CONTAINER_STATUS_RUNNING || c->runtime) {
                 if (attach || c->status != CONTAINER_STATUS_RUNNING)
                         return cxpc_connection_reply_error(
@@ -811,8 +814,10 @@ static int stop_async(Container *c, int64_t timeout, const char *signal) {
         if (r < 0) {
                 container_unref(c);
                 free(s);
+                return r;
         }
-        return r;
+        c->paused = false; /* the runtime service thaws it for the stop signal */
+        return 0;
 }
 
 static int route_stop(cxpc_connection *conn, cxpc_object *m, void *userdata) {
@@ -849,6 +854,17 @@ static int route_stop(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         return 0; /* deferred */
 }
 
+static int mark_paused(Container *c, cxpc_object *request) {
+        c->paused = true;
+        return 0;
+}
+
+/* The runtime service resumes a paused container after delivering a signal, and after an unpause. */
+static int mark_thawed(Container *c, cxpc_object *request) {
+        c->paused = false;
+        return 0;
+}
+
 static int route_kill(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *call = NULL;
         Container *c = lookup(userdata, conn, m);
@@ -874,7 +890,35 @@ static int route_kill(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         r = runtime_client_kill_request(c->runtime, c->id, signal, &call);
         if (r < 0)
                 return r;
-        return forward_to_runtime(conn, m, c, call, "killing container", NULL, CXPC_TYPE_NULL);
+        return forward_to_runtime_then(conn, m, c, call, "killing container", NULL, CXPC_TYPE_NULL,
+                                       mark_thawed);
+}
+
+/* container/pause and container/unpause: forwarded to the runtime service (runtime/pause,
+ * runtime/resume), whose refusals (already paused, not paused, not running) reach the client. */
+static int route_pause_unpause(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *call = NULL;
+        Container *c = lookup(userdata, conn, m);
+        bool pause = streq_ptr(cxpc_message_get_route(m), APISERVER_ROUTE_PAUSE);
+        int r;
+
+        if (!c)
+                return 0;
+        if (c->status == CONTAINER_STATUS_BROKEN)
+                return refuse_broken(conn, m, c);
+        if (c->starting)
+                return defer_until_started(conn, m, c, route_pause_unpause);
+        if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is not running", c->id);
+        if (c->n_stoppers > 0)
+                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is stopping", c->id);
+        r = runtime_client_id_request(c->runtime, pause ? "pause" : "resume", c->id, &call);
+        if (r < 0)
+                return r;
+        return forward_to_runtime_then(conn, m, c, call, pause ? "pausing container" : "unpausing container",
+                                       NULL, CXPC_TYPE_NULL, pause ? mark_paused : mark_thawed);
 }
 
 static int route_resize(cxpc_connection *conn, cxpc_object *m, void *userdata) {
@@ -1194,6 +1238,8 @@ int manager_setup_routes(Manager *mgr) {
                 {APISERVER_ROUTE_RESIZE, route_resize},
                 {APISERVER_ROUTE_TOP, route_top},
                 {APISERVER_ROUTE_UPDATE, route_update},
+                {APISERVER_ROUTE_PAUSE, route_pause_unpause},
+                {APISERVER_ROUTE_UNPAUSE, route_pause_unpause},
                 {APISERVER_ROUTE_PRUNE, route_prune},
                 {APISERVER_ROUTE_SYSTEM_STATUS, route_status},
                 {APISERVER_ROUTE_SYSTEM_SHUTDOWN, route_shutdown},

@@ -213,6 +213,7 @@ void container_record_exit(Container *c, int exit_code, int64_t exited_at, const
         int r;
 
         container_release_runtime(c);
+        c->paused = false;
         if (c->removed)
                 return;
         c->status = CONTAINER_STATUS_STOPPED;
@@ -302,6 +303,11 @@ int container_watch_exit(Container *c) {
         return r;
 }
 
+static bool snapshot_status_is(cxpc_object *snapshot, const char *status) {
+        const char *s = NULL;
+        return cxpc_dict_get_string(snapshot, "status", &s) >= 0 && streq(s, status);
+}
+
 /* After our own restart: find the runtime service of a container that was running. */
 int container_reattach(Container *c) {
         _cleanup_free_ char *path = NULL;
@@ -326,6 +332,8 @@ int container_reattach(Container *c) {
         }
         (void) watch_disconnect(c, rc);
         c->runtime = rc;
+        /* Paused before our restart: the runtime service still has it frozen. */
+        c->paused = snapshot_status_is(snapshot, "paused");
         r = container_watch_exit(c);
         if (r < 0)
                 container_record_exit(c, -1, 0, "cannot watch the runtime service");

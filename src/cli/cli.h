@@ -88,6 +88,8 @@ int verb_stop(int argc, char **argv);
 int verb_restart(int argc, char **argv);
 int verb_update(int argc, char **argv);
 int verb_kill(int argc, char **argv);
+int verb_pause(int argc, char **argv);
+int verb_unpause(int argc, char **argv);
 int verb_rm(int argc, char **argv);
 int verb_stats(int argc, char **argv);
 int verb_top(int argc, char **argv);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* ls, inspect, stop, kill, rm, stats, top, cp, export, prune, system. */
+/* ls, inspect, stop, kill, pause, unpause, rm, stats, top, cp, export, prune, system. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,6 +87,9 @@ static void print_table_row(json_t *c) {
         if (streq(status, "running")) {
                 format_ago(json_date(json_object_get(c, "startedAt")), ago, sizeof ago);
                 snprintf(st, sizeof st, "Up %s", ago);
+        } else if (streq(status, "paused")) {
+                format_ago(json_date(json_object_get(c, "startedAt")), ago, sizeof ago);
+                snprintf(st, sizeof st, "Up %s (Paused)", ago);
         } else if (streq(status, "stopped")) {
                 json_t *code = json_object_get(c, "exitCode");
                 format_ago(json_date(json_object_get(c, "exitedAt")), ago, sizeof ago);
@@ -434,6 +437,37 @@ int verb_kill(int argc, char **argv) {
                         return CONTAINER_EXIT_TOOL_FAILED;
                 }
         return for_each_id(argc, argv, optind, APISERVER_ROUTE_KILL, "killing", fill_kill, (void *) sig, 0);
+}
+
+/* pause and unpause: no options but --help. */
+static int pause_unpause(int argc, char **argv, const char *route, const char *verb, const char *usage) {
+        static const struct option options[] = {
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        printf("%s\n", usage);
+                        return 0;
+                default:
+                        return CONTAINER_EXIT_TOOL_FAILED;
+                }
+        return for_each_id(argc, argv, optind, route, verb, NULL, NULL, 0);
+}
+
+int verb_pause(int argc, char **argv) {
+        return pause_unpause(argc, argv, APISERVER_ROUTE_PAUSE, "pausing",
+                             "Usage: container pause CONTAINER...\n"
+                             "Freeze every process of running containers.");
+}
+
+int verb_unpause(int argc, char **argv) {
+        return pause_unpause(argc, argv, APISERVER_ROUTE_UNPAUSE, "unpausing",
+                             "Usage: container unpause CONTAINER...\n"
+                             "Thaw the processes of paused containers.");
 }
 
 static int fill_rm(cxpc_object *req, void *ud) {

@@ -30,10 +30,11 @@ int container_filter_add(ContainerFilter *f, const char *spec) {
                 if (!*v)
                         break;
                 if (k == FILTER_STATUS && !streq(status_alias(v), "created") &&
-                    !streq(status_alias(v), "running") && !streq(status_alias(v), "stopped") &&
-                    !streq(v, "broken"))
+                    !streq(status_alias(v), "running") && !streq(v, "paused") &&
+                    !streq(status_alias(v), "stopped") && !streq(v, "broken"))
                         return cli_error(-EINVAL, "--filter", "invalidArgument",
-                                         "\"%s\": status is created, running, exited (stopped) or broken",
+                                         "\"%s\": status is created, running, paused, exited (stopped) "
+                                         "or broken",
                                          spec);
                 if (f->n[k] >= CLI_FILTER_VALUES_MAX)
                         return cli_error(-E2BIG, "--filter", "invalidArgument", "too many %s filters",

@@ -43,6 +43,8 @@ static void help(FILE *f) {
               "  restart    Stop and start containers again\n"
               "  update     Change the CPU, memory and process limits of containers\n"
               "  kill       Send a signal to containers\n"
+              "  pause      Freeze the processes of containers\n"
+              "  unpause    Thaw paused containers\n"
               "  rm         Remove containers\n"
               "  ls, ps     List containers\n"
               "  exec       Run a command in a running container\n"
@@ -79,6 +81,7 @@ int main(int argc, char **argv) {
                 {"restart", verb_restart}, {"update", verb_update},   {"kill", verb_kill},
                 {"rm", verb_rm},           {"stats", verb_stats},     {"top", verb_top},
                 {"prune", verb_prune},     {"system", verb_system},   {"image", verb_image},
+                {"pause", verb_pause},     {"unpause", verb_unpause},
         };
         int c;
 

@@ -43,6 +43,8 @@
 #define APISERVER_ROUTE_PRUNE           "container/prune"
 #define APISERVER_ROUTE_UPDATE          "container/update"
 #define APISERVER_ROUTE_TOP             "container/top"
+#define APISERVER_ROUTE_PAUSE           "container/pause"
+#define APISERVER_ROUTE_UNPAUSE         "container/unpause"
 #define APISERVER_ROUTE_IMAGE_LOAD      "image/load"
 #define APISERVER_ROUTE_IMAGE_LIST      "image/list"
 #define APISERVER_ROUTE_IMAGE_REMOVE    "image/remove"

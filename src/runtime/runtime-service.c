@@ -50,6 +50,8 @@ typedef enum PendingKind {
         PENDING_STOP, /* reply {} when stopped and cleaned up */
         PENDING_START,
         PENDING_UPDATE, /* reply {} when the OCI runtime's update has run */
+        PENDING_PAUSE,  /* reply {} when frozen */
+        PENDING_RESUME, /* reply {} when thawed */
 } PendingKind;
 
 typedef struct Pending {
@@ -139,6 +141,14 @@ struct Runtime {
         bool oci_created;    /* the OCI runtime knows the container: delete it before exiting */
         bool exit_requested; /* SIGTERM: exit once the container is down */
 
+        /* The freezer: what the container's cgroup should be, what the OCI runtime last made it,
+         * the one pause/resume invocation that may run, and the client request it answers. */
+        bool want_frozen;
+        bool frozen;
+        bool freezer_running;
+        Pending *freeze_request;
+        char *freezer_error; /* why the last invocation failed */
+
         pid_t reaper_pid;
         int reaper_fd;
         int log_fd; /* without the I/O module: raw log of init's output */
@@ -169,7 +179,9 @@ static int runtime_set_state(Runtime *rt, RuntimeState next) {
                 [RUNTIME_CREATED] =
                         1u << RUNTIME_BOOTED | 1u << RUNTIME_STOPPED | 1u << RUNTIME_SHUTTING_DOWN,
                 [RUNTIME_BOOTED] = 1u << RUNTIME_RUNNING | 1u << RUNTIME_STOPPED,
-                [RUNTIME_RUNNING] = 1u << RUNTIME_STOPPING | 1u << RUNTIME_STOPPED,
+                [RUNTIME_RUNNING] = 1u << RUNTIME_PAUSED | 1u << RUNTIME_STOPPING | 1u << RUNTIME_STOPPED,
+                /* A frozen init can still die (cgroup v2 delivers SIGKILL to frozen tasks). */
+                [RUNTIME_PAUSED] = 1u << RUNTIME_RUNNING | 1u << RUNTIME_STOPPING | 1u << RUNTIME_STOPPED,
                 [RUNTIME_STOPPING] = 1u << RUNTIME_STOPPED,
                 [RUNTIME_STOPPED] = 1u << RUNTIME_SHUTTING_DOWN,
                 [RUNTIME_SHUTTING_DOWN] = 0,
@@ -893,6 +905,84 @@ static int proc_start(Runtime *rt, Proc *p) {
         return 0;
 }
 
+/* ---- the freezer: pause and resume ---- */
+
+static void freezer_sync(Runtime *rt);
+
+/* The freezer has nothing left to run: the state follows the cgroup, and the request waiting for
+ * it is answered. */
+static void freezer_settle(Runtime *rt) {
+        Pending *w;
+
+        if (rt->frozen && rt->state == RUNTIME_RUNNING)
+                (void) runtime_set_state(rt, RUNTIME_PAUSED);
+        else if (!rt->frozen && rt->state == RUNTIME_PAUSED)
+                (void) runtime_set_state(rt, RUNTIME_RUNNING);
+        w = TAKE_PTR(rt->freeze_request);
+        if (!w)
+                return;
+        if (w->kind == PENDING_PAUSE ? rt->state == RUNTIME_PAUSED : !rt->frozen)
+                (void) reply_empty(w->conn, w->msg);
+        else if (rt->freezer_error)
+                (void) cxpc_connection_reply_error(
+                        w->conn, w->msg, CXPC_ERROR_INTERNAL_ERROR, "%s %s: %s", rt->runtime_bin,
+                        w->kind == PENDING_PAUSE ? "pause" : "resume", rt->freezer_error);
+        else if (rt->state == RUNTIME_RUNNING)
+                /* A kill thawed it again before the pause was answered. */
+                (void) cxpc_connection_reply_error(w->conn, w->msg, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s was signalled while being paused", rt->id);
+        else
+                (void) reply_invalid_state(rt, w->conn, w->msg);
+        pending_free(w);
+}
+
+static void on_freezer_done(Runtime *rt, Child *ch, int code, const char *message) {
+        rt->freezer_running = false;
+        free(rt->freezer_error);
+        rt->freezer_error = NULL;
+        if (code == 0)
+                rt->frozen = !rt->frozen;
+        else {
+                log_msg("%s %s %s failed: %s", rt->runtime_bin, rt->frozen ? "resume" : "pause", rt->id,
+                        message ?: "unknown error");
+                rt->freezer_error = strdup(message ?: "failed");
+                /* Not again and again: the next request or stop asks anew. */
+                rt->want_frozen = rt->frozen;
+        }
+        freezer_sync(rt);
+}
+
+/* Runs the OCI runtime's pause or resume until the cgroup is what want_frozen says, one invocation
+ * at a time: a resume asked for while a pause runs follows it instead of racing it. */
+static void freezer_sync(Runtime *rt) {
+        const char *argv[] = {rt->want_frozen ? "pause" : "resume", rt->id, NULL};
+        int r;
+
+        if (rt->freezer_running)
+                return;
+        if (rt->frozen != rt->want_frozen && rt->oci_created) {
+                r = child_spawn(rt, argv, NULL, -EBADF, on_freezer_done, NULL, NULL);
+                if (r >= 0) {
+                        rt->freezer_running = true;
+                        return;
+                }
+                log_msg("cannot run %s %s: %s", rt->runtime_bin, argv[0], strerror(-r));
+                free(rt->freezer_error);
+                rt->freezer_error = strdup(strerror(-r));
+                rt->want_frozen = rt->frozen;
+        }
+        freezer_settle(rt);
+}
+
+/* A signal for a paused container takes effect once it is thawed (cgroup v1's freezer holds even
+ * SIGKILL back): the signal is queued first, then the container resumes. */
+static void freezer_thaw_for_signal(Runtime *rt) {
+        if (!rt->want_frozen && !rt->frozen)
+                return;
+        rt->want_frozen = false;
+        freezer_sync(rt);
+}
+
 /* ---- cleanup and exit ---- */
 
 static void reply_stop_waiters(Runtime *rt) {
@@ -1163,6 +1253,9 @@ static int route_start(cxpc_connection *c, cxpc_object *m, void *userdata) {
         } else {
                 if (rt->state != RUNTIME_RUNNING)
                         return reply_invalid_state(rt, c, m);
+                if (rt->want_frozen)
+                        return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE,
+                                                           "container %s is paused", rt->id);
                 if (p->status != PROC_REGISTERED)
                         return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE,
                                                            "process %s is %s", p->id,
@@ -1198,6 +1291,10 @@ static int route_create_process(cxpc_connection *c, cxpc_object *m, void *userda
                 return 0;
         if (rt->state != RUNTIME_BOOTED && rt->state != RUNTIME_RUNNING)
                 return reply_invalid_state(rt, c, m);
+        if (rt->want_frozen)
+                /* A process started into a frozen cgroup would hang in the OCI runtime. */
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "container %s is paused",
+                                                   rt->id);
         if (proc_find(rt, id) || streq(id, rt->id))
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_EXISTS, "process %s exists", id);
         o = cxpc_dict_get(m, "processConfig");
@@ -1269,7 +1366,7 @@ static int route_kill(cxpc_connection *c, cxpc_object *m, void *userdata) {
                                                    "key signal must be a signal name (SIGTERM, TERM) or "
                                                    "number (1..%d)",
                                                    SIGRTMIN - 1);
-        if (rt->state != RUNTIME_RUNNING && rt->state != RUNTIME_STOPPING)
+        if (rt->state != RUNTIME_RUNNING && rt->state != RUNTIME_PAUSED && rt->state != RUNTIME_STOPPING)
                 return reply_invalid_state(rt, c, m);
         if (p->status != PROC_RUNNING)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE, "process %s is %s", p->id,
@@ -1281,6 +1378,7 @@ static int route_kill(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 r = kill(p->pid, sig);
         if (r < 0 && errno != ESRCH)
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR, "kill %s: %m", p->id);
+        freezer_thaw_for_signal(rt);
         if (sig == SIGKILL) {
                 if (p->n_waiters >= RUNTIME_WAITERS_MAX)
                         return cxpc_connection_reply_error(c, m, CXPC_ERROR_INTERNAL_ERROR,
@@ -1332,6 +1430,7 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
         rt->stop_timer = sd_event_source_disable_unref(rt->stop_timer);
         rt->stop_killed = true;
+        /* Thaws the cgroup too, so a paused container dies here even if its resume failed. */
         (void) cgroup_kill_all(rt->id);
         if (init && init->status == PROC_RUNNING) {
                 if (init->pidfd >= 0)
@@ -1400,7 +1499,8 @@ static int route_stop(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 if (!rt->cleanup_running)
                         return reply_empty(c, m);
                 break;
-        case RUNTIME_RUNNING: {
+        case RUNTIME_RUNNING:
+        case RUNTIME_PAUSED: {
                 uint64_t usec = timeout >= 0 ? (uint64_t) timeout * USEC_PER_SEC
                                              : (uint64_t) (-timeout) * USEC_PER_MSEC;
                 (void) runtime_set_state(rt, RUNTIME_STOPPING);
@@ -1409,6 +1509,7 @@ static int route_stop(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 else
                         r = kill(init->pid, sig);
                 (void) r;
+                freezer_thaw_for_signal(rt);
                 r = sd_event_add_time_relative(rt->event, &rt->stop_timer, CLOCK_MONOTONIC, usec, 0,
                                                on_stop_timeout, rt);
                 if (r < 0)
@@ -1487,7 +1588,7 @@ static int route_statistics(cxpc_connection *c, cxpc_object *m, void *userdata) 
         Proc *init = proc_init(rt);
         int r;
 
-        if (rt->state != RUNTIME_RUNNING && rt->state != RUNTIME_STOPPING)
+        if (rt->state != RUNTIME_RUNNING && rt->state != RUNTIME_PAUSED && rt->state != RUNTIME_STOPPING)
                 return reply_invalid_state(rt, c, m);
         r = cgroup_read_statistics(rt->id, init ? init->pid : 0, &s);
         if (r < 0)
@@ -1532,7 +1633,7 @@ static int route_top(cxpc_connection *c, cxpc_object *m, void *userdata) {
         size_t n = 0;
         int r;
 
-        if (rt->state != RUNTIME_RUNNING && rt->state != RUNTIME_STOPPING)
+        if (rt->state != RUNTIME_RUNNING && rt->state != RUNTIME_PAUSED && rt->state != RUNTIME_STOPPING)
                 return reply_invalid_state(rt, c, m);
         pids = calloc(PROC_TOP_PROCESSES_MAX, sizeof *pids);
         if (!pids)
@@ -1862,7 +1963,7 @@ static int route_update(cxpc_connection *c, cxpc_object *m, void *userdata) {
                 return 0;
         if (!streq(id, rt->id))
                 return cxpc_connection_reply_error(c, m, CXPC_ERROR_NOT_FOUND, "no container %s here", id);
-        if (rt->state != RUNTIME_RUNNING)
+        if (rt->state != RUNTIME_RUNNING && rt->state != RUNTIME_PAUSED)
                 return reply_invalid_state(rt, c, m);
         argv[n++] = "update";
         if (cxpc_dict_get_double(m, "cpus", &cpus) >= 0) {
@@ -1913,6 +2014,62 @@ static int route_update(cxpc_connection *c, cxpc_object *m, void *userdata) {
         return 0; /* answered when it has run */
 }
 
+/* ---- pause and resume: the OCI runtime freezes and thaws the container's cgroup ---- */
+
+static int freeze_request_check(Runtime *rt, cxpc_connection *c, cxpc_object *m) {
+        const char *id;
+
+        if (get_id(rt, c, m, &id) < 0)
+                return -EINVAL;
+        if (!streq(id, rt->id))
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_NOT_FOUND, "no container %s here", id),
+                       -ENOENT;
+        if (rt->freeze_request)
+                return cxpc_connection_reply_error(
+                               c, m, CXPC_ERROR_INVALID_STATE, "container %s is being %s", rt->id,
+                               rt->freeze_request->kind == PENDING_PAUSE ? "paused" : "unpaused"),
+                       -EBUSY;
+        return 0;
+}
+
+/* {id}: answered once the container is frozen. */
+static int route_pause(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        Runtime *rt = userdata;
+        int r;
+
+        if (freeze_request_check(rt, c, m) < 0)
+                return 0;
+        if (rt->state == RUNTIME_PAUSED)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is already paused", rt->id);
+        if (rt->state != RUNTIME_RUNNING)
+                return reply_invalid_state(rt, c, m);
+        r = pending_add(&rt->freeze_request, PENDING_PAUSE, c, m);
+        if (r < 0)
+                return r;
+        rt->want_frozen = true;
+        freezer_sync(rt);
+        return 0;
+}
+
+/* {id}: answered once the container is thawed. */
+static int route_resume(cxpc_connection *c, cxpc_object *m, void *userdata) {
+        Runtime *rt = userdata;
+        int r;
+
+        if (freeze_request_check(rt, c, m) < 0)
+                return 0;
+        if (rt->state != RUNTIME_PAUSED)
+                return cxpc_connection_reply_error(c, m, CXPC_ERROR_INVALID_STATE,
+                                                   "container %s is not paused", rt->id);
+        r = pending_add(&rt->freeze_request, PENDING_RESUME, c, m);
+        if (r < 0)
+                return r;
+        rt->want_frozen = false;
+        freezer_sync(rt);
+        return 0;
+}
+
 static const struct {
         const char *name;
         cxpc_route_handler_t handler;
@@ -1924,6 +2081,8 @@ static const struct {
         {"kill", route_kill},
         {"resize", route_resize},
         {"update", route_update},
+        {"pause", route_pause},
+        {"resume", route_resume},
         {"wait", route_wait},
         {"stop", route_stop},
         {"state", route_state},
@@ -1959,6 +2118,7 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
         rt->exit_requested = true;
         if (init && init->status == PROC_RUNNING)
                 (void) on_stop_timeout(NULL, 0, rt);
+        freezer_thaw_for_signal(rt);
         if (rt->state == RUNTIME_CREATED || rt->state == RUNTIME_BOOTED)
                 (void) runtime_set_state(rt, RUNTIME_STOPPED);
         runtime_maybe_exit(rt);
@@ -2083,6 +2243,8 @@ static void runtime_free(Runtime *rt) {
                 n = w->next;
                 pending_free(w);
         }
+        pending_free(rt->freeze_request);
+        free(rt->freezer_error);
         sd_event_source_disable_unref(rt->stop_timer);
         for (size_t i = 0; i < rt->n_endpoints; i++) {
                 cxpc_listener_close(rt->endpoints[i]);

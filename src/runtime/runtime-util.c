@@ -8,9 +8,13 @@
 #include "runtime.h"
 
 static const char *const runtime_state_table[_RUNTIME_STATE_MAX] = {
-        [RUNTIME_CREATED] = "created", [RUNTIME_BOOTED] = "booted",
-        [RUNTIME_RUNNING] = "running", [RUNTIME_STOPPING] = "stopping",
-        [RUNTIME_STOPPED] = "stopped", [RUNTIME_SHUTTING_DOWN] = "shuttingDown",
+        [RUNTIME_CREATED] = "created",
+        [RUNTIME_BOOTED] = "booted",
+        [RUNTIME_RUNNING] = "running",
+        [RUNTIME_PAUSED] = "paused",
+        [RUNTIME_STOPPING] = "stopping",
+        [RUNTIME_STOPPED] = "stopped",
+        [RUNTIME_SHUTTING_DOWN] = "shuttingDown",
 };
 
 static const char *const proc_status_table[_PROC_STATUS_MAX] = {

@@ -32,6 +32,7 @@ typedef enum RuntimeState {
         RUNTIME_CREATED,
         RUNTIME_BOOTED,
         RUNTIME_RUNNING,
+        RUNTIME_PAUSED, /* the container's cgroup is frozen (the OCI runtime's pause) */
         RUNTIME_STOPPING,
         RUNTIME_STOPPED,
         RUNTIME_SHUTTING_DOWN,

@@ -237,8 +237,11 @@ bats_require_minimum_version 1.5.0
         run container ls -f colour=red
         [ "$status" -eq 125 ]
         [[ $output == *"KEY=VALUE with KEY one of"* ]]
-        run container ls -f status=paused
+        run container ls -f status=sleeping
         [ "$status" -eq 125 ]
+        [[ $output == *"status is created, running, paused, exited (stopped) or broken"* ]]
+        # paused is a status (tests/e2e/pause.bats): nothing here is paused.
+        [ "$(lsq -f status=paused)" = "" ]
         container rm -f flt-a flt-b flt-c
 }
 

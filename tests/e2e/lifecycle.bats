@@ -291,7 +291,7 @@ bats_require_minimum_version 1.5.0
 }
 
 @test "every command answers --help with its usage and does nothing else" {
-        local cmds=(run create start stop restart kill rm ls ps exec logs inspect stats top cp export prune wait
+        local cmds=(run create start stop restart kill pause unpause rm ls ps exec logs inspect stats top cp export prune wait
                 update image "image load" "image ls" "image rm" "image inspect" "image tag" "image prune"
                 "image save" system "system start" "system stop" "system status" "system version")
         for cmd in "${cmds[@]}"; do

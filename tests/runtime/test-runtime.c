@@ -638,6 +638,113 @@ static void test_stop_graceful(void **state) {
         fixture_finish(&f, true);
 }
 
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* Whether the container's cgroup is frozen, read from the kernel (v1 freezer or v2 cgroup.events). */
+static bool cgroup_frozen(const char *id) {
+        char p[512], buf[256] = {};
+        size_t n;
+        FILE *fp;
+
+        snprintf(p, sizeof(p), "/sys/fs/cgroup/freezer/container/%s/freezer.state", id);
+        fp = fopen(p, "re");
+        if (fp) {
+                n = fread(buf, 1, sizeof(buf) - 1, fp);
+                fclose(fp);
+                buf[n] = 0;
+                return strncmp(buf, "FROZEN", 6) == 0;
+        }
+        snprintf(p, sizeof(p), "/sys/fs/cgroup/container/%s/cgroup.events", id);
+        fp = fopen(p, "re");
+        assert_non_null(fp);
+        n = fread(buf, 1, sizeof(buf) - 1, fp);
+        fclose(fp);
+        buf[n] = 0;
+        return strstr(buf, "frozen 1") != NULL;
+}
+
+static void assert_status(Fixture *f, const char *want) {
+        cxpc_object *snap = NULL;
+        const char *status = NULL;
+
+        assert_int_equal(runtime_client_state(f->client, &snap), 0);
+        assert_int_equal(cxpc_dict_get_string(snap, "status", &status), 0);
+        assert_string_equal(status, want);
+        cxpc_object_unref(snap);
+}
+
+/* running → paused → running through the state machine, the refusals on the way, and a stop of a
+ * paused container that takes effect at once (the signal, then the thaw). */
+static void test_pause(void **state) {
+        Fixture f;
+        cxpc_object *pc = NULL;
+        RuntimeStatistics st;
+        int code = -1;
+        uint64_t t0;
+
+        fixture_start(
+                &f, "{\"args\":[\"/bin/sh\",\"-c\",\"trap 'exit 3' TERM; while :; do sleep 0.05; done\"]}");
+        assert_remote_error(&f, runtime_client_pause(f.client, f.id), CXPC_ERROR_INVALID_STATE);
+        assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
+        assert_remote_error(&f, runtime_client_pause(f.client, f.id), CXPC_ERROR_INVALID_STATE);
+        assert_int_equal(runtime_client_start(f.client, f.id), 0);
+        usleep(200000);
+        assert_remote_error(&f, runtime_client_resume(f.client, f.id), CXPC_ERROR_INVALID_STATE);
+        assert_non_null(strstr(runtime_client_last_error(f.client)->message, "is not paused"));
+        assert_remote_error(&f, runtime_client_pause(f.client, "ghost"), CXPC_ERROR_NOT_FOUND);
+
+        assert_int_equal(runtime_client_pause(f.client, f.id), 0);
+        assert_status(&f, "paused");
+        assert_true(cgroup_frozen(f.id));
+        assert_remote_error(&f, runtime_client_pause(f.client, f.id), CXPC_ERROR_INVALID_STATE);
+        assert_non_null(strstr(runtime_client_last_error(f.client)->message, "is already paused"));
+        assert_int_equal(cxpc_object_from_json("{\"args\":[\"/bin/true\"]}", &pc), 0);
+        assert_remote_error(&f, runtime_client_create_process(f.client, "e1", pc, NULL),
+                            CXPC_ERROR_INVALID_STATE);
+        assert_non_null(strstr(runtime_client_last_error(f.client)->message, "paused"));
+        cxpc_object_unref(pc);
+        assert_int_equal(runtime_client_statistics(f.client, &st), 0);
+        assert_true(st.pids_current >= 1);
+
+        assert_int_equal(runtime_client_resume(f.client, f.id), 0);
+        assert_status(&f, "running");
+        assert_false(cgroup_frozen(f.id));
+
+        assert_int_equal(runtime_client_pause(f.client, f.id), 0);
+        t0 = now_usec();
+        assert_int_equal(runtime_client_stop(f.client, 10, NULL), 0);
+        assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 3);
+        assert_true(now_usec() - t0 < 5u * 1000000u);
+        assert_status(&f, "stopped");
+        assert_remote_error(&f, runtime_client_resume(f.client, f.id), CXPC_ERROR_INVALID_STATE);
+        assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
+}
+
+/* SIGKILL of a paused container: cgroup v1's freezer holds it back until the thaw. */
+static void test_pause_sigkill(void **state) {
+        Fixture f;
+        int code = -1;
+
+        fixture_start(&f, "{\"args\":[\"/bin/sleep\",\"1000\"]}");
+        assert_int_equal(runtime_client_bootstrap(f.client, NULL, NULL, NULL), 0);
+        assert_int_equal(runtime_client_start(f.client, f.id), 0);
+        wait_init_runs(&f, "sleep");
+        assert_int_equal(runtime_client_pause(f.client, f.id), 0);
+        assert_true(cgroup_frozen(f.id));
+        /* Answered after the exit has been seen, which needs the thaw. */
+        assert_int_equal(runtime_client_kill(f.client, f.id, "SIGKILL"), 0);
+        assert_int_equal(runtime_client_wait(f.client, f.id, TEST_CALL_TIMEOUT_USEC, &code, NULL), 0);
+        assert_int_equal(code, 128 + SIGKILL);
+        assert_int_equal(runtime_client_shutdown(f.client), 0);
+        fixture_finish(&f, true);
+}
+
 static void test_preconditions(void **state) {
         Fixture f;
         cxpc_object *pc = NULL, *req = NULL;
@@ -1689,6 +1796,8 @@ int main(void) {
                 cmocka_unit_test_teardown(test_stop_timeout_137, teardown),
                 cmocka_unit_test_teardown(test_stop_graceful, teardown),
                 cmocka_unit_test_teardown(test_preconditions, teardown),
+                cmocka_unit_test_teardown(test_pause, teardown),
+                cmocka_unit_test_teardown(test_pause_sigkill, teardown),
                 cmocka_unit_test_teardown(test_bad_input, teardown),
                 cmocka_unit_test_teardown(test_state_statistics_endpoint, teardown),
                 cmocka_unit_test_teardown(test_stdio_100mb, teardown),

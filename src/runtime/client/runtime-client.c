@@ -247,6 +247,16 @@ int runtime_client_start(RuntimeClient *c, const char *id) {
         return simple_id_call(c, "start", id, 0, NULL);
 }
 
+int runtime_client_pause(RuntimeClient *c, const char *id) {
+        assert_return(c && id, -EINVAL);
+        return simple_id_call(c, "pause", id, 0, NULL);
+}
+
+int runtime_client_resume(RuntimeClient *c, const char *id) {
+        assert_return(c && id, -EINVAL);
+        return simple_id_call(c, "resume", id, 0, NULL);
+}
+
 int runtime_client_kill_request(RuntimeClient *c, const char *id, const char *signal, cxpc_object **ret) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *m = NULL;
         int r;

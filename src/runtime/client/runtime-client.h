@@ -67,6 +67,9 @@ int runtime_client_start(RuntimeClient *c, const char *id);
 /* signal: "SIGTERM", "TERM" or a number as a string. */
 int runtime_client_kill(RuntimeClient *c, const char *id, const char *signal);
 int runtime_client_resize(RuntimeClient *c, const char *id, unsigned width, unsigned height);
+/* Freezes / thaws the container (id: the container's); answered once the OCI runtime has done it. */
+int runtime_client_pause(RuntimeClient *c, const char *id);
+int runtime_client_resume(RuntimeClient *c, const char *id);
 /* timeout_usec: CXPC_INFINITY waits for ever. Outputs are optional. */
 int runtime_client_wait(RuntimeClient *c, const char *id, uint64_t timeout_usec, int *ret_exit_code,
                         int64_t *ret_exited_at);
