@@ -61,9 +61,12 @@ teardown() {
         [[ ${lines[1]} == pz1*"Up"*"(Paused)" ]]
         [ "$(container ls -q -f status=paused)" = pz1 ]
         [ "$(container ls -q -f status=running)" = "" ]
-        # Statistics still work while frozen.
+        # Statistics and the process list still work while frozen.
         run container stats --no-stream pz1
         [ "$status" -eq 0 ]
+        run container top --format json pz1
+        [ "$status" -eq 0 ]
+        [ "$(jq -r '.[] | select(.containerPid == 1) | .command' <<<"$output")" != "" ]
 
         run container unpause pz1
         [ "$status" -eq 0 ]
