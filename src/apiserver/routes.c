@@ -1109,26 +1109,13 @@ static int route_wait(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         return pending_add(&c->waiters, &c->n_waiters, conn, m);
 }
 
-static int route_endpoint(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+/* The routes that forward to a running container's runtime service as they are: runtime_route with
+ * the container's id, its reply's key (of type) passed on. */
+static int forward_when_running(cxpc_connection *conn, cxpc_object *m, Manager *mgr,
+                                const char *runtime_route, const char *what, const char *key,
+                                cxpc_type type) {
         _cleanup_(cxpc_object_unrefp) cxpc_object *call = NULL;
-        Container *c = lookup(userdata, conn, m);
-        int r;
-
-        if (!c)
-                return 0;
-        if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
-                return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
-                                                   "container %s is not running", c->id);
-        r = runtime_client_id_request(c->runtime, "createEndpoint", NULL, &call);
-        if (r < 0)
-                return r;
-        return forward_to_runtime(conn, m, c, call, "reaching the runtime service of", "endpoint",
-                                  CXPC_TYPE_ENDPOINT);
-}
-
-static int route_top(cxpc_connection *conn, cxpc_object *m, void *userdata) {
-        _cleanup_(cxpc_object_unrefp) cxpc_object *call = NULL;
-        Container *c = lookup(userdata, conn, m);
+        Container *c = lookup(mgr, conn, m);
         int r;
 
         if (!c)
@@ -1138,11 +1125,20 @@ static int route_top(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         if (c->status != CONTAINER_STATUS_RUNNING || !c->runtime)
                 return cxpc_connection_reply_error(conn, m, CXPC_ERROR_INVALID_STATE,
                                                    "container %s is not running", c->id);
-        r = runtime_client_id_request(c->runtime, "top", NULL, &call);
+        r = runtime_client_id_request(c->runtime, runtime_route, NULL, &call);
         if (r < 0)
                 return r;
-        return forward_to_runtime(conn, m, c, call, "listing the processes of", "processes",
-                                  CXPC_TYPE_ARRAY);
+        return forward_to_runtime(conn, m, c, call, what, key, type);
+}
+
+static int route_endpoint(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        return forward_when_running(conn, m, userdata, "createEndpoint", "reaching the runtime service of",
+                                    "endpoint", CXPC_TYPE_ENDPOINT);
+}
+
+static int route_top(cxpc_connection *conn, cxpc_object *m, void *userdata) {
+        return forward_when_running(conn, m, userdata, "top", "listing the processes of", "processes",
+                                    CXPC_TYPE_ARRAY);
 }
 
 static int route_logs(cxpc_connection *conn, cxpc_object *m, void *userdata) {
