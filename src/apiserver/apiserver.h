@@ -49,6 +49,7 @@ struct Container {
         int64_t exited_at;
         int exit_code;    /* -1: none yet, or unknown (the runtime service vanished) */
         pid_t pid;        /* the runtime service's pid; 0 = none */
+        pid_t init_pid;   /* the container's init process (host pid) while running; 0 = none or unknown */
         char *last_error; /* why the last start failed, or why the exit is unknown */
         RuntimeClient *runtime;
         RuntimeClient *retiring; /* told to shut down; its socket name is busy until it exits */

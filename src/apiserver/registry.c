@@ -104,11 +104,13 @@ int container_save_state(Container *c, WriteSync sync) {
 
         if (c->status == CONTAINER_STATUS_BROKEN || c->removed)
                 return 0;
-        j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "status", container_status_to_string(c->status),
-                      "createdAt", date_or_null(c->created_at), "startedAt", date_or_null(c->started_at),
-                      "exitCode", c->exit_code >= 0 ? json_integer(c->exit_code) : json_null(), "exitedAt",
+        j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "status",
+                      container_status_to_string(c->status), "createdAt", date_or_null(c->created_at),
+                      "startedAt", date_or_null(c->started_at), "exitCode",
+                      c->exit_code >= 0 ? json_integer(c->exit_code) : json_null(), "exitedAt",
                       date_or_null(c->exited_at), "pid", c->pid > 0 ? json_integer(c->pid) : json_null(),
-                      "error", c->last_error ? json_string(c->last_error) : json_null());
+                      "initPid", c->init_pid > 0 ? json_integer(c->init_pid) : json_null(), "error",
+                      c->last_error ? json_string(c->last_error) : json_null());
         if (!j)
                 return -ENOMEM;
         if (asprintf(&path, "%s/state.json", c->dir) < 0)
@@ -264,6 +266,10 @@ int container_load(Manager *m, const char *id, Container **ret) {
         c->exit_code = json_is_integer(v) ? (int) json_integer_value(v) : -1;
         v = json_object_get(state, "pid");
         c->pid = json_is_integer(v) ? (pid_t) json_integer_value(v) : 0;
+        v = json_object_get(state, "initPid");
+        c->init_pid = json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= INT32_MAX
+                              ? (pid_t) json_integer_value(v)
+                              : 0;
         v = json_object_get(state, "error");
         if (json_is_string(v) && !(c->last_error = strdup(json_string_value(v))))
                 return -ENOMEM;
@@ -404,14 +410,15 @@ json_t *container_to_json(Container *c) {
         json_t *process = json_object_get(c->config, "process");
         json_t *j;
 
-        j = json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:o, s:o, s:o, s:o, s:o, s:O?, s:O?, s:o}", "id", c->id,
-                      "status", container_display_status(c), "image", json_object_get(c->config, "image"),
-                      "rootfs", json_object_get(c->config, "rootfs"), "command",
-                      json_object_get(process, "args"), "createdAt", date_or_null(c->created_at),
+        j = json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:o, s:o, s:o, s:o, s:o, s:o, s:O?, s:O?, s:o}", "id",
+                      c->id, "status", container_display_status(c), "image",
+                      json_object_get(c->config, "image"), "rootfs", json_object_get(c->config, "rootfs"),
+                      "command", json_object_get(process, "args"), "createdAt", date_or_null(c->created_at),
                       "startedAt", date_or_null(c->started_at), "exitCode",
                       c->exit_code >= 0 ? json_integer(c->exit_code) : json_null(), "exitedAt",
                       date_or_null(c->exited_at), "pid", c->pid > 0 ? json_integer(c->pid) : json_null(),
-                      "labels", json_object_get(c->config, "labels"), "configuration", c->config, "error",
+                      "initPid", c->init_pid > 0 ? json_integer(c->init_pid) : json_null(), "labels",
+                      json_object_get(c->config, "labels"), "configuration", c->config, "error",
                       c->broken_reason ? json_string(c->broken_reason)
                       : c->last_error  ? json_string(c->last_error)
                                        : json_null());

@@ -490,7 +490,8 @@ typedef struct StartCall {
         cxpc_connection *conn;  /* the client */
         cxpc_object *request;
         unsigned replies_due;
-        bool failed; /* the first failure's code and message: */
+        pid_t init_pid; /* from the start's reply */
+        bool failed;    /* the first failure's code and message: */
         cxpc_error_code code;
         char message[CXPC_ERROR_MESSAGE_SIZE_MAX];
 } StartCall;
@@ -555,6 +556,7 @@ static void start_call_finish(StartCall *sc) {
 
         c->status = CONTAINER_STATUS_RUNNING;
         c->started_at = now_nsec();
+        c->init_pid = sc->init_pid;
         c->exit_code = -1;
         c->exited_at = 0;
         free(c->last_error);
@@ -578,12 +580,18 @@ static void on_start_step_reply(cxpc_connection *rconn, cxpc_object *reply, void
         cxpc_error_code code;
         const char *message = NULL;
 
-        if (cxpc_reply_check(reply, &code, &message) < 0 && !sc->failed) {
+        int64_t pid;
+
+        if (cxpc_reply_check(reply, &code, &message) < 0) {
                 /* bootstrap's error explains start's ("not bootstrapped"): the first one counts. */
-                sc->failed = true;
-                sc->code = code;
-                snprintf(sc->message, sizeof sc->message, "%s", message ?: cxpc_error_code_to_string(code));
-        }
+                if (!sc->failed) {
+                        sc->failed = true;
+                        sc->code = code;
+                        snprintf(sc->message, sizeof sc->message, "%s",
+                                 message ?: cxpc_error_code_to_string(code));
+                }
+        } else if (cxpc_dict_get_int64(reply, "pid", &pid) >= 0 && pid > 0 && pid <= INT32_MAX)
+                sc->init_pid = (pid_t) pid; /* only start's reply has one */
         assert(sc->replies_due > 0);
         if (--sc->replies_due == 0)
                 start_call_finish(sc);

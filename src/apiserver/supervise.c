@@ -220,6 +220,7 @@ void container_record_exit(Container *c, int exit_code, int64_t exited_at, const
         c->exit_code = exit_code;
         c->exited_at = exited_at > 0 ? exited_at : now_nsec();
         c->pid = 0;
+        c->init_pid = 0;
         free(c->last_error);
         c->last_error = reason ? strdup(reason) : NULL;
         remove = c->remove_on_exit || !container_is_kept(c);
@@ -308,6 +309,22 @@ static bool snapshot_status_is(cxpc_object *snapshot, const char *status) {
         return cxpc_dict_get_string(snapshot, "status", &s) >= 0 && streq(s, status);
 }
 
+/* The pid of the container's init in a runtime/state snapshot ({processes: [{id, pid, ...}]}), or 0. */
+static pid_t snapshot_init_pid(cxpc_object *snapshot, const char *id) {
+        cxpc_object *procs = cxpc_dict_get(snapshot, "processes");
+        size_t n = cxpc_array_get_count(procs);
+
+        for (size_t i = 0; i < n; i++) {
+                cxpc_object *p = cxpc_array_get(procs, i);
+                const char *pid_id;
+                int64_t pid;
+                if (cxpc_dict_get_string(p, "id", &pid_id) >= 0 && streq(pid_id, id) &&
+                    cxpc_dict_get_int64(p, "pid", &pid) >= 0 && pid > 0 && pid <= INT32_MAX)
+                        return (pid_t) pid;
+        }
+        return 0;
+}
+
 /* After our own restart: find the runtime service of a container that was running. */
 int container_reattach(Container *c) {
         _cleanup_free_ char *path = NULL;
@@ -334,6 +351,7 @@ int container_reattach(Container *c) {
         c->runtime = rc;
         /* Paused before our restart: the runtime service still has it frozen. */
         c->paused = snapshot_status_is(snapshot, "paused");
+        c->init_pid = snapshot_init_pid(snapshot, c->id);
         r = container_watch_exit(c);
         if (r < 0)
                 container_record_exit(c, -1, 0, "cannot watch the runtime service");

@@ -560,13 +560,17 @@ static int proc_attach_pid(Runtime *rt, Proc *p, const char *pid_path) {
         return 0;
 }
 
-static void pending_reply_start(Pending **pp, const char *error) {
+/* Answers a start: the error, or {pid} of the process that now runs (a host pid). */
+static void pending_reply_start(Pending **pp, const char *error, pid_t pid) {
+        _cleanup_(cxpc_object_unrefp) cxpc_object *reply = NULL;
         Pending *s = TAKE_PTR(*pp);
         if (!s)
                 return;
         if (error)
                 (void) cxpc_connection_reply_error(s->conn, s->msg, CXPC_ERROR_INTERNAL_ERROR, "%s", error);
-        else
+        else if (cxpc_reply_new(&reply) >= 0 && cxpc_dict_set_int64(reply, "pid", pid) >= 0)
+                (void) cxpc_connection_reply(s->conn, s->msg, reply);
+        else /* without memory: the start still succeeded, the pid is only informative */
                 (void) reply_empty(s->conn, s->msg);
         pending_free(s);
 }
@@ -610,7 +614,7 @@ static void on_run_done(Runtime *rt, Child *ch, int code, const char *message) {
                 if (asprintf(&msg, "%s failed to start process %s: %s", rt->runtime_bin, p->id,
                              message ?: (code == 0 ? "no pid file" : "unknown error")) < 0)
                         msg = NULL;
-                pending_reply_start(&start, msg ?: "failed to start");
+                pending_reply_start(&start, msg ?: "failed to start", 0);
 #if HAVE_RUNTIME_IO
                 /* No terminal is coming for a process that did not start. */
                 p->console = console_socket_free(p->console);
@@ -625,7 +629,7 @@ static void on_run_done(Runtime *rt, Child *ch, int code, const char *message) {
         }
         if (p->is_init && rt->state == RUNTIME_BOOTED)
                 (void) runtime_set_state(rt, RUNTIME_RUNNING);
-        pending_reply_start(&start, NULL);
+        pending_reply_start(&start, NULL, p->pid);
 }
 
 static int write_json_file(const char *path, json_t *j) {

@@ -55,7 +55,7 @@ bats_require_minimum_version 1.5.0
         run container ls --format json
         [ "$status" -eq 0 ]
         keys=$(jq -c '.[0] | keys_unsorted' <<<"$output")
-        [ "$keys" = '["id","status","image","rootfs","command","createdAt","startedAt","exitCode","exitedAt","pid","labels","configuration","error"]' ]
+        [ "$keys" = '["id","status","image","rootfs","command","createdAt","startedAt","exitCode","exitedAt","pid","initPid","labels","configuration","error"]' ]
         [ "$(jq -r '.[0].labels.app' <<<"$output")" = web ]
         run container inspect shape1
         [ "$(jq -c '.[0] | keys_unsorted' <<<"$output")" = "$keys" ]

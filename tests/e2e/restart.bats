@@ -39,6 +39,33 @@ load helpers
         [ "$output" = "" ]
 }
 
+@test "inspect's initPid is the container's init on the host, found again after a restart, null after exit" {
+        container run -d --name ip1 --rootfs "$ROOTFS" sleep 120
+        ipid=$(container inspect ip1 | jq -r '.[0].initPid')
+        [[ $ipid =~ ^[0-9]+$ ]]
+        [ "$(tr '\0' ' ' <"/proc/$ipid/cmdline")" = "sleep 120 " ]
+        grep -Eq '^NSpid:.*[[:space:]]1$' "/proc/$ipid/status"
+        [ "$ipid" != "$(container inspect ip1 | jq -r '.[0].pid')" ] # that one is the runtime service's
+        [ "$(container top --format json ip1 | jq '.[] | select(.containerPid == 1) | .pid')" = "$ipid" ]
+
+        # Crash the API server and take initPid out of the saved state: the new server must learn it
+        # from the runtime service when it re-attaches.
+        pid=$(apiserver_pid)
+        kill -9 "$pid"
+        wait_for 10 bash -c "! kill -0 $pid 2>/dev/null"
+        jq 'del(.initPid)' "$ROOT/containers/ip1/state.json" >"$BATS_TEST_TMPDIR/state.json"
+        cp "$BATS_TEST_TMPDIR/state.json" "$ROOT/containers/ip1/state.json"
+        [ "$(container inspect ip1 | jq -r '.[0].initPid')" = "$ipid" ]
+
+        container stop -t 1 ip1
+        [ "$(container inspect ip1 | jq -r '.[0].initPid')" = null ]
+        container start ip1
+        npid=$(container inspect ip1 | jq -r '.[0].initPid')
+        [[ $npid =~ ^[0-9]+$ && $npid != "$ipid" ]]
+        [ "$(tr '\0' ' ' <"/proc/$npid/cmdline")" = "sleep 120 " ]
+        container rm -f ip1
+}
+
 @test "a container that exited while the API server was down is recorded" {
         container run -d --name down1 --rootfs "$ROOTFS" sh -c 'sleep 1; exit 3'
         pid=$(apiserver_pid)
