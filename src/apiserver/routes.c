@@ -16,6 +16,7 @@
 #include "signal-util.h"
 #include "apiserver.h"
 #include "sysctl.h"
+#include "update-limits.h"
 #include "resource-limits.h"
 
 int pending_add_redispatch(Pending **list, size_t *n, cxpc_connection *conn, cxpc_object *request,
@@ -950,14 +951,6 @@ static int route_resize(cxpc_connection *conn, cxpc_object *m, void *userdata) {
         return forward_to_runtime(conn, m, c, call, "resizing the terminal of", NULL, CXPC_TYPE_NULL);
 }
 
-/* What a container/update asks for. */
-typedef struct UpdateLimits {
-        bool has_cpus, has_memory, has_pids;
-        double cpus;
-        int64_t memory_bytes;
-        int64_t pids; /* 0: no limit */
-} UpdateLimits;
-
 /* Parses and checks container/update's limits: NULL when they are fine, else why not. cpus may
  * be given as an integer too. */
 static const char *update_limits_parse(cxpc_object *m, UpdateLimits *ret) {
@@ -985,19 +978,6 @@ static const char *update_limits_parse(cxpc_object *m, UpdateLimits *ret) {
                 return "nothing to update: give cpus, memoryBytes or pids";
         *ret = l;
         return NULL;
-}
-
-/* The request the runtime service gets: the same keys, cpus as a double. */
-static int update_limits_to_request(const UpdateLimits *l, cxpc_object *call) {
-        int r = 0;
-
-        if (l->has_cpus)
-                r = cxpc_dict_set_double(call, "cpus", l->cpus);
-        if (r >= 0 && l->has_memory)
-                r = cxpc_dict_set_int64(call, "memoryBytes", l->memory_bytes);
-        if (r >= 0 && l->has_pids)
-                r = cxpc_dict_set_int64(call, "pids", l->pids);
-        return r;
 }
 
 /* The limits of an update into the configuration (which the next start uses), saved. */

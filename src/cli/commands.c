@@ -15,6 +15,7 @@
 
 #include "runtime-client.h"
 #include "cli.h"
+#include "update-limits.h"
 
 /* Interval of `stats` samples, and the window of its CPU percentage. */
 #define STATS_INTERVAL_USEC   (1000ull * 1000ull)
@@ -342,23 +343,8 @@ int verb_restart(int argc, char **argv) {
         return ret;
 }
 
-typedef struct UpdateArgs {
-        bool has_cpus, has_memory, has_pids;
-        double cpus;
-        int64_t memory_bytes, pids; /* pids 0: no limit */
-} UpdateArgs;
-
 static int fill_update(cxpc_object *req, void *ud) {
-        UpdateArgs *a = ud;
-        int r = 0;
-
-        if (a->has_cpus)
-                r = cxpc_dict_set_double(req, "cpus", a->cpus);
-        if (r >= 0 && a->has_memory)
-                r = cxpc_dict_set_int64(req, "memoryBytes", a->memory_bytes);
-        if (r >= 0 && a->has_pids)
-                r = cxpc_dict_set_int64(req, "pids", a->pids);
-        return r;
+        return update_limits_to_request(ud, req);
 }
 
 /* docker update: the limits of running containers change at once (the OCI runtime's update), and
@@ -372,7 +358,7 @@ int verb_update(int argc, char **argv) {
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        UpdateArgs a = {};
+        UpdateLimits a = {};
         char *end;
         int c;
 
