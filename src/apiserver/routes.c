@@ -269,10 +269,11 @@ static int validate_config(json_t *cfg, bool check_rootfs, char *err, size_t err
                                  CONTAINER_SYSCTLS_MAX);
                         return -EINVAL;
                 }
-                json_object_foreach(sysctls, name,
-                                    value) if (sysctl_check(name, json_string_value(value), &reason) < 0) {
-                        snprintf(err, errsize, "sysctl %s: %s", name, reason);
-                        return -EINVAL;
+                json_object_foreach(sysctls, name, value) {
+                        if (sysctl_check(name, json_string_value(value), &reason) < 0) {
+                                snprintf(err, errsize, "sysctl %s: %s", name, reason);
+                                return -EINVAL;
+                        }
                 }
         }
         if (!check_rootfs)
@@ -580,7 +581,6 @@ static void on_start_step_reply(cxpc_connection *rconn, cxpc_object *reply, void
         StartCall *sc = userdata;
         cxpc_error_code code;
         const char *message = NULL;
-
         int64_t pid;
 
         if (cxpc_reply_check(reply, &code, &message) < 0) {

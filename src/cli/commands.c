@@ -427,21 +427,9 @@ int verb_kill(int argc, char **argv) {
 
 /* pause and unpause: no options but --help. */
 static int pause_unpause(int argc, char **argv, const char *route, const char *verb, const char *usage) {
-        static const struct option options[] = {
-                {"help", no_argument, NULL, 'h'},
-                {},
-        };
-        int c;
-
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        printf("%s\n", usage);
-                        return 0;
-                default:
-                        return CONTAINER_EXIT_TOOL_FAILED;
-                }
-        return for_each_id(argc, argv, optind, route, verb, NULL, NULL, 0);
+        if (cli_help_requested(argc, argv, usage))
+                return 0;
+        return for_each_id(argc, argv, 1, route, verb, NULL, NULL, 0);
 }
 
 int verb_pause(int argc, char **argv) {
