@@ -4,9 +4,12 @@
  * bench/ipc, which pins everything to one CPU). Prints the figures and, last, exactly:
  *   p50_ratio=X tput_ratio=Y data_mb_s=Z
  * X: libcxpc p50 round trip / raw p50 round trip (request: dict{route, a, b}; reply: dict{sum}),
- *    the median over BENCH_ROUNDS rounds of each round's ratio; within a round the two are
- *    measured in interleaved blocks against servers that stay up. Printed too: the floor of any sd-event server (an io source answering with recvmsg()/send(),
- *    no codec) against the same raw baseline.
+ *    the median over BENCH_ROUNDS rounds of each round's ratio; within a round all kinds are
+ *    measured in interleaved blocks against servers that stay up. The libcxpc server of X serves
+ *    its connection the way the raw server does: blocking in recvmsg() (cxpc_connection_run()).
+ *    Printed beside it, against the same raw baseline: the same libcxpc server on an sd-event
+ *    loop, and the floor of any sd-event server (an io source answering with recvmsg()/send(),
+ *    no codec).
  * Y: libcxpc pipelined throughput (64 in flight) / raw pipelined throughput, the median of the
  *    rounds' ratios.
  * Z: MB/s (10^6 bytes) of a 64 MiB data value created from a malloc'd buffer, sent and echoed
@@ -228,7 +231,22 @@ static _noreturn_ void cxpc_server(int fd) {
         _exit(r < 0 ? 1 : 0);
 }
 
-static pid_t fork_cxpc_server(cxpc_connection **ret) {
+/* The same routes served without an event loop, blocking in recvmsg() like raw_server(). */
+static _noreturn_ void cxpc_run_server(int fd) {
+        _cleanup_(cxpc_router_unrefp) cxpc_router *router = NULL;
+        _cleanup_(cxpc_connection_unrefp) cxpc_connection *c = NULL;
+        int r;
+
+        if ((r = cxpc_router_new(&router)) < 0 ||
+            (r = cxpc_router_add(router, "bench/ping", on_ping, NULL)) < 0 ||
+            (r = cxpc_router_add(router, "bench/echo", on_echo, NULL)) < 0 ||
+            (r = cxpc_connection_new_from_fd(fd, &c)) < 0 || (r = cxpc_connection_set_router(c, router)) < 0)
+                die("server setup", r);
+        r = cxpc_connection_run(c, CXPC_INFINITY);
+        _exit(r < 0 ? 1 : 0);
+}
+
+static pid_t fork_cxpc_server_kind(_noreturn_ void (*serve)(int fd), cxpc_connection **ret) {
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 die("socketpair", errno);
@@ -237,13 +255,17 @@ static pid_t fork_cxpc_server(cxpc_connection **ret) {
                 die("fork", errno);
         if (pid == 0) {
                 close(sv[0]);
-                cxpc_server(sv[1]);
+                serve(sv[1]);
         }
         close(sv[1]);
         int r = cxpc_connection_new_from_fd(sv[0], ret);
         if (r < 0)
                 die("client connection", r);
         return pid;
+}
+
+static pid_t fork_cxpc_server(cxpc_connection **ret) {
+        return fork_cxpc_server_kind(cxpc_server, ret);
 }
 
 static int make_ping(int64_t i, cxpc_object **ret) {
@@ -275,9 +297,10 @@ static uint64_t cxpc_ping(cxpc_connection *c, int64_t i) {
 }
 
 typedef enum PingKind {
-        PING_RAW,   /* raw_server, recv() */
-        PING_FLOOR, /* floor_server, recvmsg() with room for fds */
-        PING_CXPC,
+        PING_RAW,      /* raw_server, recv() */
+        PING_FLOOR,    /* floor_server, recvmsg() with room for fds */
+        PING_CXPC,     /* cxpc_server(): an sd-event loop */
+        PING_CXPC_RUN, /* cxpc_run_server(): cxpc_connection_run() */
         _PING_KIND_MAX,
 } PingKind;
 
@@ -296,6 +319,8 @@ static p50_result p50_interleaved(PingKind only_kind) {
         pid_t raw_pid = fork_server(raw_server, &raw_fd);
         pid_t floor_pid = fork_server(floor_server, &floor_fd);
         pid_t cxpc_pid = fork_cxpc_server(&c);
+        cxpc_connection *c_run;
+        pid_t run_pid = fork_cxpc_server_kind(cxpc_run_server, &c_run);
         size_t n_blocks = (BENCH_WARMUP + BENCH_PINGS) / BENCH_BLOCK;
         int64_t cxpc_i = 0;
 
@@ -307,7 +332,8 @@ static p50_result p50_interleaved(PingKind only_kind) {
                         for (size_t i = 0; i < BENCH_BLOCK; i++) {
                                 uint64_t dt = kind == PING_RAW     ? raw_ping(raw_fd, false)
                                               : kind == PING_FLOOR ? raw_ping(floor_fd, true)
-                                                                   : cxpc_ping(c, cxpc_i++);
+                                              : kind == PING_CXPC  ? cxpc_ping(c, cxpc_i++)
+                                                                   : cxpc_ping(c_run, cxpc_i++);
                                 size_t sample = block * BENCH_BLOCK + i;
                                 if (sample >= BENCH_WARMUP)
                                         samples[kind][sample - BENCH_WARMUP] = dt;
@@ -316,9 +342,11 @@ static p50_result p50_interleaved(PingKind only_kind) {
         close(raw_fd);
         close(floor_fd);
         cxpc_connection_close_unref(c);
+        cxpc_connection_close_unref(c_run);
         waitpid(raw_pid, NULL, 0);
         waitpid(floor_pid, NULL, 0);
         waitpid(cxpc_pid, NULL, 0);
+        waitpid(run_pid, NULL, 0);
 
         p50_result result = {};
         for (size_t kind = 0; kind < _PING_KIND_MAX; kind++)
@@ -473,7 +501,8 @@ static data_result cxpc_data_mb_s(void) {
 int main(void) {
         signal(SIGPIPE, SIG_IGN);
 
-        /* For profiling one part at a time: IPC_BENCH_ONLY=raw-tput|cxpc-tput|raw-p50|floor-p50|cxpc-p50|data */
+        /* For profiling one part at a time:
+         * IPC_BENCH_ONLY=raw-tput|cxpc-tput|raw-p50|floor-p50|cxpc-p50|cxpc-run-p50|data */
         const char *only = getenv("IPC_BENCH_ONLY");
         if (only) {
                 if (streq(only, "raw-tput"))
@@ -486,6 +515,9 @@ int main(void) {
                         printf("%.2f us\n", (double) p50_interleaved(PING_FLOOR).p50[PING_FLOOR] / 1e3);
                 else if (streq(only, "cxpc-p50"))
                         printf("%.2f us\n", (double) p50_interleaved(PING_CXPC).p50[PING_CXPC] / 1e3);
+                else if (streq(only, "cxpc-run-p50"))
+                        printf("%.2f us\n",
+                               (double) p50_interleaved(PING_CXPC_RUN).p50[PING_CXPC_RUN] / 1e3);
                 else if (streq(only, "data")) {
                         data_result d = cxpc_data_mb_s();
                         printf("%.0f MB/s (memfd fill floor %.0f MB/s)\n", d.created_mb_s, d.floor_mb_s);
@@ -497,26 +529,31 @@ int main(void) {
         /* Each round measures libcxpc and its baseline side by side (the p50s in interleaved
          * blocks), and the figures are the medians of the rounds' ratios: the VM's speed changes
          * between rounds, but within one round it is the same for both. */
-        double p50_ratio[BENCH_ROUNDS], floor_ratio[BENCH_ROUNDS], tput_ratio[BENCH_ROUNDS];
+        double p50_ratio[BENCH_ROUNDS], event_ratio[BENCH_ROUNDS], floor_ratio[BENCH_ROUNDS],
+                tput_ratio[BENCH_ROUNDS];
         for (size_t i = 0; i < BENCH_ROUNDS; i++) {
                 p50_result p50 = p50_interleaved(_PING_KIND_MAX);
                 double raw_tp = raw_throughput(), lib_tp = cxpc_throughput();
-                p50_ratio[i] = (double) p50.p50[PING_CXPC] / (double) p50.p50[PING_RAW];
-                floor_ratio[i] = (double) p50.p50[PING_FLOOR] / (double) p50.p50[PING_RAW];
+                double raw = (double) p50.p50[PING_RAW];
+                p50_ratio[i] = (double) p50.p50[PING_CXPC_RUN] / raw;
+                event_ratio[i] = (double) p50.p50[PING_CXPC] / raw;
+                floor_ratio[i] = (double) p50.p50[PING_FLOOR] / raw;
                 tput_ratio[i] = lib_tp / raw_tp;
-                printf("round %zu: p50 raw %.2f us, sd-event floor %.2f us (%.3f x), libcxpc %.2f us (%.3f "
-                       "x); "
-                       "pipelined raw %.0f msg/s, libcxpc %.0f msg/s (%.3f x)\n",
-                       i, (double) p50.p50[PING_RAW] / 1e3, (double) p50.p50[PING_FLOOR] / 1e3,
-                       floor_ratio[i], (double) p50.p50[PING_CXPC] / 1e3, p50_ratio[i], raw_tp, lib_tp,
-                       tput_ratio[i]);
+                printf("round %zu: p50 raw %.2f us; libcxpc %.2f us (%.3f x); on sd-event: floor %.2f us "
+                       "(%.3f x), libcxpc %.2f us (%.3f x); pipelined raw %.0f msg/s, libcxpc %.0f msg/s "
+                       "(%.3f x)\n",
+                       i, raw / 1e3, (double) p50.p50[PING_CXPC_RUN] / 1e3, p50_ratio[i],
+                       (double) p50.p50[PING_FLOOR] / 1e3, floor_ratio[i], (double) p50.p50[PING_CXPC] / 1e3,
+                       event_ratio[i], raw_tp, lib_tp, tput_ratio[i]);
                 fflush(stdout);
         }
         data_result d = cxpc_data_mb_s();
 
-        /* Not a target: what any server on an sd-event loop pays here before it decodes anything. */
-        printf("sd-event floor (io source answering with recvmsg/send, no codec): %.3f x raw\n",
-               median_double(floor_ratio, BENCH_ROUNDS));
+        /* Not targets: the same server on an sd-event loop, and what any server on an sd-event loop
+         * pays here before it decodes anything. */
+        printf("libcxpc server on an sd-event loop: %.3f x raw; sd-event floor (io source answering "
+               "with recvmsg/send, no codec): %.3f x raw\n",
+               median_double(event_ratio, BENCH_ROUNDS), median_double(floor_ratio, BENCH_ROUNDS));
         printf("64 MiB value created, sent and echoed: %.0f MB/s\n", d.created_mb_s);
         printf("64 MiB existing value sent and echoed (no copy: sealed memfd passed along): %.0f MB/s\n",
                d.existing_mb_s);

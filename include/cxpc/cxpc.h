@@ -317,6 +317,16 @@ bool cxpc_message_expects_reply(const cxpc_object *message);
 /* Blocks until everything queued has been written (or timeout). */
 int cxpc_connection_flush(cxpc_connection *c, uint64_t timeout_usec);
 
+/* Serves c on the calling thread without an event loop (a thread per connection, an agent with a
+ * single peer): waits in recvmsg() for each message and dispatches it as an attached connection
+ * would (policy, router or message handler, error replies, deferred replies). Returns 0 once the
+ * connection is no longer connected (its disconnect handlers have run), -ETIMEDOUT after
+ * idle_timeout_usec without a message (0 or CXPC_INFINITY: never; signals do not end the wait),
+ * -EBUSY when c is attached to an event loop or when called from one of its handlers. A call
+ * after -ETIMEDOUT carries on where the last one stopped. Another thread stops it with
+ * shutdown(cxpc_connection_get_fd(c), SHUT_RDWR), which ends the connection. */
+int cxpc_connection_run(cxpc_connection *c, uint64_t idle_timeout_usec);
+
 /* ---- Listeners ---- */
 
 /* Called for each accepted connection (already attached to the listener's event loop, with the

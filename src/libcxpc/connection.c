@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -156,6 +157,10 @@ _public_ int cxpc_connection_new_from_fd(int fd, cxpc_connection **ret) {
                 return r;
         if (r == 0)
                 return -ENOTSOCK;
+        /* The synchronous paths block in recvmsg() (the others pass MSG_DONTWAIT). */
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || ((flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0))
+                return negative_errno();
 
         return connection_new(TAKE_FD(sfd), ret);
 }
@@ -1308,6 +1313,78 @@ int connection_reply_errno(cxpc_connection *c, cxpc_object *request, int error) 
         error = abs(error);
         return cxpc_connection_reply_error(c, request, cxpc_error_code_from_errno(error), "%s",
                                            strerror(error));
+}
+
+/* ---- serving without an event loop ---- */
+
+/* One turn of cxpc_connection_run(): writes what is queued, or waits for and dispatches one
+ * message. 1 when something was done, 0 when the connection is gone, -ETIMEDOUT after
+ * idle_usec without a message, other errors as they come. */
+static int connection_run_once(cxpc_connection *c, uint64_t idle_usec) {
+        cxpc_object *m = NULL;
+        cxpc_frame_info info;
+        RecvError why = RECV_ERROR_NONE;
+        int r;
+
+        if (!CONNECTION_STATE_IS_ALIVE(c->state))
+                return 0;
+        /* Messages held back by a synchronous call a handler made come first. */
+        if (c->in_head) {
+                (void) inbound_dispatch(c, SIZE_MAX);
+                return 1;
+        }
+        /* A reply the socket did not take: no new request is read until it is out, so that a
+         * peer that stops reading stalls only itself (backpressure, not memory). */
+        if (c->out_head) {
+                r = connection_flush_until(c, deadline_from_timeout(idle_usec));
+                if (r == -ECONNRESET || r == -ENOTCONN)
+                        return 0;
+                return r < 0 ? r : 1;
+        }
+
+        r = connection_set_rcvtimeo(c, idle_usec);
+        if (r < 0)
+                return r;
+        cxpc_recv_buffer buf = recv_batch_buffer(c->rbatch);
+        r = socket_receive_message(c->fd, &buf, 0, &m, &info, &why);
+        if (r == -EAGAIN) /* SO_RCVTIMEO ran out */
+                return -ETIMEDOUT;
+        if (r == 0 || errno_is_disconnect(r)) {
+                connection_disconnect(c, CONNECTION_INTERRUPTED);
+                return 0;
+        }
+        if (r == -EBADMSG) {
+                connection_protocol_error(c, why);
+                return 0;
+        }
+        if (r < 0) {
+                fprintf(stderr, "cxpc: failed to receive message: %s; closing connection\n", strerror(-r));
+                connection_disconnect(c, CONNECTION_INVALIDATED);
+                return 0;
+        }
+        (void) connection_dispatch_message(c, m, &info);
+        return 1;
+}
+
+_public_ int cxpc_connection_run(cxpc_connection *c, uint64_t idle_timeout_usec) {
+        int r;
+
+        assert_return(c, -EINVAL);
+        if (c->event || c->dispatching > 0)
+                return -EBUSY;
+
+        _cleanup_(cxpc_connection_unrefp) _unused_ cxpc_connection *ref = cxpc_connection_ref(c);
+        if (idle_timeout_usec == 0)
+                idle_timeout_usec = CXPC_INFINITY;
+        do
+                r = connection_run_once(c, idle_timeout_usec);
+        while (r > 0);
+        if (r < 0)
+                return r;
+        /* Gone: pending work and the disconnect handlers run here, before we return. */
+        if (c->disconnect_pending)
+                connection_finish_disconnect(c);
+        return 0;
 }
 
 _public_ int cxpc_connection_flush(cxpc_connection *c, uint64_t timeout_usec) {
