@@ -6,6 +6,7 @@
 #include <cxpc/cxpc.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -13,6 +14,12 @@
 #include "image-store.h"
 #include "macro.h"
 #include "runtime-client.h"
+
+/* A pid read from a peer or from disk: a positive int32, else 0 ("none"). Never a group or
+ * "every process" value that kill() would act on. */
+static inline pid_t pid_from_int64(int64_t v) {
+        return v > 0 && v <= INT32_MAX ? (pid_t) v : 0;
+}
 
 /* Containers the registry keeps in memory; also bounds what one scan loads. */
 #define APISERVER_CONTAINERS_MAX 4096u

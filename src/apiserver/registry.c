@@ -265,11 +265,9 @@ int container_load(Manager *m, const char *id, Container **ret) {
         v = json_object_get(state, "exitCode");
         c->exit_code = json_is_integer(v) ? (int) json_integer_value(v) : -1;
         v = json_object_get(state, "pid");
-        c->pid = json_is_integer(v) ? (pid_t) json_integer_value(v) : 0;
+        c->pid = json_is_integer(v) ? pid_from_int64(json_integer_value(v)) : 0;
         v = json_object_get(state, "initPid");
-        c->init_pid = json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= INT32_MAX
-                              ? (pid_t) json_integer_value(v)
-                              : 0;
+        c->init_pid = json_is_integer(v) ? pid_from_int64(json_integer_value(v)) : 0;
         v = json_object_get(state, "error");
         if (json_is_string(v) && !(c->last_error = strdup(json_string_value(v))))
                 return -ENOMEM;

@@ -591,8 +591,8 @@ static void on_start_step_reply(cxpc_connection *rconn, cxpc_object *reply, void
                         snprintf(sc->message, sizeof sc->message, "%s",
                                  message ?: cxpc_error_code_to_string(code));
                 }
-        } else if (cxpc_dict_get_int64(reply, "pid", &pid) >= 0 && pid > 0 && pid <= INT32_MAX)
-                sc->init_pid = (pid_t) pid; /* only start's reply has one */
+        } else if (cxpc_dict_get_int64(reply, "pid", &pid) >= 0 && pid_from_int64(pid) > 0)
+                sc->init_pid = pid_from_int64(pid); /* only start's reply has one */
         assert(sc->replies_due > 0);
         if (--sc->replies_due == 0)
                 start_call_finish(sc);

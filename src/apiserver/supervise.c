@@ -319,8 +319,8 @@ static pid_t snapshot_init_pid(cxpc_object *snapshot, const char *id) {
                 const char *pid_id;
                 int64_t pid;
                 if (cxpc_dict_get_string(p, "id", &pid_id) >= 0 && streq(pid_id, id) &&
-                    cxpc_dict_get_int64(p, "pid", &pid) >= 0 && pid > 0 && pid <= INT32_MAX)
-                        return (pid_t) pid;
+                    cxpc_dict_get_int64(p, "pid", &pid) >= 0 && pid_from_int64(pid) > 0)
+                        return pid_from_int64(pid);
         }
         return 0;
 }
