@@ -3,13 +3,13 @@
 /* libcxpc against a raw AF_UNIX SOCK_SEQPACKET ping-pong, measured in one run (run it through
  * bench/ipc, which pins everything to one CPU). Prints the figures and, last, exactly:
  *   p50_ratio=X tput_ratio=Y data_mb_s=Z
+ * The libcxpc server of the last line serves its connection the way the raw server does, blocking
+ * in recvmsg() (cxpc_connection_run()); the same server on an sd-event loop is measured and printed
+ * beside it, with the floor of any sd-event server (an io source answering with recvmsg()/send(),
+ * no codec).
  * X: libcxpc p50 round trip / raw p50 round trip (request: dict{route, a, b}; reply: dict{sum}),
  *    the median over BENCH_ROUNDS rounds of each round's ratio; within a round all kinds are
- *    measured in interleaved blocks against servers that stay up. The libcxpc server of X serves
- *    its connection the way the raw server does: blocking in recvmsg() (cxpc_connection_run()).
- *    Printed beside it, against the same raw baseline: the same libcxpc server on an sd-event
- *    loop, and the floor of any sd-event server (an io source answering with recvmsg()/send(),
- *    no codec).
+ *    measured in interleaved blocks against servers that stay up.
  * Y: libcxpc pipelined throughput (64 in flight) / raw pipelined throughput, the median of the
  *    rounds' ratios.
  * Z: MB/s (10^6 bytes) of a 64 MiB data value created from a malloc'd buffer, sent and echoed
@@ -246,7 +246,7 @@ static _noreturn_ void cxpc_run_server(int fd) {
         _exit(r < 0 ? 1 : 0);
 }
 
-static pid_t fork_cxpc_server_kind(_noreturn_ void (*serve)(int fd), cxpc_connection **ret) {
+static pid_t fork_cxpc_server(_noreturn_ void (*serve)(int fd), cxpc_connection **ret) {
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 die("socketpair", errno);
@@ -262,10 +262,6 @@ static pid_t fork_cxpc_server_kind(_noreturn_ void (*serve)(int fd), cxpc_connec
         if (r < 0)
                 die("client connection", r);
         return pid;
-}
-
-static pid_t fork_cxpc_server(cxpc_connection **ret) {
-        return fork_cxpc_server_kind(cxpc_server, ret);
 }
 
 static int make_ping(int64_t i, cxpc_object **ret) {
@@ -318,9 +314,9 @@ static p50_result p50_interleaved(PingKind only_kind) {
         cxpc_connection *c;
         pid_t raw_pid = fork_server(raw_server, &raw_fd);
         pid_t floor_pid = fork_server(floor_server, &floor_fd);
-        pid_t cxpc_pid = fork_cxpc_server(&c);
+        pid_t cxpc_pid = fork_cxpc_server(cxpc_server, &c);
         cxpc_connection *c_run;
-        pid_t run_pid = fork_cxpc_server_kind(cxpc_run_server, &c_run);
+        pid_t run_pid = fork_cxpc_server(cxpc_run_server, &c_run);
         size_t n_blocks = (BENCH_WARMUP + BENCH_PINGS) / BENCH_BLOCK;
         int64_t cxpc_i = 0;
 
@@ -397,10 +393,11 @@ static int pipeline_send(pipeline *p) {
         return 0;
 }
 
-static double cxpc_throughput(void) {
+/* Pipelined calls against a server of the given kind (cxpc_server or cxpc_run_server). */
+static double cxpc_throughput(_noreturn_ void (*serve)(int fd)) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         pipeline p = {};
-        pid_t pid = fork_cxpc_server(&p.c);
+        pid_t pid = fork_cxpc_server(serve, &p.c);
         int r;
 
         if ((r = sd_event_new(&e)) < 0 || (r = cxpc_connection_attach_event(p.c, e, 0)) < 0)
@@ -446,7 +443,7 @@ typedef struct data_result {
 
 static data_result cxpc_data_mb_s(void) {
         cxpc_connection *c;
-        pid_t pid = fork_cxpc_server(&c);
+        pid_t pid = fork_cxpc_server(cxpc_run_server, &c);
         uint64_t samples[BENCH_DATA_ROUNDS], existing[BENCH_DATA_ROUNDS], floor_ns[BENCH_DATA_ROUNDS];
         _cleanup_free_ uint8_t *payload = malloc(BENCH_DATA_SIZE);
         if (!payload)
@@ -502,13 +499,15 @@ int main(void) {
         signal(SIGPIPE, SIG_IGN);
 
         /* For profiling one part at a time:
-         * IPC_BENCH_ONLY=raw-tput|cxpc-tput|raw-p50|floor-p50|cxpc-p50|cxpc-run-p50|data */
+         * IPC_BENCH_ONLY=raw-tput|cxpc-tput|cxpc-run-tput|raw-p50|floor-p50|cxpc-p50|cxpc-run-p50|data */
         const char *only = getenv("IPC_BENCH_ONLY");
         if (only) {
                 if (streq(only, "raw-tput"))
                         printf("%.0f msg/s\n", raw_throughput());
                 else if (streq(only, "cxpc-tput"))
-                        printf("%.0f msg/s\n", cxpc_throughput());
+                        printf("%.0f msg/s\n", cxpc_throughput(cxpc_server));
+                else if (streq(only, "cxpc-run-tput"))
+                        printf("%.0f msg/s\n", cxpc_throughput(cxpc_run_server));
                 else if (streq(only, "raw-p50"))
                         printf("%.2f us\n", (double) p50_interleaved(PING_RAW).p50[PING_RAW] / 1e3);
                 else if (streq(only, "floor-p50"))
@@ -530,30 +529,33 @@ int main(void) {
          * blocks), and the figures are the medians of the rounds' ratios: the VM's speed changes
          * between rounds, but within one round it is the same for both. */
         double p50_ratio[BENCH_ROUNDS], event_ratio[BENCH_ROUNDS], floor_ratio[BENCH_ROUNDS],
-                tput_ratio[BENCH_ROUNDS];
+                tput_ratio[BENCH_ROUNDS], event_tput_ratio[BENCH_ROUNDS];
         for (size_t i = 0; i < BENCH_ROUNDS; i++) {
                 p50_result p50 = p50_interleaved(_PING_KIND_MAX);
-                double raw_tp = raw_throughput(), lib_tp = cxpc_throughput();
+                double raw_tp = raw_throughput(), lib_tp = cxpc_throughput(cxpc_run_server),
+                       event_tp = cxpc_throughput(cxpc_server);
                 double raw = (double) p50.p50[PING_RAW];
                 p50_ratio[i] = (double) p50.p50[PING_CXPC_RUN] / raw;
                 event_ratio[i] = (double) p50.p50[PING_CXPC] / raw;
                 floor_ratio[i] = (double) p50.p50[PING_FLOOR] / raw;
                 tput_ratio[i] = lib_tp / raw_tp;
-                printf("round %zu: p50 raw %.2f us; libcxpc %.2f us (%.3f x); on sd-event: floor %.2f us "
-                       "(%.3f x), libcxpc %.2f us (%.3f x); pipelined raw %.0f msg/s, libcxpc %.0f msg/s "
-                       "(%.3f x)\n",
-                       i, raw / 1e3, (double) p50.p50[PING_CXPC_RUN] / 1e3, p50_ratio[i],
-                       (double) p50.p50[PING_FLOOR] / 1e3, floor_ratio[i], (double) p50.p50[PING_CXPC] / 1e3,
-                       event_ratio[i], raw_tp, lib_tp, tput_ratio[i]);
+                event_tput_ratio[i] = event_tp / raw_tp;
+                printf("round %zu: raw p50 %.2f us, pipelined %.0f msg/s; libcxpc p50 %.2f us (%.3f x), "
+                       "pipelined %.0f msg/s (%.3f x); on sd-event: floor p50 %.2f us (%.3f x), libcxpc "
+                       "p50 %.2f us (%.3f x), pipelined %.0f msg/s (%.3f x)\n",
+                       i, raw / 1e3, raw_tp, (double) p50.p50[PING_CXPC_RUN] / 1e3, p50_ratio[i], lib_tp,
+                       tput_ratio[i], (double) p50.p50[PING_FLOOR] / 1e3, floor_ratio[i],
+                       (double) p50.p50[PING_CXPC] / 1e3, event_ratio[i], event_tp, event_tput_ratio[i]);
                 fflush(stdout);
         }
         data_result d = cxpc_data_mb_s();
 
         /* Not targets: the same server on an sd-event loop, and what any server on an sd-event loop
          * pays here before it decodes anything. */
-        printf("libcxpc server on an sd-event loop: %.3f x raw; sd-event floor (io source answering "
-               "with recvmsg/send, no codec): %.3f x raw\n",
-               median_double(event_ratio, BENCH_ROUNDS), median_double(floor_ratio, BENCH_ROUNDS));
+        printf("libcxpc server on an sd-event loop: p50 %.3f x raw, pipelined %.3f x raw; sd-event floor "
+               "(io source answering with recvmsg/send, no codec): p50 %.3f x raw\n",
+               median_double(event_ratio, BENCH_ROUNDS), median_double(event_tput_ratio, BENCH_ROUNDS),
+               median_double(floor_ratio, BENCH_ROUNDS));
         printf("64 MiB value created, sent and echoed: %.0f MB/s\n", d.created_mb_s);
         printf("64 MiB existing value sent and echoed (no copy: sealed memfd passed along): %.0f MB/s\n",
                d.existing_mb_s);

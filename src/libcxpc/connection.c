@@ -724,66 +724,70 @@ static size_t connection_read_size(cxpc_connection *c) {
         return 1;
 }
 
-/* Reads and dispatches what is queued, a batch per syscall, a bounded number of batches. A
- * batch smaller than asked for means the socket was drained: no read that would only say EAGAIN
- * (epoll is level-triggered, so anything arriving later wakes us again, and so does a record
- * left behind by a one-record read). */
-static void connection_read(cxpc_connection *c) {
-        for (unsigned round = 0; round < CONNECTION_READ_ROUNDS_MAX && CONNECTION_STATE_IS_ALIVE(c->state);
-             round++) {
-                size_t want = connection_read_size(c);
-                int r = recv_batch_fill(c->fd, c->rbatch, want);
-                if (r == -EAGAIN)
-                        return;
-                if (errno_is_disconnect(r)) {
+/* Receives one batch, blocking for its first record when wait, and dispatches it. -EAGAIN when
+ * nothing came; 0 when more may be queued; 1 when the socket was drained or the connection ended
+ * (a batch smaller than asked for means drained: no read that would only say EAGAIN). */
+static int connection_read_batch(cxpc_connection *c, bool wait) {
+        size_t want = connection_read_size(c);
+        int r = recv_batch_fill(c->fd, c->rbatch, want, wait);
+        if (r == -EAGAIN)
+                return r;
+        if (errno_is_disconnect(r)) {
+                connection_disconnect(c, CONNECTION_INTERRUPTED);
+                return 1;
+        }
+        if (r < 0) {
+                fprintf(stderr, "cxpc: failed to receive message: %s; closing connection\n", strerror(-r));
+                connection_disconnect(c, CONNECTION_INVALIDATED);
+                return 1;
+        }
+        if (want > 1)
+                c->pipelining = r > 1;
+        bool drained = (size_t) r < want || want == 1;
+
+        /* Replies to a batch go out together; a lone request's reply goes out at once, before the
+         * request is even freed: the peer is waiting for it. */
+        bool cork = r > 1;
+        if (cork)
+                connection_cork(c);
+        while (CONNECTION_STATE_IS_ALIVE(c->state)) {
+                cxpc_object *m = NULL;
+                cxpc_frame_info info;
+                RecvError why = RECV_ERROR_NONE;
+
+                r = recv_batch_next(c->rbatch, &m, &info, &why);
+                if (r == -ENODATA)
+                        break;
+                if (r == 0) {
                         connection_disconnect(c, CONNECTION_INTERRUPTED);
-                        return;
+                        break;
+                }
+                if (r == -EBADMSG) {
+                        connection_protocol_error(c, why);
+                        break;
                 }
                 if (r < 0) {
                         fprintf(stderr, "cxpc: failed to receive message: %s; closing connection\n",
                                 strerror(-r));
                         connection_disconnect(c, CONNECTION_INVALIDATED);
-                        return;
+                        break;
                 }
-                if (want > 1)
-                        c->pipelining = r > 1;
-                bool drained = (size_t) r < want || want == 1;
-
-                /* Replies to a batch go out together; a lone request's reply goes out at once,
-                 * before the request is even freed: the peer is waiting for it. */
-                bool cork = r > 1;
-                if (cork)
-                        connection_cork(c);
-                while (CONNECTION_STATE_IS_ALIVE(c->state)) {
-                        cxpc_object *m = NULL;
-                        cxpc_frame_info info;
-                        RecvError why = RECV_ERROR_NONE;
-
-                        r = recv_batch_next(c->rbatch, &m, &info, &why);
-                        if (r == -ENODATA)
-                                break;
-                        if (r == 0) {
-                                connection_disconnect(c, CONNECTION_INTERRUPTED);
-                                break;
-                        }
-                        if (r == -EBADMSG) {
-                                connection_protocol_error(c, why);
-                                break;
-                        }
-                        if (r < 0) {
-                                fprintf(stderr, "cxpc: failed to receive message: %s; closing connection\n",
-                                        strerror(-r));
-                                connection_disconnect(c, CONNECTION_INVALIDATED);
-                                break;
-                        }
-                        (void) connection_dispatch_message(c, m, &info);
-                }
-                recv_batch_discard(c->rbatch); /* what a dead connection left unread */
-                if (cork)
-                        connection_uncork(c);
-                if (drained)
-                        return;
+                (void) connection_dispatch_message(c, m, &info);
         }
+        recv_batch_discard(c->rbatch); /* what a dead connection left unread */
+        if (cork)
+                connection_uncork(c);
+        return drained || !CONNECTION_STATE_IS_ALIVE(c->state);
+}
+
+/* Reads and dispatches what is queued, a batch per syscall, a bounded number of batches (epoll is
+ * level-triggered, so anything arriving later wakes us again, and so does a record left behind by
+ * a one-record read). */
+static void connection_read(cxpc_connection *c) {
+        for (unsigned round = 0; round < CONNECTION_READ_ROUNDS_MAX && CONNECTION_STATE_IS_ALIVE(c->state);
+             round++)
+                if (connection_read_batch(c, /* wait= */ false) != 0)
+                        return;
 }
 
 static int connection_io_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -1317,13 +1321,11 @@ int connection_reply_errno(cxpc_connection *c, cxpc_object *request, int error) 
 
 /* ---- serving without an event loop ---- */
 
-/* One turn of cxpc_connection_run(): writes what is queued, or waits for and dispatches one
- * message. 1 when something was done, 0 when the connection is gone, -ETIMEDOUT after
- * idle_usec without a message, other errors as they come. */
+/* One turn of cxpc_connection_run(): writes what is queued, or waits for and dispatches a batch
+ * of messages (one, unless the peer pipelines: then what is queued, like the event-loop path).
+ * 1 when something was done, 0 when the connection is gone, -ETIMEDOUT after idle_usec without a
+ * message, other errors as they come. */
 static int connection_run_once(cxpc_connection *c, uint64_t idle_usec) {
-        cxpc_object *m = NULL;
-        cxpc_frame_info info;
-        RecvError why = RECV_ERROR_NONE;
         int r;
 
         if (!CONNECTION_STATE_IS_ALIVE(c->state))
@@ -1333,7 +1335,7 @@ static int connection_run_once(cxpc_connection *c, uint64_t idle_usec) {
                 (void) inbound_dispatch(c, SIZE_MAX);
                 return 1;
         }
-        /* A reply the socket did not take: no new request is read until it is out, so that a
+        /* Replies the socket did not take: no new request is read until they are out, so that a
          * peer that stops reading stalls only itself (backpressure, not memory). */
         if (c->out_head) {
                 r = connection_flush_until(c, deadline_from_timeout(idle_usec));
@@ -1345,24 +1347,9 @@ static int connection_run_once(cxpc_connection *c, uint64_t idle_usec) {
         r = connection_set_rcvtimeo(c, idle_usec);
         if (r < 0)
                 return r;
-        cxpc_recv_buffer buf = recv_batch_buffer(c->rbatch);
-        r = socket_receive_message(c->fd, &buf, 0, &m, &info, &why);
+        r = connection_read_batch(c, /* wait= */ true);
         if (r == -EAGAIN) /* SO_RCVTIMEO ran out */
                 return -ETIMEDOUT;
-        if (r == 0 || errno_is_disconnect(r)) {
-                connection_disconnect(c, CONNECTION_INTERRUPTED);
-                return 0;
-        }
-        if (r == -EBADMSG) {
-                connection_protocol_error(c, why);
-                return 0;
-        }
-        if (r < 0) {
-                fprintf(stderr, "cxpc: failed to receive message: %s; closing connection\n", strerror(-r));
-                connection_disconnect(c, CONNECTION_INVALIDATED);
-                return 0;
-        }
-        (void) connection_dispatch_message(c, m, &info);
         return 1;
 }
 

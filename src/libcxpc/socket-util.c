@@ -174,7 +174,7 @@ cxpc_recv_buffer recv_batch_buffer(RecvBatch *b) {
         return (cxpc_recv_buffer){.data = b->data, .size = RECV_SLOT_SIZE};
 }
 
-int recv_batch_fill(int fd, RecvBatch *b, size_t max) {
+int recv_batch_fill(int fd, RecvBatch *b, size_t max, bool wait) {
         int n;
 
         assert(fd >= 0 && b && b->next == b->n);
@@ -186,12 +186,14 @@ int recv_batch_fill(int fd, RecvBatch *b, size_t max) {
         b->n = b->next = 0;
         do
                 if (max == 1) { /* recvmsg() is a little cheaper than a one-slot recvmmsg() */
-                        ssize_t k = recvmsg(fd, &b->msgs[0].msg_hdr, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+                        ssize_t k = recvmsg(fd, &b->msgs[0].msg_hdr,
+                                            (wait ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
                         if (k >= 0)
                                 b->msgs[0].msg_len = (unsigned) k;
                         n = k < 0 ? -1 : 1;
-                } else
-                        n = recvmmsg(fd, b->msgs, (unsigned) max, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+                } else /* MSG_WAITFORONE: block for the first record only */
+                        n = recvmmsg(fd, b->msgs, (unsigned) max,
+                                     (wait ? MSG_WAITFORONE : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC, NULL);
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return errno == EWOULDBLOCK ? -EAGAIN : negative_errno();

@@ -63,9 +63,11 @@ int recv_batch_new(RecvBatch **ret);
 RecvBatch *recv_batch_free(RecvBatch *b);
 /* The synchronous path's buffer (slot 0, free once the batch's first record was decoded). */
 cxpc_recv_buffer recv_batch_buffer(RecvBatch *b);
-/* Receives up to max (≤ RECV_BATCH_MAX) queued records, without blocking: > 0 records, -EAGAIN,
- * or another negative errno. Every record of the previous fill must have been taken or discarded. */
-int recv_batch_fill(int fd, RecvBatch *b, size_t max);
+/* Receives up to max (≤ RECV_BATCH_MAX) queued records: > 0 records, -EAGAIN, or another negative
+ * errno. Without wait it never blocks; with wait it blocks for the first record (up to the socket's
+ * SO_RCVTIMEO, then -EAGAIN) and takes only what is queued after it. Every record of the previous
+ * fill must have been taken or discarded. */
+int recv_batch_fill(int fd, RecvBatch *b, size_t max, bool wait);
 /* Decodes the next record of the batch: 1 with a message, 0 for EOF, -ENODATA when the batch is
  * used up, -EBADMSG (protocol error, *ret_error says why; the record's fds are closed). */
 int recv_batch_next(RecvBatch *b, cxpc_object **ret_message, cxpc_frame_info *ret_info,

@@ -30,6 +30,7 @@
 #define IDLE_USEC       (200u * 1000u)
 #define IDLE_SLACK_USEC (1500u * 1000u) /* shared 2-CPU machine: generous upper bound */
 #define WAIT_USEC       (5u * 1000u * 1000u)
+#define PIPELINE_CALLS  500
 
 /* What the server process saw, written to the report pipe when it is done. */
 typedef struct RunReport {
@@ -303,6 +304,52 @@ static void test_run_serves(void **state) {
         assert_int_equal(rep.fds_after, rep.fds_before - 1);
 }
 
+typedef struct Pipeline {
+        unsigned received, bad;
+        int64_t next; /* the sum expected next: replies come in order */
+} Pipeline;
+
+static void on_pipelined_reply(cxpc_connection *c, cxpc_object *reply, void *userdata) {
+        Pipeline *p = userdata;
+        int64_t sum = -1;
+        if (cxpc_dict_get_int64(reply, "sum", &sum) < 0 || sum != p->next)
+                p->bad++;
+        p->next++;
+        p->received++;
+}
+
+/* A peer with many calls in flight: the server takes what is queued per wakeup and answers all,
+ * in order. */
+static void test_run_pipelined(void **state) {
+        Server s = start_server(0);
+        sd_event *e = NULL;
+        Pipeline p = {.next = 1000};
+
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(cxpc_connection_attach_event(s.client, e, 0), 0);
+        for (int64_t i = 0; i < PIPELINE_CALLS; i++) {
+                cxpc_object *m = NULL;
+                assert_int_equal(cxpc_message_new_request("sum", &m), 0);
+                assert_int_equal(cxpc_dict_set_int64(m, "a", i), 0);
+                assert_int_equal(cxpc_dict_set_int64(m, "b", 1000), 0);
+                assert_int_equal(cxpc_connection_call_async(s.client, m, WAIT_USEC, on_pipelined_reply, &p),
+                                 0);
+                cxpc_object_unref(m);
+        }
+        uint64_t end = now_us() + WAIT_USEC;
+        while (p.received < PIPELINE_CALLS && now_us() < end)
+                assert_true(sd_event_run(e, 100 * 1000) >= 0);
+        assert_int_equal(p.received, PIPELINE_CALLS);
+        assert_int_equal(p.bad, 0);
+
+        s.client = cxpc_connection_close_unref(s.client);
+        sd_event_unref(e);
+        RunReport rep = finish_server(&s);
+        assert_int_equal(rep.result, 0);
+        assert_int_equal(rep.disconnects, 1);
+        assert_int_equal(rep.fds_after, rep.fds_before - 1);
+}
+
 /* Silence: -ETIMEDOUT after the idle timeout, and the next run() carries on serving. */
 static void test_run_idle_timeout(void **state) {
         Server s = start_server(IDLE_USEC);
@@ -364,6 +411,7 @@ static void test_run_protocol_error(void **state) {
 int main(int argc, char **argv) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_run_serves),
+                cmocka_unit_test(test_run_pipelined),
                 cmocka_unit_test(test_run_idle_timeout),
                 cmocka_unit_test(test_run_protocol_error),
         };

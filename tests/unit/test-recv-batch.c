@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -45,12 +46,12 @@ static void test_batch_order_and_limit(void **state) {
         assert_int_equal(recv_batch_new(&b), 0);
         unsigned before = (unsigned) count_open_fds(0);
 
-        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX), -EAGAIN);
+        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX, false), -EAGAIN);
         for (int64_t i = 0; i < (int64_t) RECV_BATCH_MAX + 5; i++)
                 send_request(sv[0], (uint64_t) i + 1, i, i % 3 == 0);
 
         /* One fill takes at most what was asked for, in order. */
-        assert_int_equal(recv_batch_fill(sv[1], b, 4), 4);
+        assert_int_equal(recv_batch_fill(sv[1], b, 4, false), 4);
         int64_t expect = 0;
         for (;;) {
                 cxpc_object *m = NULL;
@@ -68,10 +69,10 @@ static void test_batch_order_and_limit(void **state) {
                 cxpc_object_unref(m);
         }
         assert_int_equal(expect, 4);
-        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX), (int) RECV_BATCH_MAX);
+        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX, false), (int) RECV_BATCH_MAX);
         /* Records not taken: discarding closes their fds. */
         recv_batch_discard(b);
-        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX), 1);
+        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX, false), 1);
         recv_batch_discard(b);
         assert_int_equal((unsigned) count_open_fds(0), before);
 
@@ -82,7 +83,7 @@ static void test_batch_order_and_limit(void **state) {
 
         close(sv[0]);
         /* EOF after the peer closed. */
-        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX) > 0, 1);
+        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX, false) > 0, 1);
         cxpc_object *m = NULL;
         cxpc_frame_info info;
         assert_int_equal(recv_batch_next(b, &m, &info, NULL), 0);
@@ -93,6 +94,50 @@ static void test_batch_order_and_limit(void **state) {
 
 /* A malformed record in the middle of a batch: the ones before it decode, it is refused with a
  * reason, and the fds of the records behind it are closed when the batch is dropped. */
+/* A waiting fill blocks for the first record only: it returns what is queued by then, and
+ * -EAGAIN once SO_RCVTIMEO runs out with nothing queued. */
+static void test_batch_wait(void **state) {
+        int sv[2];
+        RecvBatch *b = NULL;
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(recv_batch_new(&b), 0);
+        struct timeval tv = {.tv_usec = 50 * 1000};
+        assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+
+        for (unsigned want = 1; want <= RECV_BATCH_MAX; want += RECV_BATCH_MAX - 1) {
+                struct timespec t0, t1;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                assert_int_equal(recv_batch_fill(sv[1], b, want, true), -EAGAIN);
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                int64_t waited_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+                assert_true(waited_ms >= 40); /* it did wait (the kernel rounds to jiffies) */
+        }
+
+        for (int64_t i = 0; i < 3; i++)
+                send_request(sv[0], (uint64_t) i + 1, i, false);
+        /* Three are queued: a waiting fill of up to 16 takes the three without waiting for more. */
+        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX, true), 3);
+        for (int64_t i = 0; i < 3; i++) {
+                cxpc_object *m = NULL;
+                cxpc_frame_info info;
+                RecvError why = RECV_ERROR_NONE;
+                assert_int_equal(recv_batch_next(b, &m, &info, &why), 1);
+                assert_int_equal(info.id, (uint64_t) i + 1);
+                cxpc_object_unref(m);
+        }
+        recv_batch_discard(b);
+
+        /* EOF while waiting: one empty record. */
+        close(sv[0]);
+        assert_int_equal(recv_batch_fill(sv[1], b, 1, true), 1);
+        cxpc_object *m = NULL;
+        cxpc_frame_info info;
+        RecvError why = RECV_ERROR_NONE;
+        assert_int_equal(recv_batch_next(b, &m, &info, &why), 0);
+        recv_batch_free(b);
+        close(sv[1]);
+}
+
 static void test_batch_bad_record(void **state) {
         int sv[2];
         RecvBatch *b = NULL;
@@ -109,7 +154,7 @@ static void test_batch_bad_record(void **state) {
                 send_request(sv[0], 10 + i, 2, true);
         assert_int_equal((unsigned) count_open_fds(0), before); /* in flight: in no fd table */
 
-        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX), 7);
+        assert_int_equal(recv_batch_fill(sv[1], b, RECV_BATCH_MAX, false), 7);
         assert_int_equal((unsigned) count_open_fds(0), before + 6); /* received: installed in ours */
         cxpc_object *m = NULL;
         cxpc_frame_info info;
@@ -131,6 +176,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_batch_order_and_limit),
                 cmocka_unit_test(test_batch_bad_record),
+                cmocka_unit_test(test_batch_wait),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
