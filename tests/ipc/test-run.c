@@ -200,6 +200,14 @@ static RunReport finish_server(Server *s) {
         return rep;
 }
 
+/* The end every case expects: run() returned 0 once the connection ended, after its disconnect
+ * handler ran, and the only fd gone is the connection's socket (nothing received is left open). */
+static void assert_ended_cleanly(const RunReport *rep) {
+        assert_int_equal(rep->result, 0);
+        assert_int_equal(rep->disconnects, 1);
+        assert_int_equal(rep->fds_after, rep->fds_before - 1);
+}
+
 static int64_t call_sum(cxpc_connection *c, int64_t a, int64_t b) {
         cxpc_object *m = NULL, *reply = NULL;
         int64_t sum = 0;
@@ -298,10 +306,7 @@ static void test_run_serves(void **state) {
         sd_event_unref(e);
         RunReport rep = finish_server(&s);
         assert_int_equal(rep.timeouts, 0);
-        assert_int_equal(rep.result, 0);
-        assert_int_equal(rep.disconnects, 1);
-        /* The connection's socket is closed, nothing else is left open. */
-        assert_int_equal(rep.fds_after, rep.fds_before - 1);
+        assert_ended_cleanly(&rep);
 }
 
 typedef struct Pipeline {
@@ -345,9 +350,7 @@ static void test_run_pipelined(void **state) {
         s.client = cxpc_connection_close_unref(s.client);
         sd_event_unref(e);
         RunReport rep = finish_server(&s);
-        assert_int_equal(rep.result, 0);
-        assert_int_equal(rep.disconnects, 1);
-        assert_int_equal(rep.fds_after, rep.fds_before - 1);
+        assert_ended_cleanly(&rep);
 }
 
 /* Silence: -ETIMEDOUT after the idle timeout, and the next run() carries on serving. */
@@ -365,10 +368,8 @@ static void test_run_idle_timeout(void **state) {
         assert_true(rep.timeouts >= 1 && rep.timeouts <= 3);
         assert_true(rep.min_idle_usec >= IDLE_USEC);
         assert_true(rep.max_idle_usec < IDLE_USEC + IDLE_SLACK_USEC);
-        /* Closed by its own handler: run() returns 0 and the disconnect handlers ran. */
-        assert_int_equal(rep.result, 0);
-        assert_int_equal(rep.disconnects, 1);
-        assert_int_equal(rep.fds_after, rep.fds_before - 1);
+        /* Closed by its own handler. */
+        assert_ended_cleanly(&rep);
 }
 
 /* A malformed record with an fd in it: the fd is closed, the connection invalidated, run()
@@ -401,10 +402,7 @@ static void test_run_protocol_error(void **state) {
 
         RunReport rep = finish_server(&s);
         assert_int_equal(rep.timeouts, 0);
-        assert_int_equal(rep.result, 0);
-        assert_int_equal(rep.disconnects, 1);
-        /* The received fd was closed along with the connection's socket. */
-        assert_int_equal(rep.fds_after, rep.fds_before - 1);
+        assert_ended_cleanly(&rep); /* the received fd was closed too */
         cxpc_connection_unref(s.client);
 }
 
