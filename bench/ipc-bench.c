@@ -213,17 +213,26 @@ static void on_server_disconnect(cxpc_connection *c, void *userdata) {
         sd_event_exit(cxpc_connection_get_event(c), 0);
 }
 
-static _noreturn_ void cxpc_server(int fd) {
-        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+/* The server end of a bench connection: fd wrapped, the bench's routes set. Dies on failure. */
+static cxpc_connection *bench_server_connection(int fd) {
         _cleanup_(cxpc_router_unrefp) cxpc_router *router = NULL;
-        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *c = NULL;
+        cxpc_connection *c = NULL;
         int r;
 
-        if ((r = sd_event_new(&e)) < 0 || (r = cxpc_router_new(&router)) < 0 ||
+        if ((r = cxpc_router_new(&router)) < 0 ||
             (r = cxpc_router_add(router, "bench/ping", on_ping, NULL)) < 0 ||
             (r = cxpc_router_add(router, "bench/echo", on_echo, NULL)) < 0 ||
-            (r = cxpc_connection_new_from_fd(fd, &c)) < 0 ||
-            (r = cxpc_connection_set_router(c, router)) < 0 ||
+            (r = cxpc_connection_new_from_fd(fd, &c)) < 0 || (r = cxpc_connection_set_router(c, router)) < 0)
+                die("server setup", r);
+        return c;
+}
+
+static _noreturn_ void cxpc_server(int fd) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(cxpc_connection_close_unrefp) cxpc_connection *c = bench_server_connection(fd);
+        int r;
+
+        if ((r = sd_event_new(&e)) < 0 ||
             (r = cxpc_connection_add_disconnect_handler(c, on_server_disconnect, NULL)) < 0 ||
             (r = cxpc_connection_attach_event(c, e, 0)) < 0)
                 die("server setup", r);
@@ -233,17 +242,8 @@ static _noreturn_ void cxpc_server(int fd) {
 
 /* The same routes served without an event loop, blocking in recvmsg() like raw_server(). */
 static _noreturn_ void cxpc_run_server(int fd) {
-        _cleanup_(cxpc_router_unrefp) cxpc_router *router = NULL;
-        _cleanup_(cxpc_connection_unrefp) cxpc_connection *c = NULL;
-        int r;
-
-        if ((r = cxpc_router_new(&router)) < 0 ||
-            (r = cxpc_router_add(router, "bench/ping", on_ping, NULL)) < 0 ||
-            (r = cxpc_router_add(router, "bench/echo", on_echo, NULL)) < 0 ||
-            (r = cxpc_connection_new_from_fd(fd, &c)) < 0 || (r = cxpc_connection_set_router(c, router)) < 0)
-                die("server setup", r);
-        r = cxpc_connection_run(c, CXPC_INFINITY);
-        _exit(r < 0 ? 1 : 0);
+        _cleanup_(cxpc_connection_unrefp) cxpc_connection *c = bench_server_connection(fd);
+        _exit(cxpc_connection_run(c, CXPC_INFINITY) < 0 ? 1 : 0);
 }
 
 static pid_t fork_cxpc_server(_noreturn_ void (*serve)(int fd), cxpc_connection **ret) {
