@@ -30,6 +30,7 @@
 #include <cmocka.h>
 #include <systemd/sd-event.h>
 
+#include "case-filter.h"
 #include "fd-count.h"
 #include "codec.h"
 #include "cxpc/cxpc.h"
@@ -1154,12 +1155,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_setup_teardown(test_event_during_sync_call, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stale_and_live_socket, setup, teardown),
         };
-        char filter[128];
-
-        if (argc > 1) {
-                snprintf(filter, sizeof(filter), "test_%s", argv[1]);
-                cmocka_set_test_filter(filter);
-        }
+        case_filter_from_args(argc, argv);
         (void) signal(SIGPIPE, SIG_IGN);
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 #include <systemd/sd-event.h>
 
+#include "case-filter.h"
 #include "fd-count.h"
 #include "cxpc/cxpc.h"
 
@@ -413,12 +414,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_run_idle_timeout),
                 cmocka_unit_test(test_run_protocol_error),
         };
-        char filter[128];
-
-        if (argc > 1) {
-                snprintf(filter, sizeof(filter), "test_%s", argv[1]);
-                cmocka_set_test_filter(filter);
-        }
+        case_filter_from_args(argc, argv);
         (void) signal(SIGPIPE, SIG_IGN);
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
