@@ -3,6 +3,10 @@
 
 /* The IPC drivers' command line: "DRIVER CASE" runs test_CASE only (one meson test per case). */
 
+#include <setjmp.h> /* cmocka.h needs these first */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <cmocka.h>
